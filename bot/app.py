@@ -1,0 +1,240 @@
+"""Composition root: the one place where configuration becomes wired components.
+
+Backtest, paper and live all call ``build_engine``; they differ only in the Feed,
+the ExecutionPort and the Clock handed to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from bot.clock import Clock, LiveClock, SimClock
+from bot.config import Settings, date_to_ms
+from bot.engine import Engine, EngineSettings, EngineStats
+from bot.evaluation.metrics import (
+    annual_return,
+    bar_returns,
+    max_drawdown,
+    periods_per_year,
+    round_trips,
+    sharpe,
+    win_rate,
+)
+from bot.events import timeframe_ms
+from bot.execution.base import ExecutionPort
+from bot.execution.simulated import SimulatedExecutor
+from bot.feeds.base import Feed
+from bot.feeds.replay import ReplayFeed
+from bot.store import Store
+from risk.gate import RiskGate, RiskLimits
+from risk.portfolio import Portfolio
+from risk.stops import StopRules
+from strategies.base import Strategy
+from strategies.catalog import build_strategy
+
+log = structlog.get_logger(__name__)
+
+
+def build_strategies(
+    settings: Settings, symbols: list[str] | None = None, timeframe: str | None = None
+) -> list[Strategy]:
+    out = []
+    for i, cfg in enumerate(settings.strategies):
+        if not cfg.enabled:
+            continue
+        out.append(
+            build_strategy(
+                cfg.kind,
+                cfg.name,
+                tuple(symbols or cfg.symbols),
+                timeframe or cfg.timeframe,
+                cfg.params,
+                where=f"strategies[{i}]",
+            )
+        )
+    return out
+
+
+def engine_settings(settings: Settings) -> EngineSettings:
+    r = settings.risk
+    return EngineSettings(
+        exchange=settings.exchange.name,
+        fee_rate=settings.exchange.fee_rate,
+        stops=StopRules(r.stop_loss_pct, r.take_profit_pct, r.trailing_stop_pct),
+        risk_per_trade_pct=r.risk_per_trade_pct,
+    )
+
+
+def risk_limits(settings: Settings) -> RiskLimits:
+    r = settings.risk
+    return RiskLimits(
+        max_position_pct=r.max_position_pct,
+        max_open_positions=r.max_open_positions,
+        max_heat_pct=r.max_heat_pct,
+        min_strength=r.min_strength,
+    )
+
+
+def build_engine(
+    settings: Settings,
+    *,
+    strategies: list[Strategy],
+    store: Store,
+    clock: Clock,
+    executor: ExecutionPort | None = None,
+    initial_equity: float | None = None,
+) -> Engine:
+    portfolio = Portfolio(initial_equity or settings.backtest.initial_equity)
+    if executor is None:
+        executor = SimulatedExecutor(
+            fee_rate=settings.exchange.fee_rate,
+            slippage_bps=settings.backtest.slippage_bps,
+            cash=lambda: portfolio.cash,
+        )
+    return Engine(
+        strategies=strategies,
+        gate=RiskGate(risk_limits(settings)),
+        executor=executor,
+        portfolio=portfolio,
+        store=store,
+        clock=clock,
+        settings=engine_settings(settings),
+    )
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    portfolio: str
+    stats: EngineStats
+    summary: dict[str, Any]
+
+
+async def summarize(engine: Engine, store: Store, timeframe: str, initial: float) -> dict[str, Any]:
+    """Headline figures of a finished run, computed from what the store recorded."""
+    equity_rows = await store.fetch("equity")
+    equity = np.array([initial] + [r["equity"] for r in equity_rows])
+    trips = round_trips(await store.fetch("fills"))
+    stats = engine.stats
+    span = (stats.last_ts or 0) - (stats.first_ts or 0) + timeframe_ms(timeframe)
+    final = float(equity[-1])
+    return {
+        "candles": stats.candles,
+        "rejected_candles": stats.rejected,
+        "signals": stats.signals,
+        "orders": stats.orders,
+        "denied": stats.denied,
+        "fills": stats.fills,
+        "trades": len(trips),
+        "initial_equity": initial,
+        "final_equity": round(final, 2),
+        "total_return": round(final / initial - 1.0, 6),
+        "annual_return": round(annual_return(equity, span), 6),
+        "sharpe": round(sharpe(bar_returns(equity), periods_per_year(timeframe_ms(timeframe))), 4),
+        "max_drawdown": round(max_drawdown(equity), 6),
+        "win_rate": round(win_rate(trips), 4),
+        "fees": round(engine.portfolio.fees_paid, 2),
+        "first_ts": stats.first_ts,
+        "last_ts": stats.last_ts,
+        "denials_by_check": dict(stats.denials_by_check),
+    }
+
+
+async def run_backtest(
+    settings: Settings,
+    *,
+    symbols: list[str] | None = None,
+    timeframe: str | None = None,
+    start: Any = None,
+    end: Any = None,
+    run_id: str | None = None,
+    feed: Feed | None = None,
+) -> BacktestResult:
+    """Replay candles through the Engine with simulated fills; every fact goes to SQLite."""
+    symbols = symbols or settings.backtest.symbols
+    timeframe = timeframe or settings.backtest.timeframe
+    run_id = run_id or uuid.uuid4().hex[:12]
+    portfolio_name = f"backtest-{run_id}"
+    strategies = build_strategies(settings, symbols, timeframe)
+    if feed is None:
+        feed = ReplayFeed.from_csv(
+            settings.data.dir,
+            settings.exchange.name,
+            symbols,
+            timeframe,
+            date_to_ms(start or settings.backtest.start),
+            date_to_ms(end or settings.backtest.end),
+        )
+    store = await Store.open(settings.store.path, portfolio=portfolio_name)
+    try:
+        clock = SimClock()
+        await store.start_run(run_id, "backtest", 0, settings.redacted())
+        engine = build_engine(settings, strategies=strategies, store=store, clock=clock)
+        stats = await engine.run(feed)
+        summary = await summarize(engine, store, timeframe, settings.backtest.initial_equity)
+    finally:
+        await store.close()
+    summary["portfolio"] = portfolio_name
+    summary["store"] = str(Path(settings.store.path))
+    return BacktestResult(portfolio_name, stats, summary)
+
+
+async def run_daemon(settings: Settings, run_id: str, stop: asyncio.Event | None = None) -> dict[str, Any]:
+    """Trade in the configured mode until SIGINT/SIGTERM (or ``stop``); then flush and return."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    store = await Store.open(settings.store.path, portfolio=settings.store.portfolio)
+    feed: Feed
+    clock: Clock
+    if settings.feed.source == "replay":
+        clock = SimClock()
+        feed = ReplayFeed.from_csv(
+            settings.data.dir,
+            settings.exchange.name,
+            settings.backtest.symbols,
+            settings.backtest.timeframe,
+            date_to_ms(settings.backtest.start),
+            date_to_ms(settings.backtest.end),
+            speed=settings.feed.replay_speed,
+        )
+    else:
+        raise NotImplementedError("the exchange feed is wired by the market-data component")
+    try:
+        await store.start_run(run_id, settings.mode, LiveClock().now_ms(), settings.redacted())
+        engine = build_engine(
+            settings,
+            strategies=build_strategies(settings, settings.backtest.symbols, settings.backtest.timeframe),
+            store=store,
+            clock=clock,
+        )
+        log.info("daemon_started", feed=settings.feed.source, strategies=len(engine.strategies))
+        task = asyncio.create_task(engine.run(feed))
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            log.info("daemon_stopping", reason="signal")
+            await feed.close()
+            task.cancel()
+        stopper.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        summary = await summarize(
+            engine, store, settings.backtest.timeframe, settings.backtest.initial_equity
+        )
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await store.close()
+    log.info("daemon_stopped", candles=summary["candles"], equity=summary["final_equity"])
+    return summary

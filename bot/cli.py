@@ -1,0 +1,175 @@
+"""``neuralbot`` command line. Exit codes: 0 ok, 1 runtime failure, 2 bad configuration/usage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import sys
+import uuid
+from datetime import date
+from typing import Any
+
+import structlog
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.logging_setup import configure_logging
+from strategies.catalog import StrategyParamError
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+# Modules that contribute subcommands through ``add_parsers(subparsers)``.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def add_config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML configuration (default: $NEURALBOT_CONFIG)"
+    )
+
+
+def load_config_or_exit(args: argparse.Namespace) -> Settings:
+    """Load the configuration named by ``--config``; on error print why and exit 2."""
+    try:
+        return load_settings(getattr(args, "config", None))
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _setup(settings: Settings, args: argparse.Namespace, mode: str, quiet: bool = False) -> str:
+    run_id = uuid.uuid4().hex[:12]
+    level = settings.logging.level
+    if quiet and not getattr(args, "verbose", False):
+        level = "WARNING"
+    configure_logging(level, settings.logging.format, run_id=run_id, mode=mode)
+    return run_id
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from bot.app import run_backtest
+
+    settings = load_config_or_exit(args)
+    run_id = _setup(settings, args, "backtest", quiet=True)
+    try:
+        result = asyncio.run(
+            run_backtest(
+                settings,
+                symbols=[args.symbol] if args.symbol else None,
+                timeframe=args.timeframe,
+                start=args.start,
+                end=args.end,
+                run_id=run_id,
+            )
+        )
+    except StrategyParamError as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except FileNotFoundError as exc:
+        print(f"error: {exc} (set data.dir in the config or NEURALBOT_DATA__DIR)", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(result.summary, sort_keys=True))
+    else:
+        print_summary("Backtest", result.summary)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.app import run_daemon
+
+    settings = load_config_or_exit(args)
+    run_id = _setup(settings, args, settings.mode)
+    try:
+        summary = asyncio.run(run_daemon(settings, run_id))
+    except StrategyParamError as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.summary:
+        print_summary(f"Run {run_id} ({settings.mode})", summary)
+    return EXIT_OK
+
+
+def print_summary(title: str, s: dict[str, Any]) -> None:
+    from datetime import datetime, timezone
+
+    def when(ms: int | None) -> str:
+        return "-" if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+    rows = [
+        ("period", f"{when(s.get('first_ts'))} -> {when(s.get('last_ts'))} UTC"),
+        ("candles", f"{s['candles']:,} ({s.get('rejected_candles', 0)} rejected)"),
+        ("signals / orders / denied", f"{s['signals']:,} / {s['orders']:,} / {s['denied']:,}"),
+        ("round-trip trades", f"{s['trades']:,}  (win rate {s['win_rate']:.1%})"),
+        ("equity", f"{s['initial_equity']:,.2f} -> {s['final_equity']:,.2f}  ({s['total_return']:+.2%})"),
+        ("annual return", f"{s['annual_return']:+.2%}"),
+        ("sharpe (annualised)", f"{s['sharpe']:.2f}"),
+        ("max drawdown", f"{s['max_drawdown']:.2%}"),
+        ("fees paid", f"{s['fees']:,.2f}"),
+    ]
+    if s.get("denials_by_check"):
+        rows.append(("denials by check", ", ".join(f"{k}={v}" for k, v in s["denials_by_check"].items())))
+    if s.get("store"):
+        rows.append(("stored in", f"{s['store']} (portfolio {s.get('portfolio', '')})"))
+    width = max(len(k) for k, _ in rows)
+    print(title)
+    print("-" * len(title))
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuralbot",
+        description="Neural-network crypto trading bot: backtest, paper, sandbox and (opt-in) live.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    bt = sub.add_parser("backtest", help="replay history through the Engine with simulated fills")
+    add_config_arg(bt)
+    bt.add_argument("--symbol", help="override the configured symbols with one symbol")
+    bt.add_argument("--timeframe", help="override the configured timeframe (e.g. 1h)")
+    bt.add_argument("--from", dest="start", type=_date, help="first day (YYYY-MM-DD, inclusive)")
+    bt.add_argument("--to", dest="end", type=_date, help="last day (YYYY-MM-DD, exclusive)")
+    bt.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    bt.add_argument("-v", "--verbose", action="store_true", help="log every order and fill")
+    bt.set_defaults(func=cmd_backtest)
+
+    run = sub.add_parser("run", help="run the trading daemon until SIGINT/SIGTERM")
+    add_config_arg(run)
+    run.add_argument("--summary", action="store_true", help="print a summary on exit")
+    run.set_defaults(func=cmd_run)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_CONFIG
+    try:
+        return int(args.func(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:  # last resort: a clear message, not a bare traceback
+        structlog.get_logger("neuralbot").exception("command_failed", command=args.command)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

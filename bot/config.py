@@ -1,0 +1,351 @@
+"""Typed configuration: TOML file, overridden by ``NEURALBOT_*`` environment variables.
+
+Priority (highest first): environment (``NEURALBOT_RISK__MAX_POSITION_PCT=5``),
+secrets directory (``NEURALBOT_SECRETS_DIR``, one file per secret), the TOML file.
+API credentials are secrets: they are read from the environment or the secrets
+directory only, never from the TOML, and are never printed.
+
+A bad configuration raises ``ConfigError`` naming every offending key path, the
+bad value and what is expected; the CLI turns that into exit code 2. Rules that
+span several fields are small named checks in ``CROSS_FIELD_CHECKS``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot.events import TIMEFRAME_MS
+
+SECRET_KEYS = ("api_key", "api_secret")
+_toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``problems`` are (key path, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = f" in {self.source}" if self.source else ""
+        lines = [f"invalid configuration{where}:"]
+        lines += [f"  {key}: {msg}" if key else f"  {msg}" for key, msg in self.problems]
+        return "\n".join(lines)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExchangeConfig(Section):
+    name: str = "binance"
+    sandbox: bool = True  # sandbox endpoints unless mode = "live"
+    http_url: str | None = None  # override REST base, e.g. the loopback exchange
+    ws_url: str | None = None  # override websocket base
+    fee_rate: float = Field(0.001, ge=0, le=0.05)
+
+
+class DataConfig(Section):
+    dir: Path = Path("../shared/data")
+
+
+class StoreConfig(Section):
+    path: Path = Path("var/neuralbot.sqlite")
+    portfolio: str = Field("default", min_length=1)
+
+
+class BacktestConfig(Section):
+    symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT"], min_length=1)
+    timeframe: str = "1h"
+    start: date | None = None
+    end: date | None = None
+    initial_equity: float = Field(10_000.0, gt=0)
+    slippage_bps: float = Field(5.0, ge=0, le=1000)
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, v: str) -> str:
+        return _timeframe(v)
+
+
+class RiskConfig(Section):
+    max_position_pct: float = Field(10.0, gt=0, le=100)
+    max_open_positions: int = Field(5, ge=1)
+    max_heat_pct: float = Field(20.0, gt=0, le=100)
+    min_strength: float = Field(65.0, ge=0, le=100)
+    stop_loss_pct: float = Field(6.0, gt=0, lt=100)
+    take_profit_pct: float | None = Field(12.0, gt=0)
+    trailing_stop_pct: float | None = Field(None, gt=0, lt=100)
+    risk_per_trade_pct: float | None = Field(None, gt=0, le=100)
+
+
+class StrategyConfig(Section):
+    name: str = Field(min_length=1)
+    kind: str  # a kind registered in strategies.catalog.KINDS
+    symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT"], min_length=1)
+    timeframe: str = "1h"
+    enabled: bool = True
+    params: dict[str, Any] = Field(default_factory=dict)  # checked by the strategy kind
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, v: str) -> str:
+        return _timeframe(v)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        from strategies.catalog import KINDS
+
+        if v not in KINDS:
+            raise ValueError(f"unknown strategy kind; expected one of {', '.join(sorted(KINDS))}")
+        return v
+
+
+class FeedConfig(Section):
+    source: Literal["replay", "exchange"] = "replay"  # exchange = ccxt.pro websockets
+    replay_speed: float = Field(0.0, ge=0)  # bars per second when replaying; 0 = as fast as possible
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEURALBOT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    mode: Literal["paper", "sandbox", "live"] = "paper"
+    i_understand_live_trading: bool = False
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    feed: FeedConfig = Field(default_factory=FeedConfig)
+    strategies: list[StrategyConfig] = Field(default_factory=list)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets_dir = os.environ.get("NEURALBOT_SECRETS_DIR")
+        if secrets_dir:
+            from pydantic_settings import SecretsSettingsSource
+
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+        path = _toml_path.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration as plain data with secrets masked (safe to log or store)."""
+        data = self.model_dump(mode="json")
+        for key in SECRET_KEYS:
+            data[key] = "**********" if getattr(self, key) is not None else None
+        return data
+
+
+# -- cross-field checks: each returns a (key path, message) problem or None --------------
+
+CrossCheck = Callable[[Settings], tuple[str, str] | None]
+
+
+def live_requires_opt_in(s: Settings) -> tuple[str, str] | None:
+    if s.mode == "live" and not s.i_understand_live_trading:
+        return (
+            "i_understand_live_trading",
+            'mode = "live" trades real money; set i_understand_live_trading = true to confirm',
+        )
+    return None
+
+
+def exchange_modes_require_keys(s: Settings) -> tuple[str, str] | None:
+    if s.mode in ("live", "sandbox") and (s.api_key is None or s.api_secret is None):
+        return (
+            "api_key",
+            f'mode = "{s.mode}" needs API credentials: set NEURALBOT_API_KEY and NEURALBOT_API_SECRET'
+            " (or files api_key/api_secret in NEURALBOT_SECRETS_DIR)",
+        )
+    return None
+
+
+def stop_below_take_profit(s: Settings) -> tuple[str, str] | None:
+    tp = s.risk.take_profit_pct
+    if tp is not None and tp <= s.risk.stop_loss_pct:
+        return (
+            "risk.take_profit_pct",
+            f"take profit {tp}% must be above stop loss {s.risk.stop_loss_pct}%",
+        )
+    return None
+
+
+def heat_covers_one_position(s: Settings) -> tuple[str, str] | None:
+    worst = s.risk.max_position_pct * s.risk.stop_loss_pct / 100.0
+    if worst > s.risk.max_heat_pct:
+        return (
+            "risk.max_heat_pct",
+            f"{s.risk.max_heat_pct}% cannot hold even one full position at its stop"
+            f" ({s.risk.max_position_pct}% x {s.risk.stop_loss_pct}% = {worst:.2f}%)",
+        )
+    return None
+
+
+def backtest_dates_ordered(s: Settings) -> tuple[str, str] | None:
+    b = s.backtest
+    if b.start is not None and b.end is not None and b.end <= b.start:
+        return ("backtest.end", f"end {b.end} must be after start {b.start}")
+    return None
+
+
+def strategy_names_unique(s: Settings) -> tuple[str, str] | None:
+    names = [st.name for st in s.strategies]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        return ("strategies", f"strategy names must be unique; repeated: {', '.join(dupes)}")
+    return None
+
+
+def needs_a_strategy(s: Settings) -> tuple[str, str] | None:
+    if not any(st.enabled for st in s.strategies):
+        return ("strategies", "no enabled strategy; add a [[strategies]] table (see config.example.toml)")
+    return None
+
+
+CROSS_FIELD_CHECKS: tuple[CrossCheck, ...] = (
+    live_requires_opt_in,
+    exchange_modes_require_keys,
+    stop_below_take_profit,
+    heat_covers_one_position,
+    backtest_dates_ordered,
+    strategy_names_unique,
+    needs_a_strategy,
+)
+
+
+# -- loading ----------------------------------------------------------------------------
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Load, validate and cross-check the configuration, or raise ``ConfigError``."""
+    if path is None:
+        path = os.environ.get("NEURALBOT_CONFIG")
+    if path is None:
+        raise ConfigError(
+            [("", "no configuration file: pass --config FILE or set NEURALBOT_CONFIG")]
+        )
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise ConfigError([("", f"config file not found: {path}")], source)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([("", f"not valid TOML: {exc}")], source) from None
+    leaked = [k for k in SECRET_KEYS if k in raw]
+    if leaked:
+        raise ConfigError(
+            [
+                (k, f"secrets are never read from the TOML file; remove it and set NEURALBOT_{k.upper()}"
+                 " or put it in NEURALBOT_SECRETS_DIR")
+                for k in leaked
+            ],
+            source,
+        )
+    token = _toml_path.set(path)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw), source) from None
+    finally:
+        _toml_path.reset(token)
+    problems = [p for check in CROSS_FIELD_CHECKS if (p := check(settings)) is not None]
+    if problems:
+        raise ConfigError(problems, source)
+    return settings
+
+
+def _describe(exc: ValidationError, raw: dict[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors():
+        loc = err["loc"]
+        key = _key_path(loc)
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {key!r}"
+            hint = _suggest(loc, raw)
+            if hint:
+                msg += f"; did you mean {hint!r}?"
+            problems.append((key, msg))
+            continue
+        value = err.get("input")
+        shown = "(missing)" if err["type"] == "missing" else repr(value)
+        problems.append((key, f"got {shown}: {err['msg']}"))
+    return problems
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _suggest(loc: tuple[Any, ...], raw: dict[str, Any]) -> str | None:
+    model: Any = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        inner = getattr(ann, "__args__", (ann,))[0] if getattr(ann, "__origin__", None) is list else ann
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return None
+        model = inner
+    match = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return match[0] if match else None
+
+
+def _timeframe(v: str) -> str:
+    if v not in TIMEFRAME_MS:
+        raise ValueError(f"unknown timeframe; expected one of {', '.join(TIMEFRAME_MS)}")
+    return v
+
+
+def date_to_ms(d: date | None) -> int | None:
+    if d is None:
+        return None
+    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp() * 1000)

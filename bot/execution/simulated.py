@@ -1,0 +1,81 @@
+"""Candle-only simulated execution: market orders fill at the next bar's open.
+
+An order placed when a bar closes is filled at the open of the next bar of its
+symbol, moved against the trader by ``slippage_bps``, and charged ``fee_rate`` of
+its notional. Protective exits (stop / take-profit legs) detected inside a bar
+fill at once at their trigger price, with the same slippage. Buys are clamped to
+the cash available at fill time (a gap up never drives cash negative).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.events import (
+    Candle,
+    Fact,
+    MarketEvent,
+    OrderFilled,
+    OrderIntent,
+    OrderSubmitted,
+    Side,
+)
+
+PROTECTIVE_LEGS = frozenset({"stop", "take_profit", "trailing_stop"})
+
+
+class SimulatedExecutor:
+    def __init__(
+        self,
+        fee_rate: float = 0.001,
+        slippage_bps: float = 5.0,
+        cash: Callable[[], float] | None = None,
+    ) -> None:
+        self.fee_rate = fee_rate
+        self.slippage = slippage_bps / 10_000.0
+        self._cash = cash
+        self._pending: dict[str, list[OrderSubmitted]] = {}
+
+    def pending(self, symbol: str) -> list[OrderSubmitted]:
+        return list(self._pending.get(symbol, ()))
+
+    async def submit(self, intent: OrderIntent, now_ms: int) -> list[Fact]:
+        order = OrderSubmitted(
+            order_id=intent.intent_id,
+            intent_id=intent.intent_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            amount=intent.amount,
+            order_type=intent.order_type,
+            price=intent.price,
+            ts=now_ms,
+        )
+        if intent.leg in PROTECTIVE_LEGS and intent.price is not None:
+            return [order, self._fill(order, intent.price, now_ms)]
+        self._pending.setdefault(intent.symbol, []).append(order)
+        return [order]
+
+    async def on_market(self, event: MarketEvent) -> list[Fact]:
+        if not isinstance(event, Candle):
+            return []
+        orders = self._pending.pop(event.symbol, None)
+        if not orders:
+            return []
+        return [self._fill(o, event.open, event.ts) for o in orders]
+
+    def _fill(self, order: OrderSubmitted, reference: float, ts: int) -> OrderFilled:
+        buy = order.side is Side.BUY
+        price = reference * (1.0 + self.slippage if buy else 1.0 - self.slippage)
+        amount = order.amount
+        if buy and self._cash is not None:
+            amount = min(amount, max(0.0, self._cash()) / (price * (1.0 + self.fee_rate)))
+        return OrderFilled(
+            order_id=order.order_id,
+            trade_id=f"{order.order_id}#1",
+            symbol=order.symbol,
+            side=order.side,
+            amount=amount,
+            price=price,
+            fee=amount * price * self.fee_rate,
+            ts=ts,
+        )

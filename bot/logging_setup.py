@@ -1,0 +1,51 @@
+"""structlog, configured once, in the entry point.
+
+JSON lines when the output is not a terminal (a daemon under systemd) or when
+asked; readable console lines in a terminal. Every line carries ``run_id`` and
+``mode`` (bound as context variables); secrets never reach a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SENSITIVE = ("secret", "api_key", "apikey", "token", "password", "signature")
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        if any(s in key.lower() for s in _SENSITIVE):
+            event[key] = "**********"
+    return event
+
+
+def configure_logging(
+    level: str = "INFO", fmt: str = "auto", run_id: str = "", mode: str = "", stream: Any = None
+) -> None:
+    stream = stream or sys.stderr
+    as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(run_id=run_id, mode=mode)

@@ -1,0 +1,343 @@
+"""SQLite persistence (aiosqlite, WAL). The only module in the bot that speaks SQL.
+
+Schema is versioned with ``PRAGMA user_version`` and upgraded by the ordered
+``MIGRATIONS``. Everything a portfolio does is scoped by a ``portfolio`` key: a
+backtest writes under a fresh one, a daemon under its configured, stable one so
+that a restart resumes where it stopped.
+
+Facts are queued with ``record`` and written together by ``flush`` in a single
+transaction (hot paths stay fast); ``record_now`` queues and flushes at once, for
+money paths that must be durable before the next step (an order intent is on disk
+before the request leaves).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.events import (
+    Candle,
+    EquitySnapshot,
+    Fact,
+    OrderDenied,
+    OrderFilled,
+    OrderIntent,
+    OrderSubmitted,
+    PositionChanged,
+    Signal,
+)
+
+MIGRATIONS: tuple[str, ...] = (
+    # v1: market data, decisions and facts.
+    """
+    CREATE TABLE candles (
+        exchange TEXT NOT NULL, symbol TEXT NOT NULL, timeframe TEXT NOT NULL,
+        ts INTEGER NOT NULL, open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL,
+        close REAL NOT NULL, volume REAL NOT NULL,
+        PRIMARY KEY (exchange, symbol, timeframe, ts)
+    ) WITHOUT ROWID;
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, portfolio TEXT NOT NULL, mode TEXT NOT NULL,
+        started_ms INTEGER NOT NULL, config_json TEXT NOT NULL
+    );
+    CREATE TABLE signals (
+        portfolio TEXT NOT NULL, signal_id TEXT NOT NULL, strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL,
+        direction TEXT NOT NULL, strength REAL NOT NULL, probability REAL,
+        confidence_low REAL, confidence_high REAL, horizon TEXT, risk_level TEXT,
+        size_pct REAL, votes_json TEXT, attributions_json TEXT, reason TEXT,
+        PRIMARY KEY (portfolio, signal_id)
+    );
+    CREATE TABLE risk_decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, portfolio TEXT NOT NULL,
+        intent_id TEXT NOT NULL, symbol TEXT NOT NULL, ts INTEGER NOT NULL,
+        approved INTEGER NOT NULL, check_name TEXT, reason TEXT, intent_json TEXT NOT NULL
+    );
+    CREATE TABLE orders (
+        portfolio TEXT NOT NULL, order_id TEXT NOT NULL, intent_id TEXT NOT NULL,
+        symbol TEXT NOT NULL, side TEXT NOT NULL, amount REAL NOT NULL,
+        order_type TEXT NOT NULL, price REAL, status TEXT NOT NULL,
+        exchange_order_id TEXT, ts INTEGER NOT NULL,
+        PRIMARY KEY (portfolio, order_id)
+    );
+    CREATE TABLE fills (
+        portfolio TEXT NOT NULL, trade_id TEXT NOT NULL, order_id TEXT NOT NULL,
+        symbol TEXT NOT NULL, side TEXT NOT NULL, amount REAL NOT NULL,
+        price REAL NOT NULL, fee REAL NOT NULL, ts INTEGER NOT NULL, liquidity TEXT,
+        PRIMARY KEY (portfolio, trade_id)
+    );
+    CREATE TABLE positions (
+        portfolio TEXT NOT NULL, symbol TEXT NOT NULL, amount REAL NOT NULL,
+        avg_price REAL NOT NULL, stop_price REAL, take_profit REAL,
+        realized_pnl REAL NOT NULL, ts INTEGER NOT NULL,
+        PRIMARY KEY (portfolio, symbol)
+    );
+    CREATE TABLE equity (
+        portfolio TEXT NOT NULL, ts INTEGER NOT NULL, cash REAL NOT NULL,
+        equity REAL NOT NULL, exposure REAL NOT NULL,
+        PRIMARY KEY (portfolio, ts)
+    );
+    """,
+    # v2: orders remember their leg and last update; equity carries portfolio heat.
+    """
+    ALTER TABLE orders ADD COLUMN leg TEXT NOT NULL DEFAULT 'entry';
+    ALTER TABLE orders ADD COLUMN updated_ms INTEGER;
+    ALTER TABLE equity ADD COLUMN heat REAL NOT NULL DEFAULT 0;
+    CREATE INDEX risk_decisions_by_intent ON risk_decisions (portfolio, intent_id);
+    CREATE INDEX fills_by_order ON fills (portfolio, order_id);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection, portfolio: str) -> None:
+        self._db = db
+        self.portfolio = portfolio
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls, path: Path | str, portfolio: str = "default", target_version: int = SCHEMA_VERSION
+    ) -> Store:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA busy_timeout=5000")
+        await migrate(db, target_version)
+        return cls(db, portfolio)
+
+    async def close(self) -> None:
+        await self.flush()
+        await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def schema_version(self) -> int:
+        return await _user_version(self._db)
+
+    # -- queued facts ----------------------------------------------------------------
+
+    def record(self, item: Fact | Signal) -> None:
+        """Queue a fact or signal for the next ``flush``."""
+        self._pending.append(self._row_for(item))
+
+    def record_decision(self, intent: OrderIntent, denial: OrderDenied | None) -> None:
+        self._pending.append(
+            (
+                "INSERT INTO risk_decisions (portfolio, intent_id, symbol, ts, approved,"
+                " check_name, reason, intent_json) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    self.portfolio,
+                    intent.intent_id,
+                    intent.symbol,
+                    intent.ts,
+                    0 if denial else 1,
+                    denial.check if denial else None,
+                    denial.reason if denial else None,
+                    json.dumps(asdict(intent), default=str),
+                ),
+            )
+        )
+
+    async def record_now(self, item: Fact | Signal) -> None:
+        self.record(item)
+        await self.flush()
+
+    async def flush(self) -> int:
+        """Write every queued row in one transaction; returns the number written."""
+        if not self._pending:
+            return 0
+        rows, self._pending = self._pending, []
+        try:
+            await self._db.execute("BEGIN IMMEDIATE")
+            for sql, params in rows:
+                await self._db.execute(sql, params)
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            self._pending = rows + self._pending  # nothing is lost; retry on next flush
+            raise
+        return len(rows)
+
+    def _row_for(self, item: Fact | Signal) -> tuple[str, tuple[Any, ...]]:
+        p = self.portfolio
+        if isinstance(item, Signal):
+            return (
+                "INSERT OR REPLACE INTO signals VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    p, item.signal_id, item.strategy, item.symbol, item.timeframe, item.ts,
+                    item.direction.value, item.strength, item.probability,
+                    item.confidence_low, item.confidence_high, item.horizon, item.risk_level,
+                    item.size_pct, json.dumps(item.votes), json.dumps(item.attributions),
+                    item.reason,
+                ),
+            )
+        if isinstance(item, OrderSubmitted):
+            return (
+                "INSERT INTO orders (portfolio, order_id, intent_id, symbol, side, amount,"
+                " order_type, price, status, exchange_order_id, ts, leg, updated_ms)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (portfolio, order_id) DO UPDATE SET"
+                " exchange_order_id = excluded.exchange_order_id, updated_ms = excluded.updated_ms",
+                (
+                    p, item.order_id, item.intent_id, item.symbol, item.side.value, item.amount,
+                    item.order_type.value, item.price, "submitted", item.exchange_order_id,
+                    item.ts, item.intent_id.rsplit(":", 1)[-1], item.ts,
+                ),
+            )
+        if isinstance(item, OrderFilled):
+            return (
+                "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    p, item.trade_id, item.order_id, item.symbol, item.side.value, item.amount,
+                    item.price, item.fee, item.ts, item.liquidity,
+                ),
+            )
+        if isinstance(item, OrderDenied):
+            # Denials are stored through record_decision (with the intent); keep the fact too.
+            return (
+                "INSERT INTO risk_decisions (portfolio, intent_id, symbol, ts, approved,"
+                " check_name, reason, intent_json) VALUES (?,?,?,?,0,?,?,'{}')",
+                (p, item.intent_id, item.symbol, item.ts, item.check, item.reason),
+            )
+        if isinstance(item, PositionChanged):
+            return (
+                "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    p, item.symbol, item.amount, item.avg_price, item.stop_price,
+                    item.take_profit, item.realized_pnl, item.ts,
+                ),
+            )
+        if isinstance(item, EquitySnapshot):
+            return (
+                "INSERT OR REPLACE INTO equity (portfolio, ts, cash, equity, exposure, heat)"
+                " VALUES (?,?,?,?,?,?)",
+                (p, item.ts, item.cash, item.equity, item.exposure, item.heat),
+            )
+        raise TypeError(f"cannot store {type(item).__name__}")
+
+    async def set_order_status(self, order_id: str, status: str, ts: int) -> None:
+        self._pending.append(
+            (
+                "UPDATE orders SET status = ?, updated_ms = ? WHERE portfolio = ? AND order_id = ?",
+                (status, ts, self.portfolio, order_id),
+            )
+        )
+
+    # -- runs ---------------------------------------------------------------------
+
+    async def start_run(self, run_id: str, mode: str, started_ms: int, config: dict[str, Any]) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?)",
+            (run_id, self.portfolio, mode, started_ms, json.dumps(config, default=str)),
+        )
+
+    # -- candles ------------------------------------------------------------------
+
+    async def upsert_candles(self, candles: Iterable[Candle]) -> int:
+        """Insert candles, ignoring ones already stored; returns how many were new."""
+        rows = [
+            (c.exchange, c.symbol, c.timeframe, c.ts, c.open, c.high, c.low, c.close, c.volume)
+            for c in candles
+        ]
+        if not rows:
+            return 0
+        before = self._db.total_changes
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._db.executemany(
+                "INSERT OR IGNORE INTO candles VALUES (?,?,?,?,?,?,?,?,?)", rows
+            )
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return self._db.total_changes - before
+
+    async def last_candle_ts(self, exchange: str, symbol: str, timeframe: str) -> int | None:
+        async with self._db.execute(
+            "SELECT MAX(ts) FROM candles WHERE exchange = ? AND symbol = ? AND timeframe = ?",
+            (exchange, symbol, timeframe),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def load_candles(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> list[Candle]:
+        """Stored candles in ``[since, until)``, in time order."""
+        async with self._db.execute(
+            "SELECT ts, open, high, low, close, volume FROM candles"
+            " WHERE exchange = ? AND symbol = ? AND timeframe = ? AND ts >= ? AND ts < ?"
+            " ORDER BY ts",
+            (exchange, symbol, timeframe, since if since is not None else -(2**62),
+             until if until is not None else 2**62),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [Candle(exchange, symbol, timeframe, *r) for r in rows]
+
+    # -- queries --------------------------------------------------------------------
+
+    async def fetch(self, table: str, where: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of one of this portfolio's tables as dicts (for reports, status, tests)."""
+        if table not in {"signals", "risk_decisions", "orders", "fills", "positions", "equity"}:
+            raise ValueError(f"unknown table {table!r}")
+        sql = f"SELECT * FROM {table} WHERE portfolio = ?"
+        if where:
+            sql += f" AND ({where})"
+        order = "ts, rowid" if table != "positions" else "symbol"
+        async with self._db.execute(sql + f" ORDER BY {order}", (self.portfolio, *params)) as cur:
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+
+    async def count(self, table: str) -> int:
+        return len(await self.fetch(table))
+
+
+async def _user_version(db: aiosqlite.Connection) -> int:
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def migrate(db: aiosqlite.Connection, target_version: int = SCHEMA_VERSION) -> int:
+    """Apply pending migrations up to ``target_version``; each one atomically."""
+    current = await _user_version(db)
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {current} is newer than this program's {SCHEMA_VERSION};"
+            " upgrade neuralbot or use another database file"
+        )
+    for version in range(current + 1, target_version + 1):
+        script = MIGRATIONS[version - 1]
+        statements = [s.strip() for s in script.split(";") if s.strip()]
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {version}")
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+    return max(current, target_version)

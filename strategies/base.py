@@ -1,0 +1,62 @@
+"""The strategy interface: small, versioned, one required method.
+
+A strategy sees only closed bars (``BarContext``) and answers with a ``Signal``:
+the direction it wants to hold, how strongly, and how large a position it
+recommends. It never sizes orders, never touches the exchange and never sees a
+candle before that candle has closed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from bot.buffer import OHLCV
+from bot.events import Candle, Direction, Signal
+
+
+@dataclass(frozen=True, slots=True)
+class BarContext:
+    """What a strategy may look at when a bar closes."""
+
+    candle: Candle  # the bar that just closed
+    window: OHLCV  # recent closed bars, oldest first, ending with ``candle``
+    position: float  # base units currently held in this symbol
+    features: Any = None  # a feature window when the strategy declares it needs one
+
+
+class Strategy(ABC):
+    """Base class of every strategy. Subclasses implement ``evaluate``."""
+
+    interface_version: ClassVar[int] = 1
+    #: bars of history needed before ``evaluate`` is called
+    warmup: int = 1
+    #: recommended position size (% of equity) when the strategy goes long
+    default_size_pct: float = 10.0
+
+    def __init__(self, name: str, symbols: tuple[str, ...], timeframe: str) -> None:
+        self.name = name
+        self.symbols = symbols
+        self.timeframe = timeframe
+
+    @abstractmethod
+    def evaluate(self, ctx: BarContext) -> Signal | None:
+        """Judge the bar that just closed; ``None`` means "no opinion"."""
+
+    def signal(
+        self, ctx: BarContext, direction: Direction, strength: float, reason: str = "", **extra: Any
+    ) -> Signal:
+        """Build a ``Signal`` for ``ctx`` with this strategy's identity filled in."""
+        size = extra.pop("size_pct", self.default_size_pct if direction is Direction.LONG else 0.0)
+        return Signal(
+            strategy=self.name,
+            symbol=ctx.candle.symbol,
+            timeframe=ctx.candle.timeframe,
+            ts=ctx.candle.close_ts,
+            direction=direction,
+            strength=strength,
+            size_pct=size,
+            reason=reason,
+            **extra,
+        )

@@ -1,0 +1,44 @@
+"""Strategy kinds by name: how a ``[[strategies]]`` TOML entry becomes a Strategy."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from strategies.base import Strategy
+from strategies.baselines import BuyAndHold, MovingAverageCrossover
+
+Factory = Callable[..., Strategy]
+
+KINDS: dict[str, Factory] = {
+    "ma_crossover": MovingAverageCrossover,
+    "buy_and_hold": BuyAndHold,
+}
+
+
+class StrategyParamError(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {message}")
+
+
+def build_strategy(
+    kind: str, name: str, symbols: tuple[str, ...], timeframe: str, params: Mapping[str, Any],
+    where: str = "strategy",
+) -> Strategy:
+    """Construct a strategy, naming the offending parameter key on bad input."""
+    factory = KINDS.get(kind)
+    if factory is None:
+        raise StrategyParamError(f"{where}.kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+    accepted = set(inspect.signature(factory).parameters) - {"name", "symbols", "timeframe"}
+    for key in params:
+        if key not in accepted:
+            raise StrategyParamError(
+                f"{where}.params.{key}",
+                f"not a parameter of {kind!r}; accepted: {', '.join(sorted(accepted)) or 'none'}",
+            )
+    try:
+        return factory(name=name, symbols=symbols, timeframe=timeframe, **params)
+    except (TypeError, ValueError) as exc:
+        raise StrategyParamError(f"{where}.params", str(exc)) from None
