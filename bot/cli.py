@@ -98,6 +98,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.demo import main as demo_main
+
+    settings = load_settings_for_demo(args)
+    _setup(settings, args, "demo", quiet=True)
+    return demo_main(Path(args.config) if args.config else None)
+
+
+def load_settings_for_demo(args: argparse.Namespace) -> Settings:
+    from bot.demo import REPO
+
+    if not args.config:
+        args.config = str(REPO / "config.example.toml")
+    return load_config_or_exit(args)
+
+
 def print_summary(title: str, s: dict[str, Any]) -> None:
     from datetime import datetime, timezone
 
@@ -147,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arg(run)
     run.add_argument("--summary", action="store_true", help="print a summary on exit")
     run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="run the bot over real BTC/USDT hourly data and print a summary")
+    add_config_arg(demo)
+    demo.set_defaults(func=cmd_demo)
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parsers(sub)

@@ -164,7 +164,7 @@ class Settings(BaseSettings):
         if secrets_dir:
             from pydantic_settings import SecretsSettingsSource
 
-            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, env_prefix=""))
         path = _toml_path.get()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
@@ -244,6 +244,17 @@ def needs_a_strategy(s: Settings) -> tuple[str, str] | None:
     return None
 
 
+def strategy_params_accepted(s: Settings) -> tuple[str, str] | None:
+    from strategies.catalog import StrategyParamError, validate_params
+
+    for i, st in enumerate(s.strategies):
+        try:
+            validate_params(st.kind, st.params, where=f"strategies[{i}]")
+        except StrategyParamError as exc:
+            return (exc.key, str(exc).split(": ", 1)[1])
+    return None
+
+
 CROSS_FIELD_CHECKS: tuple[CrossCheck, ...] = (
     live_requires_opt_in,
     exchange_modes_require_keys,
@@ -252,6 +263,7 @@ CROSS_FIELD_CHECKS: tuple[CrossCheck, ...] = (
     backtest_dates_ordered,
     strategy_names_unique,
     needs_a_strategy,
+    strategy_params_accepted,
 )
 
 

@@ -23,11 +23,8 @@ class StrategyParamError(ValueError):
         super().__init__(f"{key}: {message}")
 
 
-def build_strategy(
-    kind: str, name: str, symbols: tuple[str, ...], timeframe: str, params: Mapping[str, Any],
-    where: str = "strategy",
-) -> Strategy:
-    """Construct a strategy, naming the offending parameter key on bad input."""
+def validate_params(kind: str, params: Mapping[str, Any], where: str = "strategy") -> None:
+    """Check that ``kind`` exists and takes every key of ``params`` (nothing is built)."""
     factory = KINDS.get(kind)
     if factory is None:
         raise StrategyParamError(f"{where}.kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
@@ -38,6 +35,15 @@ def build_strategy(
                 f"{where}.params.{key}",
                 f"not a parameter of {kind!r}; accepted: {', '.join(sorted(accepted)) or 'none'}",
             )
+
+
+def build_strategy(
+    kind: str, name: str, symbols: tuple[str, ...], timeframe: str, params: Mapping[str, Any],
+    where: str = "strategy",
+) -> Strategy:
+    """Construct a strategy, naming the offending parameter key on bad input."""
+    validate_params(kind, params, where)
+    factory = KINDS[kind]
     try:
         return factory(name=name, symbols=symbols, timeframe=timeframe, **params)
     except (TypeError, ValueError) as exc:

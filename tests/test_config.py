@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEURALBOT_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=REPO,
+        env=full_env, timeout=120,
+    )
+
+
+def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEURALBOT_CONFIG", raising=False)
+    s = load_settings(REPO / "config.example.toml")
+    assert s.mode == "paper"
+    assert s.risk.max_position_pct == 10.0
+    assert [st.kind for st in s.strategies] == ["ma_crossover"]
+
+
+def test_environment_overrides_toml(write_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config("[risk]\nmax_position_pct = 8.0\n")
+    monkeypatch.setenv("NEURALBOT_RISK__MAX_POSITION_PCT", "4.5")
+    monkeypatch.setenv("NEURALBOT_BACKTEST__SLIPPAGE_BPS", "2")
+    s = load_settings(path)
+    assert s.risk.max_position_pct == 4.5
+    assert s.backtest.slippage_bps == 2.0
+    # a sibling key of the overridden section keeps its TOML/default value
+    assert s.risk.stop_loss_pct == 6.0
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "fragment"),
+    [
+        ("[risk]\nmax_postion_pct = 5\n", "risk.max_postion_pct", "did you mean 'max_position_pct'"),
+        ("[risk]\nmax_position_pct = 150\n", "risk.max_position_pct", "less than or equal to 100"),
+        ("[risk]\nstop_loss_pct = \"six\"\n", "risk.stop_loss_pct", "'six'"),
+        ("[backtest]\ntimeframe = \"7m\"\n", "backtest.timeframe", "unknown timeframe"),
+        ("mode = \"live\"\n", "i_understand_live_trading", "real money"),
+        ("[risk]\nstop_loss_pct = 8\ntake_profit_pct = 5\n", "risk.take_profit_pct", "above stop loss"),
+        ("api_key = \"abc\"\n", "api_key", "never read from the TOML"),
+        ("nonsense = 1\n", "nonsense", "unknown key"),
+    ],
+    ids=["typo", "cap-out-of-range", "wrong-type", "bad-timeframe", "live-without-opt-in",
+         "stop-above-target", "secret-in-toml", "unknown-top-level"],
+)
+def test_bad_config_names_the_key(write_config, body: str, key: str, fragment: str) -> None:
+    path = write_config(body)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    text = err.value.render()
+    assert key in text and fragment in text, text
+
+
+def test_bad_strategy_kind_names_index(write_config) -> None:
+    path = write_config('[[strategies]]\nname = "x"\nkind = "magic"\n')
+    with pytest.raises(ConfigError, match=r"strategies\[0\]\.kind"):
+        load_settings(path)
+
+
+def test_live_with_opt_in_still_needs_keys(write_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config('mode = "live"\ni_understand_live_trading = true\n')
+    with pytest.raises(ConfigError, match="NEURALBOT_API_KEY"):
+        load_settings(path)
+    monkeypatch.setenv("NEURALBOT_API_KEY", "k-123456")
+    monkeypatch.setenv("NEURALBOT_API_SECRET", "s-abcdef")
+    s = load_settings(path)
+    assert s.api_key is not None and s.api_key.get_secret_value() == "k-123456"
+    shown = repr(s) + str(s.redacted())
+    assert "k-123456" not in shown and "s-abcdef" not in shown
+
+
+def test_secrets_dir(write_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "api_key").write_text("file-key")
+    (secrets / "api_secret").write_text("file-secret")
+    monkeypatch.setenv("NEURALBOT_SECRETS_DIR", str(secrets))
+    s = load_settings(write_config('mode = "sandbox"\n'))
+    assert s.api_secret is not None and s.api_secret.get_secret_value() == "file-secret"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--config", "does-not-exist.toml"], "config file not found"),
+        ([], "no configuration file"),
+    ],
+    ids=["missing-file", "no-config-given"],
+)
+def test_cli_missing_config_exits_2(args: list[str], needle: str) -> None:
+    proc = run_cli("backtest", *args)
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+
+
+def test_cli_typo_exits_2_and_names_key(write_config) -> None:
+    path = write_config("[risk]\nmax_postion_pct = 5\n")
+    proc = run_cli("backtest", "--config", str(path), "--json")
+    assert proc.returncode == 2
+    assert "risk.max_postion_pct" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_cli_bad_strategy_param_exits_2(write_config) -> None:
+    path = write_config('[[strategies]]\nname = "m"\nkind = "ma_crossover"\nparams = { fats = 3 }\n')
+    proc = run_cli("backtest", "--config", str(path), "--json")
+    assert proc.returncode == 2
+    assert "strategies[0].params.fats" in proc.stderr
