@@ -14,6 +14,7 @@ before the request leaves).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -92,6 +93,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX risk_decisions_by_intent ON risk_decisions (portfolio, intent_id);
     CREATE INDEX fills_by_order ON fills (portfolio, order_id);
     """,
+    # v3 (execution): the exchange executor's durable order state machine, written before
+    # every request and keyed by the deterministic client order id; the trading state.
+    """
+    CREATE TABLE exchange_orders (
+        portfolio TEXT NOT NULL, client_order_id TEXT NOT NULL, intent_id TEXT NOT NULL,
+        signal_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, leg TEXT NOT NULL,
+        order_type TEXT NOT NULL, amount REAL NOT NULL, price REAL, reduce_only INTEGER NOT NULL,
+        stop_price REAL, take_profit REAL, state TEXT NOT NULL, exchange_order_id TEXT,
+        filled REAL NOT NULL DEFAULT 0, error TEXT, created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (portfolio, client_order_id)
+    );
+    CREATE INDEX exchange_orders_by_state ON exchange_orders (portfolio, state);
+    CREATE TABLE trading_state (
+        portfolio TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT, ts INTEGER NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -165,8 +183,8 @@ class Store:
         rows, self._pending = self._pending, []
         try:
             await self._db.execute("BEGIN IMMEDIATE")
-            for sql, params in rows:
-                await self._db.execute(sql, params)
+            for sql, batch in _batches(rows):
+                await self._db.executemany(sql, batch)
             await self._db.execute("COMMIT")
         except BaseException:
             await self._db.execute("ROLLBACK")
@@ -312,6 +330,88 @@ class Store:
 
     async def count(self, table: str) -> int:
         return len(await self.fetch(table))
+
+
+_TABLE = re.compile(r"\b(?:INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
+
+
+def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Group rows into executemany batches: per table in queue order, consecutive same-SQL runs.
+
+    Rows of different tables are independent; rows of one table keep their order
+    (an order's status update never runs before the order's insert).
+    """
+    per_table: dict[str, list[tuple[str, list[tuple[Any, ...]]]]] = {}
+    for sql, params in rows:
+        match = _TABLE.search(sql)
+        runs = per_table.setdefault(match.group(1) if match else sql, [])
+        if runs and runs[-1][0] == sql:
+            runs[-1][1].append(params)
+        else:
+            runs.append((sql, [params]))
+    return [run for runs in per_table.values() for run in runs]
+
+
+    # -- execution (v3): exchange orders and trading state ------------------------------
+
+    EXCHANGE_ORDER_COLUMNS: tuple[str, ...] = (
+        "client_order_id", "intent_id", "signal_id", "symbol", "side", "leg", "order_type",
+        "amount", "price", "reduce_only", "stop_price", "take_profit", "state",
+        "exchange_order_id", "filled", "error", "created_ms", "updated_ms",
+    )
+
+    async def save_exchange_order(self, row: dict[str, Any]) -> None:
+        """Upsert one exchange order and commit at once, with everything queued before it."""
+        cols = self.EXCHANGE_ORDER_COLUMNS
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "client_order_id")
+        self._pending.append(
+            (
+                f"INSERT INTO exchange_orders (portfolio, {', '.join(cols)})"
+                f" VALUES (?{', ?' * len(cols)})"
+                f" ON CONFLICT (portfolio, client_order_id) DO UPDATE SET {updates}",
+                (self.portfolio, *(row[c] for c in cols)),
+            )
+        )
+        await self.flush()
+
+    async def load_exchange_orders(self, states: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """This portfolio's exchange orders (optionally only in ``states``), oldest first."""
+        sql = "SELECT * FROM exchange_orders WHERE portfolio = ?"
+        params: list[Any] = [self.portfolio]
+        if states is not None:
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
+            params += list(states)
+        async with self._db.execute(sql + " ORDER BY created_ms, rowid", params) as cur:
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+
+    async def fill_ids(self) -> set[str]:
+        async with self._db.execute(
+            "SELECT trade_id FROM fills WHERE portfolio = ?", (self.portfolio,)
+        ) as cur:
+            return {r[0] for r in await cur.fetchall()}
+
+    async def decided_intent_ids(self) -> set[str]:
+        async with self._db.execute(
+            "SELECT DISTINCT intent_id FROM risk_decisions WHERE portfolio = ?", (self.portfolio,)
+        ) as cur:
+            return {r[0] for r in await cur.fetchall()}
+
+    async def set_trading_state(self, state: str, reason: str, ts: int) -> None:
+        self._pending.append(
+            (
+                "INSERT OR REPLACE INTO trading_state VALUES (?,?,?,?)",
+                (self.portfolio, state, reason, ts),
+            )
+        )
+        await self.flush()
+
+    async def load_trading_state(self) -> tuple[str, str] | None:
+        async with self._db.execute(
+            "SELECT state, reason FROM trading_state WHERE portfolio = ?", (self.portfolio,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else (str(row[0]), str(row[1] or ""))
 
 
 async def _user_version(db: aiosqlite.Connection) -> int:

@@ -1,0 +1,7 @@
+"""Feeds: where market events come from (replay of stored candles, or ccxt.pro live)."""
+
+from __future__ import annotations
+
+from bot.feeds.base import Feed
+
+__all__ = ["Feed"]
