@@ -32,6 +32,8 @@ from bot.events import timeframe_ms
 from bot.execution.base import ExecutionPort
 from bot.execution.simulated import SimulatedExecutor
 from bot.feeds.base import Feed
+from bot.feeds.live_settings import LiveFeedSettings
+from bot.data import candle_file, load_candles_csv
 from bot.feeds.replay import ReplayFeed
 from bot.store import Store
 from risk.gate import RiskGate, RiskLimits
@@ -54,8 +56,8 @@ def build_strategies(
             build_strategy(
                 cfg.kind,
                 cfg.name,
-                tuple(symbols or cfg.symbols),
-                timeframe or cfg.timeframe,
+                tuple(symbols or cfg.symbols or settings.backtest.symbols),
+                timeframe or cfg.timeframe or settings.backtest.timeframe,
                 cfg.params,
                 where=f"strategies[{i}]",
             )
@@ -63,13 +65,38 @@ def build_strategies(
     return out
 
 
-def engine_settings(settings: Settings) -> EngineSettings:
+def live_feed_settings(settings: Settings, since_ms: int | None = None) -> LiveFeedSettings:
+    """The ccxt.pro feed's tunables from ``[feed]`` and ``[backtest]`` (symbols, timeframe)."""
+    f = settings.feed
+    series = feed_series(build_strategies(settings))
+    return LiveFeedSettings(
+        exchange=settings.exchange.name,
+        symbols=tuple(sorted({sym for sym, _ in series})),
+        timeframes=tuple(sorted({tf for _, tf in series}, key=timeframe_ms)),
+        order_book=f.order_book,
+        order_book_depth=f.order_book_depth,
+        trades=f.trades,
+        since_ms=since_ms,
+        backfill_limit=f.backfill_limit,
+        reconnect_initial_s=f.reconnect_initial_s,
+        reconnect_max_s=f.reconnect_max_s,
+        reconnect_jitter=f.reconnect_jitter,
+        stale_multiple=f.stale_multiple,
+        max_clock_skew_ms=f.max_clock_skew_ms,
+    )
+
+
+def engine_settings(settings: Settings, durable: bool = False) -> EngineSettings:
     r = settings.risk
     return EngineSettings(
         exchange=settings.exchange.name,
         fee_rate=settings.exchange.fee_rate,
-        stops=StopRules(r.stop_loss_pct, r.take_profit_pct, r.trailing_stop_pct),
+        stops=StopRules(r.stop_loss_pct, r.take_profit_pct, r.trailing_stop_pct, r.atr_multiple),
         risk_per_trade_pct=r.risk_per_trade_pct,
+        slippage_margin_bps=r.slippage_margin_bps,
+        atr_period=r.atr_period,
+        agreement_floor=r.agreement_floor,
+        durable=durable,
     )
 
 
@@ -77,9 +104,13 @@ def risk_limits(settings: Settings) -> RiskLimits:
     r = settings.risk
     return RiskLimits(
         max_position_pct=r.max_position_pct,
+        max_symbol_exposure_pct=r.max_symbol_exposure_pct,
         max_open_positions=r.max_open_positions,
         max_heat_pct=r.max_heat_pct,
         min_strength=r.min_strength,
+        max_orders_per_minute=r.max_orders_per_minute,
+        daily_loss_limit_pct=r.daily_loss_limit_pct,
+        max_drawdown_pct=r.max_drawdown_pct,
     )
 
 
@@ -147,6 +178,11 @@ async def summarize(engine: Engine, store: Store, timeframe: str, initial: float
     }
 
 
+def feed_series(strategies: list[Strategy]) -> list[tuple[str, str]]:
+    """Every (symbol, timeframe) some strategy listens to, in a stable order."""
+    return sorted({(sym, st.timeframe) for st in strategies for sym in st.symbols})
+
+
 async def run_backtest(
     settings: Settings,
     *,
@@ -157,28 +193,32 @@ async def run_backtest(
     run_id: str | None = None,
     feed: Feed | None = None,
 ) -> BacktestResult:
-    """Replay candles through the Engine with simulated fills; every fact goes to SQLite."""
-    symbols = symbols or settings.backtest.symbols
-    timeframe = timeframe or settings.backtest.timeframe
+    """Replay candles through the Engine with simulated fills; every fact goes to SQLite.
+
+    ``symbols``/``timeframe`` override those of every strategy (the CLI's --symbol and
+    --timeframe); otherwise each strategy keeps its own and the replay carries them all.
+    """
     run_id = run_id or uuid.uuid4().hex[:12]
     portfolio_name = f"backtest-{run_id}"
     strategies = build_strategies(settings, symbols, timeframe)
+    series = feed_series(strategies)
     if feed is None:
-        feed = ReplayFeed.from_csv(
-            settings.data.dir,
-            settings.exchange.name,
-            symbols,
-            timeframe,
-            date_to_ms(start or settings.backtest.start),
-            date_to_ms(end or settings.backtest.end),
+        since, until = date_to_ms(start or settings.backtest.start), date_to_ms(end or settings.backtest.end)
+        feed = ReplayFeed(
+            load_candles_csv(
+                candle_file(settings.data.dir, settings.exchange.name, sym, tf),
+                settings.exchange.name, sym, tf, since, until,
+            )
+            for sym, tf in series
         )
+    finest = min((tf for _, tf in series), key=timeframe_ms, default=settings.backtest.timeframe)
     store = await Store.open(settings.store.path, portfolio=portfolio_name)
     try:
         clock = SimClock()
         await store.start_run(run_id, "backtest", 0, settings.redacted())
         engine = build_engine(settings, strategies=strategies, store=store, clock=clock)
         stats = await engine.run(feed)
-        summary = await summarize(engine, store, timeframe, settings.backtest.initial_equity)
+        summary = await summarize(engine, store, finest, settings.backtest.initial_equity)
     finally:
         await store.close()
     summary["portfolio"] = portfolio_name

@@ -20,7 +20,7 @@ from strategies.catalog import StrategyParamError
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
 # Modules that contribute subcommands through ``add_parsers(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = ("bot.commands.market_data",)
+COMMAND_MODULES: tuple[str, ...] = ("bot.commands.market_data", "bot.commands.execution")
 
 
 def _date(value: str) -> date:

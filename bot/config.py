@@ -60,6 +60,8 @@ class ExchangeConfig(Section):
     http_url: str | None = None  # override REST base, e.g. the loopback exchange
     ws_url: str | None = None  # override websocket base
     fee_rate: float = Field(0.001, ge=0, le=0.05)
+    timeout_ms: int = Field(10_000, ge=100)  # per request; a timed-out order is looked up, never re-sent
+    paper_latency_ms: int = Field(0, ge=0)  # book-walking paper executor: order arrival delay
 
 
 class DataConfig(Section):
@@ -94,20 +96,29 @@ class RiskConfig(Section):
     take_profit_pct: float | None = Field(12.0, gt=0)
     trailing_stop_pct: float | None = Field(None, gt=0, lt=100)
     risk_per_trade_pct: float | None = Field(None, gt=0, le=100)
+    # -- execution engineer (issue #6) --
+    max_symbol_exposure_pct: float = Field(10.0, gt=0, le=100)  # all held in one symbol, % of equity
+    max_orders_per_minute: int | None = Field(30, ge=1)  # new entries per rolling minute; None = off
+    daily_loss_limit_pct: float | None = Field(5.0, gt=0, lt=100)  # -> REDUCING until next UTC day
+    max_drawdown_pct: float | None = Field(15.0, gt=0, lt=100)  # from the equity peak -> HALTED
+    atr_multiple: float | None = Field(None, gt=0)  # stop = entry - k * ATR (when an ATR is known)
+    atr_period: int = Field(14, ge=2)
+    slippage_margin_bps: float = Field(50.0, ge=0, le=1000)  # caps assume fills this much worse
+    agreement_floor: float = Field(0.5, ge=0, lt=1)  # ensemble agreement at/below this sizes to 0
 
 
 class StrategyConfig(Section):
     name: str = Field(min_length=1)
     kind: str  # a kind registered in strategies.catalog.KINDS
-    symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT"], min_length=1)
-    timeframe: str = "1h"
+    symbols: list[str] | None = Field(None, min_length=1)  # default: [backtest].symbols
+    timeframe: str | None = None  # default: [backtest].timeframe
     enabled: bool = True
     params: dict[str, Any] = Field(default_factory=dict)  # checked by the strategy kind
 
     @field_validator("timeframe")
     @classmethod
-    def _known_timeframe(cls, v: str) -> str:
-        return _timeframe(v)
+    def _known_timeframe(cls, v: str | None) -> str | None:
+        return None if v is None else _timeframe(v)
 
     @field_validator("kind")
     @classmethod
@@ -122,6 +133,15 @@ class StrategyConfig(Section):
 class FeedConfig(Section):
     source: Literal["replay", "exchange"] = "replay"  # exchange = ccxt.pro websockets
     replay_speed: float = Field(0.0, ge=0)  # bars per second when replaying; 0 = as fast as possible
+    order_book: bool = False  # stream L2 books (watch_order_book) for every symbol
+    order_book_depth: int = Field(20, ge=1, le=5000)
+    trades: bool = False  # stream public trades (watch_trades) for every symbol
+    backfill_limit: int = Field(1000, ge=1, le=1000)  # candles per REST page when backfilling
+    reconnect_initial_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    reconnect_jitter: float = Field(0.5, ge=0, le=1)
+    stale_multiple: float = Field(5.0, gt=1)  # no message for this many intervals -> reconnect
+    max_clock_skew_ms: int | None = Field(1000, ge=0)  # refuse to trade beyond this skew
 
 
 class LoggingConfig(Section):
@@ -255,7 +275,18 @@ def strategy_params_accepted(s: Settings) -> tuple[str, str] | None:
     return None
 
 
+def symbol_cap_covers_one_trade(s: Settings) -> tuple[str, str] | None:
+    if s.risk.max_symbol_exposure_pct < s.risk.max_position_pct:
+        return (
+            "risk.max_symbol_exposure_pct",
+            f"{s.risk.max_symbol_exposure_pct}% is below max_position_pct"
+            f" {s.risk.max_position_pct}%: no full-size trade could pass",
+        )
+    return None
+
+
 CROSS_FIELD_CHECKS: tuple[CrossCheck, ...] = (
+    symbol_cap_covers_one_trade,
     live_requires_opt_in,
     exchange_modes_require_keys,
     stop_below_take_profit,

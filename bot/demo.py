@@ -27,8 +27,10 @@ async def run_demo(config: Path | None = None) -> int:
         update={
             "strategies": [StrategyConfig(name="buy_and_hold", kind="buy_and_hold", params={"size_pct": 99.0})],
             "risk": settings.risk.model_copy(
-                update={"max_position_pct": 100.0, "max_heat_pct": 100.0, "stop_loss_pct": 99.9,
-                        "take_profit_pct": None, "trailing_stop_pct": None}
+                update={"max_position_pct": 100.0, "max_symbol_exposure_pct": 100.0,
+                        "max_heat_pct": 100.0, "stop_loss_pct": 99.9, "take_profit_pct": None,
+                        "trailing_stop_pct": None, "daily_loss_limit_pct": None,
+                        "max_drawdown_pct": None}
             ),
         }
     )

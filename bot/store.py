@@ -331,27 +331,6 @@ class Store:
     async def count(self, table: str) -> int:
         return len(await self.fetch(table))
 
-
-_TABLE = re.compile(r"\b(?:INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
-
-
-def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """Group rows into executemany batches: per table in queue order, consecutive same-SQL runs.
-
-    Rows of different tables are independent; rows of one table keep their order
-    (an order's status update never runs before the order's insert).
-    """
-    per_table: dict[str, list[tuple[str, list[tuple[Any, ...]]]]] = {}
-    for sql, params in rows:
-        match = _TABLE.search(sql)
-        runs = per_table.setdefault(match.group(1) if match else sql, [])
-        if runs and runs[-1][0] == sql:
-            runs[-1][1].append(params)
-        else:
-            runs.append((sql, [params]))
-    return [run for runs in per_table.values() for run in runs]
-
-
     # -- execution (v3): exchange orders and trading state ------------------------------
 
     EXCHANGE_ORDER_COLUMNS: tuple[str, ...] = (
@@ -412,6 +391,26 @@ def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tu
         ) as cur:
             row = await cur.fetchone()
         return None if row is None else (str(row[0]), str(row[1] or ""))
+
+
+_TABLE = re.compile(r"\b(?:INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
+
+
+def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Group rows into executemany batches: per table in queue order, consecutive same-SQL runs.
+
+    Rows of different tables are independent; rows of one table keep their order
+    (an order's status update never runs before the order's insert).
+    """
+    per_table: dict[str, list[tuple[str, list[tuple[Any, ...]]]]] = {}
+    for sql, params in rows:
+        match = _TABLE.search(sql)
+        runs = per_table.setdefault(match.group(1) if match else sql, [])
+        if runs and runs[-1][0] == sql:
+            runs[-1][1].append(params)
+        else:
+            runs.append((sql, [params]))
+    return [run for runs in per_table.values() for run in runs]
 
 
 async def _user_version(db: aiosqlite.Connection) -> int:

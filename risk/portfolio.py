@@ -44,6 +44,9 @@ class Portfolio:
         self.positions: dict[str, Position] = {}
         self.last_price: dict[str, float] = {}
         self.fees_paid = 0.0
+        # below these amounts a remainder cannot be traded (lot size / min notional): dust
+        self.dust: dict[str, float] = {}
+        self.dust_held: dict[str, float] = {}  # untradeable remainders written off
 
     def position(self, symbol: str) -> Position:
         return self.positions.get(symbol) or Position(symbol)
@@ -109,13 +112,19 @@ class Portfolio:
             self.cash += notional - fill.fee
             pnl = (fill.price - pos.avg_price) * sold - fill.fee
             amount = pos.amount - sold
-            if amount <= EPSILON:
+            if amount <= max(EPSILON, self.dust.get(fill.symbol, 0.0)):
+                self.dust_held[fill.symbol] = self.dust_held.get(fill.symbol, 0.0) + max(0.0, amount)
                 pos = Position(fill.symbol, realized_pnl=pos.realized_pnl + pnl)
             else:
                 pos = replace(pos, amount=amount, realized_pnl=pos.realized_pnl + pnl)
         self.positions[fill.symbol] = pos
         self.mark(fill.symbol, self.last_price.get(fill.symbol, fill.price))
         return self.position_changed(fill.symbol, fill.ts)
+
+    def restore(self, position: Position) -> None:
+        """Put back a position known from the store or the exchange (restart)."""
+        self.positions[position.symbol] = position
+        self.last_price.setdefault(position.symbol, position.avg_price)
 
     def position_changed(self, symbol: str, ts: int) -> PositionChanged:
         pos = self.position(symbol)

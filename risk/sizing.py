@@ -1,6 +1,47 @@
-"""Position sizing: from a signal's recommendation to an order amount."""
+"""Position sizing: from a signal's recommendation to an order amount.
+
+    size_pct = signal.size_pct x agreement factor        (ensemble agreement)
+    notional = equity x min(size_pct, max_position_pct)
+               capped by risk-per-trade / stop distance   (ATR or percent stop)
+               capped by free cash (fees included)
+    amount   = notional / worst expected fill, rounded down to the lot size
+
+Sizing proposes; the risk gate still checks every cap afterwards.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from risk.market import MarketRules
+
+
+def agreement(votes: Mapping[str, str], direction: str) -> float | None:
+    """Share of ensemble members voting ``direction`` (``None`` without votes)."""
+    if not votes:
+        return None
+    return sum(1 for v in votes.values() if v == direction) / len(votes)
+
+
+def agreement_factor(share: float | None, floor: float = 0.5) -> float:
+    """Scale in [0, 1]: full size at unanimity, zero at or below ``floor`` agreement."""
+    if share is None:
+        return 1.0
+    if share <= floor:
+        return 0.0
+    return min(1.0, (share - floor) / (1.0 - floor)) if floor < 1.0 else 1.0
+
+
+def average_true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int = 14) -> float | None:
+    """Simple-average ATR over the last ``n`` bars; ``None`` if there are too few bars."""
+    if len(close) < n + 1 or n <= 0:
+        return None
+    h, lo, prev = high[-n:], low[-n:], close[-n - 1 : -1]
+    tr = np.maximum(h - lo, np.maximum(np.abs(h - prev), np.abs(lo - prev)))
+    value = float(tr.mean())
+    return value if np.isfinite(value) and value > 0 else None
 
 
 def entry_amount(
@@ -12,17 +53,23 @@ def entry_amount(
     fee_rate: float = 0.0,
     stop_price: float | None = None,
     risk_per_trade_pct: float | None = None,
+    slippage_margin: float = 0.0,
+    rules: MarketRules | None = None,
 ) -> float:
     """Base units to buy.
 
     The signal's ``size_pct`` of equity, capped by ``max_position_pct`` and by free
     cash (fees included). With ``risk_per_trade_pct`` and a stop, the amount is also
-    capped so that hitting the stop loses at most that share of equity.
+    capped so that hitting the stop loses at most that share of equity. Priced at the
+    worst expected fill (``price x (1 + slippage_margin)``) so the caps hold after slippage.
     """
     if equity <= 0 or price <= 0 or size_pct <= 0:
         return 0.0
+    worst = price * (1.0 + slippage_margin)
     notional = equity * min(size_pct, max_position_pct) / 100.0
     if risk_per_trade_pct is not None and stop_price is not None and 0 < stop_price < price:
-        notional = min(notional, equity * risk_per_trade_pct / 100.0 * price / (price - stop_price))
-    notional = min(notional, cash / (1.0 + fee_rate))
-    return max(0.0, notional / price)
+        risk_budget = equity * risk_per_trade_pct / 100.0
+        notional = min(notional, risk_budget * worst / ((price - stop_price) * (1.0 + slippage_margin)))
+    notional = min(notional, max(0.0, cash) / (1.0 + fee_rate))
+    amount = max(0.0, notional / worst)
+    return rules.round_amount(amount) if rules is not None else amount

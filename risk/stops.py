@@ -35,7 +35,10 @@ class StopRules:
 
 
 def exit_on_price(pos: Position, price: float) -> tuple[str, float] | None:
-    """Exit leg and trigger price if a traded/quoted ``price`` crosses a level."""
+    """Exit leg and trigger price if a traded/quoted ``price`` crosses a level.
+
+    A raised trailing stop is still the position's stop: it exits as ``stop``.
+    """
     if not pos.is_open:
         return None
     if pos.stop_price is not None and price <= pos.stop_price:
@@ -54,6 +57,11 @@ def exit_on_bar(pos: Position, open_: float, high: float, low: float) -> tuple[s
     if pos.take_profit is not None and high >= pos.take_profit:
         return "take_profit", max(open_, pos.take_profit)
     return None
+
+
+def stop_distance_ok(stop: float | None, price: float) -> bool:
+    """A usable long stop lies strictly between zero and the entry price."""
+    return stop is not None and 0 < stop < price
 
 
 def trailed_stop(pos: Position, high: float) -> float | None:
