@@ -6,8 +6,6 @@ the ExecutionPort and the Clock handed to it.
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from bot.clock import Clock, LiveClock, SimClock
+from bot.clock import Clock, SimClock
 from bot.config import Settings, date_to_ms
 from bot.engine import Engine, EngineSettings, EngineStats
 from bot.evaluation.metrics import (
@@ -224,57 +222,3 @@ async def run_backtest(
     summary["portfolio"] = portfolio_name
     summary["store"] = str(Path(settings.store.path))
     return BacktestResult(portfolio_name, stats, summary)
-
-
-async def run_daemon(settings: Settings, run_id: str, stop: asyncio.Event | None = None) -> dict[str, Any]:
-    """Trade in the configured mode until SIGINT/SIGTERM (or ``stop``); then flush and return."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    store = await Store.open(settings.store.path, portfolio=settings.store.portfolio)
-    feed: Feed
-    clock: Clock
-    if settings.feed.source == "replay":
-        clock = SimClock()
-        feed = ReplayFeed.from_csv(
-            settings.data.dir,
-            settings.exchange.name,
-            settings.backtest.symbols,
-            settings.backtest.timeframe,
-            date_to_ms(settings.backtest.start),
-            date_to_ms(settings.backtest.end),
-            speed=settings.feed.replay_speed,
-        )
-    else:
-        raise NotImplementedError("the exchange feed is wired by the market-data component")
-    try:
-        await store.start_run(run_id, settings.mode, LiveClock().now_ms(), settings.redacted())
-        engine = build_engine(
-            settings,
-            strategies=build_strategies(settings, settings.backtest.symbols, settings.backtest.timeframe),
-            store=store,
-            clock=clock,
-        )
-        log.info("daemon_started", feed=settings.feed.source, strategies=len(engine.strategies))
-        task = asyncio.create_task(engine.run(feed))
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            log.info("daemon_stopping", reason="signal")
-            await feed.close()
-            task.cancel()
-        stopper.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        summary = await summarize(
-            engine, store, settings.backtest.timeframe, settings.backtest.initial_equity
-        )
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await store.close()
-    log.info("daemon_stopped", candles=summary["candles"], equity=summary["final_equity"])
-    return summary

@@ -20,7 +20,12 @@ from strategies.catalog import StrategyParamError
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
 # Modules that contribute subcommands through ``add_parsers(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = ("bot.commands.market_data", "bot.commands.execution")
+COMMAND_MODULES: tuple[str, ...] = (
+    "bot.commands.market_data",
+    "bot.commands.execution",
+    "bot.commands.ops",
+    "bot.commands.train",
+)
 
 
 def _date(value: str) -> date:
@@ -84,18 +89,20 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bot.app import run_daemon
+    from bot.daemon import run_daemon
 
     settings = load_config_or_exit(args)
     run_id = _setup(settings, args, settings.mode)
     try:
-        summary = asyncio.run(run_daemon(settings, run_id))
+        summary = asyncio.run(run_daemon(settings, run_id, config_path=args.config))
     except StrategyParamError as exc:
         print(f"invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.summary:
+    if args.json:
+        print(json.dumps(summary, default=str, sort_keys=True))
+    elif args.summary:
         print_summary(f"Run {run_id} ({settings.mode})", summary)
-    return EXIT_OK
+    return EXIT_FAILURE if str(summary.get("stop_reason", "")).startswith("error") else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -164,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the trading daemon until SIGINT/SIGTERM")
     add_config_arg(run)
     run.add_argument("--summary", action="store_true", help="print a summary on exit")
+    run.add_argument("--json", action="store_true", help="print the exit summary as one JSON object")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="run the bot over real BTC/USDT hourly data and print a summary")

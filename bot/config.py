@@ -21,7 +21,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,7 +29,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.config_section import Section
 from bot.events import TIMEFRAME_MS
+from bot.ops_config import DaemonConfig, HealthConfig, NotifyConfig, RetrainConfig
+from strategies.model_config import ModelSpec, TrainConfig, default_models
 
 SECRET_KEYS = ("api_key", "api_secret")
 _toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
@@ -50,8 +53,6 @@ class ConfigError(Exception):
         return "\n".join(lines)
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ExchangeConfig(Section):
@@ -144,6 +145,22 @@ class FeedConfig(Section):
     max_clock_skew_ms: int | None = Field(1000, ge=0)  # refuse to trade beyond this skew
 
 
+class TrainSection(Section):
+    """``[train]``: the history the ``[[models]]`` are trained on and where they are saved."""
+
+    symbol: str = "BTC/USDT"
+    timeframe: str = "1h"
+    start: str | None = "2017-01-01"  # first day of training history (inclusive)
+    end: str | None = "2022-01-01"  # first day not used (exclusive)
+    models_dir: Path = Path("models")  # model registry root
+    threads: int = Field(1, ge=1)  # torch threads; small models train fastest on 1
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, v: str) -> str:
+        return _timeframe(v)
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "console"] = "auto"
@@ -168,7 +185,13 @@ class Settings(BaseSettings):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     feed: FeedConfig = Field(default_factory=FeedConfig)
     strategies: list[StrategyConfig] = Field(default_factory=list)
+    models: list[ModelSpec] = Field(default_factory=list)  # [[models]]; empty = the default five
+    train: TrainSection = Field(default_factory=TrainSection)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -250,6 +273,14 @@ def backtest_dates_ordered(s: Settings) -> tuple[str, str] | None:
     return None
 
 
+def model_names_unique(s: Settings) -> tuple[str, str] | None:
+    names = [m.name for m in s.models]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        return ("models", f"model names must be unique; repeated: {', '.join(dupes)}")
+    return None
+
+
 def strategy_names_unique(s: Settings) -> tuple[str, str] | None:
     names = [st.name for st in s.strategies]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -293,6 +324,7 @@ CROSS_FIELD_CHECKS: tuple[CrossCheck, ...] = (
     heat_covers_one_position,
     backtest_dates_ordered,
     strategy_names_unique,
+    model_names_unique,
     needs_a_strategy,
     strategy_params_accepted,
 )
@@ -386,6 +418,16 @@ def _timeframe(v: str) -> str:
     if v not in TIMEFRAME_MS:
         raise ValueError(f"unknown timeframe; expected one of {', '.join(TIMEFRAME_MS)}")
     return v
+
+
+def train_config(s: Settings) -> TrainConfig:
+    """What the training pipeline needs, from ``[data]``, ``[exchange]``, ``[train]``, ``[[models]]``."""
+    return TrainConfig(
+        data_dir=s.data.dir,
+        exchange=s.exchange.name,
+        models=tuple(s.models) or default_models(),
+        **s.train.model_dump(),
+    )
 
 
 def date_to_ms(d: date | None) -> int | None:

@@ -1,11 +1,18 @@
-"""Rule-based baselines: the bar every neural strategy has to clear."""
+"""Rule-based baselines: the bar every neural strategy has to clear.
+
+They implement the same ``Strategy`` interface as the neural strategies, so the
+evaluation runs everything through the same Engine on equal footing.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from bot.events import Direction, Signal
 from strategies.base import BarContext, Strategy
+from strategies.features import FeatureDef, FeatureEngine, FeatureSpec
 
 
 class MovingAverageCrossover(Strategy):
@@ -46,3 +53,56 @@ class BuyAndHold(Strategy):
 
     def evaluate(self, ctx: BarContext) -> Signal | None:
         return self.signal(ctx, Direction.LONG, 100.0, reason="buy and hold")
+
+
+class RsiMacd(Strategy):
+    """RSI + MACD combination (momentum confirmed by RSI, exhaustion filtered).
+
+    * **long** when the MACD histogram is positive (MACD line above its signal)
+      and ``rsi_min <= RSI < overbought``: momentum up, RSI confirms, not stretched;
+    * **flat** when the histogram turns negative or RSI reaches ``overbought``;
+    * otherwise hold (the signal repeats the current position, size 0).
+
+    RSI (Wilder) and MACD are the very indicator state machines the feature
+    pipeline uses, updated incrementally once per closed bar (warmup 1: the
+    strategy sees every bar and keeps its own state per symbol).
+    Strength: 65 at a zero histogram rising to 100 when it reaches ``hist_full``
+    (a fraction of price, MACD being normalised by close).
+    """
+
+    def __init__(
+        self, name: str, symbols: tuple[str, ...], timeframe: str, rsi_period: int = 14,
+        fast: int = 12, slow: int = 26, signal: int = 9, rsi_min: float = 50.0,
+        overbought: float = 70.0, hist_full: float = 0.002, size_pct: float = 10.0,
+    ) -> None:
+        if not 1 <= fast < slow or signal < 1 or rsi_period < 2:
+            raise ValueError(f"rsi_macd needs 1 <= fast < slow, signal >= 1, rsi_period >= 2; "
+                             f"got {fast}/{slow}/{signal}/{rsi_period}")
+        if not 0.0 <= rsi_min < overbought <= 100.0:
+            raise ValueError(f"rsi_macd needs 0 <= rsi_min < overbought <= 100, got {rsi_min}/{overbought}")
+        if hist_full <= 0:
+            raise ValueError("hist_full must be > 0")
+        super().__init__(name, symbols, timeframe)
+        self.spec = FeatureSpec("rsi_macd", (
+            FeatureDef("rsi", "rsi", (("period", rsi_period),)),
+            FeatureDef("macd", "macd", (("fast", fast), ("signal", signal), ("slow", slow))),
+        ))
+        self.rsi_min, self.overbought, self.hist_full = rsi_min, overbought, hist_full
+        self.default_size_pct = size_pct
+        self._engines: dict[str, FeatureEngine] = {}
+
+    def evaluate(self, ctx: BarContext) -> Signal | None:
+        c = ctx.candle
+        engine = self._engines.setdefault(c.symbol, FeatureEngine(self.spec))
+        rsi01, _line, _sig, hist = engine.update(c.ts, c.open, c.high, c.low, c.close, c.volume)
+        if math.isnan(rsi01) or math.isnan(hist):
+            return None
+        rsi = 100.0 * rsi01
+        strength = 65.0 + 35.0 * min(1.0, abs(hist) / self.hist_full)
+        why = f"RSI {rsi:.1f}, MACD hist {hist:+.5f}"
+        if hist > 0 and self.rsi_min <= rsi < self.overbought:
+            return self.signal(ctx, Direction.LONG, strength, reason=f"long: {why}")
+        if hist < 0 or rsi >= self.overbought:
+            return self.signal(ctx, Direction.FLAT, strength, reason=f"flat: {why}")
+        held = Direction.LONG if ctx.position > 0 else Direction.FLAT
+        return self.signal(ctx, held, 50.0, reason=f"hold: {why}", size_pct=0.0)

@@ -7,13 +7,39 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from strategies.base import Strategy
-from strategies.baselines import BuyAndHold, MovingAverageCrossover
+from strategies.baselines import BuyAndHold, MovingAverageCrossover, RsiMacd
+from strategies.confirmation import ConfirmedStrategy
+from strategies.confluence import Confluence
 
 Factory = Callable[..., Strategy]
+
+
+class LazyFactory:
+    """A factory imported on first use (torch is only loaded by configs that use models)."""
+
+    def __init__(self, module: str, attr: str) -> None:
+        self.module, self.attr = module, attr
+
+    def target(self) -> Factory:
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.attr)  # type: ignore[no-any-return]
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self.target())
+
+    def __call__(self, **kwargs: Any) -> Strategy:
+        return self.target()(**kwargs)
+
 
 KINDS: dict[str, Factory] = {
     "ma_crossover": MovingAverageCrossover,
     "buy_and_hold": BuyAndHold,
+    "rsi_macd": RsiMacd,
+    "neural": LazyFactory("strategies.neural", "NeuralEnsemble"),
+    "confluence": Confluence,
+    "confirmed": ConfirmedStrategy,
 }
 
 

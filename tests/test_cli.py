@@ -71,7 +71,7 @@ def test_daemon_stops_cleanly_on_sigterm(write_config, tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     events = [line["event"] for line in lines]
-    assert "daemon_started" in events and "daemon_stopped" in events
+    assert "daemon_resumed" in events and "daemon_stopped" in events
     assert all(line.get("mode") == "paper" and line.get("run_id") for line in lines)
     with sqlite3.connect(db) as conn:
         final = conn.execute("SELECT COUNT(*) FROM equity").fetchone()[0]

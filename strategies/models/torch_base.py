@@ -1,0 +1,77 @@
+"""Shared machinery of the torch models: normalisation inside the graph, state, fit.
+
+``forward_logits(x)`` maps a RAW window tensor ``[n, T, F]`` to pre-sigmoid logits
+``[n]`` differentiably (normalisation and clipping are done in torch), so
+integrated gradients can be taken with respect to raw features.
+``forward_proba`` applies the temperature of a temperature calibrator (isotonic
+calibration is not differentiable; there the uncalibrated sigmoid is returned).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from strategies.calibration import TemperatureScaler
+from strategies.model_config import ModelSpec
+from strategies.models.base import FitReport, Model
+from strategies.windows import Normalizer, Windows
+
+
+def dense_head(in_dim: int, dense: tuple[int, ...], out_dim: int = 1) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for d in dense:
+        layers += [nn.Linear(in_dim, d), nn.ReLU()]
+        in_dim = d
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class TorchModel(Model):
+    def __init__(self, spec: ModelSpec, n_features: int, normalizer: Normalizer | None = None) -> None:
+        super().__init__(spec, n_features, normalizer)
+        torch.manual_seed(spec.seed)
+        self.module: nn.Module = self.build_module()
+        self.module.eval()
+
+    @abstractmethod
+    def build_module(self) -> nn.Module:
+        """The network: ``[n, T, F]`` normalised float32 -> ``[n]`` logits / values."""
+
+    # -- differentiable paths (for integrated gradients) ---------------------------
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.as_tensor(self.normalizer.mean, dtype=x.dtype)
+        std = torch.as_tensor(self.normalizer.std, dtype=x.dtype)
+        z = torch.nan_to_num((x - mean) / std, nan=0.0)
+        z = torch.clamp(z, -self.normalizer.clip, self.normalizer.clip)
+        return self.module(z.float())
+
+    def forward_proba(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.calibrator.temperature if isinstance(self.calibrator, TemperatureScaler) else 1.0
+        return torch.sigmoid(self.forward_logits(x) / t)
+
+    # -- Model API ------------------------------------------------------------------
+    def _raw_output(self, xn: np.ndarray) -> np.ndarray:
+        self.module.eval()
+        with torch.inference_mode():
+            out = self.module(torch.from_numpy(np.ascontiguousarray(xn, dtype=np.float32)))
+        return out.double().numpy()
+
+    def fit(self, train: Windows, val: Windows, progress: bool = False) -> FitReport:
+        from strategies.fit_loop import fit_torch
+
+        return fit_torch(self, train, val, progress)
+
+    def get_state(self) -> dict[str, Any]:
+        return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state)
+        self.module.eval()
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())

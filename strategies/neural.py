@@ -1,0 +1,273 @@
+"""The neural ensemble strategy: n trained models vote on every closed bar.
+
+Live path (paper/live/backtest alike): the strategy keeps one
+:class:`~bot.feature_buffer.FeatureBuffer` per symbol and feeds it every closed
+candle it is shown (``warmup = 1``, so the Engine shows it every accepted bar);
+each model predicts P(up) from the latest window, the votes are counted
+(:mod:`strategies.ensemble`) and the decision becomes a Signal with strength,
+confidence interval, horizon, risk level, size, votes and (for acted signals by
+default) feature attributions (:mod:`strategies.explain`). No Engine change is
+needed.
+
+Fast path (evaluation): :meth:`NeuralEnsemble.precompute` computes the features
+of a whole history and every model's predictions for all of its windows in one
+batch per model; the Engine then replays the candles and ``evaluate`` only looks
+predictions up. Features are causal and computed by the same engine as the live
+buffer, so when the replay covers the same candles as the history, both paths
+give the same signals (tested).
+
+Models come from the registry: ``<models_dir>/<SYMBOL>_<timeframe>/<name>/``
+(see :mod:`strategies.registry`), or are handed in as ``{name: Model}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from bot.events import Signal, timeframe_ms
+from bot.feature_buffer import FeatureBuffer
+from strategies.base import BarContext, Strategy
+from strategies.ensemble import EXIT_RULES, Decision, VotingRule, decide, log_loss_weights, vote
+from strategies.explain import attributions, combine, top_shares
+from strategies.features import FeatureSpec, compute_features, get_spec
+from strategies.history import History
+from strategies.models.base import Model
+from strategies.registry import load_model, model_dir, read_meta
+from strategies.signals import SignalPolicy, annualised_vol
+from strategies.windows import Windows, valid_ends
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_MODELS = ("lstm", "bilstm", "cnn_lstm", "transformer", "gbm")
+
+
+def horizon_label(bars: int, timeframe: str) -> str:
+    """``24`` bars of ``1h`` -> ``"1d"``; ``4`` of ``1h`` -> ``"4h"``; ``1`` of ``1w`` -> ``"1w"``."""
+    ms = bars * timeframe_ms(timeframe)
+    for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def trailing_vol(close: np.ndarray, bars: int) -> np.ndarray:
+    """Per row: root-mean-square of the last ``bars`` 1-bar log returns (NaN until filled)."""
+    close = np.asarray(close, dtype=np.float64)
+    out = np.full(len(close), np.nan)
+    if len(close) <= bars:
+        return out
+    r2 = np.zeros(len(close))
+    r2[1:] = np.log(close[1:] / close[:-1]) ** 2
+    csum = np.concatenate([[0.0], np.cumsum(r2)])
+    t = np.arange(bars, len(close))
+    out[bars:] = np.sqrt(np.maximum(csum[t + 1] - csum[t + 1 - bars], 0.0) / bars)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionTable:
+    """Batch predictions of one symbol's history, keyed by bar open time."""
+
+    ts: np.ndarray  # [N] open times
+    probs: dict[str, np.ndarray]  # model -> [N] P(up), NaN where no full window
+    vol: np.ndarray  # [N] per-bar volatility forecast (model or trailing), NaN until known
+    features: np.ndarray  # [N, F] raw features (windows for explanations)
+    index: dict[int, int] = field(default_factory=dict)
+
+    def row(self, ts: int) -> int | None:
+        return self.index.get(ts)
+
+
+@dataclass(slots=True)
+class _Book:
+    """Per-symbol state: models, live feature buffer, optional precomputed table."""
+
+    models: dict[str, Model]
+    vol_model: Model | None
+    buffer: FeatureBuffer
+    weights: dict[str, float]
+    table: PredictionTable | None = None
+
+
+class NeuralEnsemble(Strategy):
+    """k-of-n voting ensemble of trained models (see module docstring)."""
+
+    def __init__(
+        self, name: str, symbols: tuple[str, ...], timeframe: str,
+        models: Sequence[str] | Mapping[str, Model] = DEFAULT_MODELS,
+        models_dir: str = "models", features: str = "default",
+        vote_k: int | None = None, threshold: float = 0.55, weighting: str = "equal",
+        val_log_loss: Mapping[str, float] | None = None,
+        horizon: str = "", vol_model: str | Model | None = None, vol_days: float = 7.0,
+        exit_rule: str = "consensus", explain: str = "acted", top_features: int = 5,
+        ig_steps: int = 32, act_strength: float = 65.0, saturation: float = 0.75,
+        min_size_pct: float = 1.0, max_size_pct: float = 10.0, min_agreement_scale: float = 0.6,
+        ci_method: str = "spread", ci_level: float = 0.9,
+        risk_low_below: float = 0.50, risk_high_above: float = 0.85,
+        risk_multipliers: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__(name, symbols, timeframe)
+        names = list(models)
+        if not names:
+            raise ValueError("models: list at least one model")
+        if explain not in ("acted", "all", "none"):
+            raise ValueError(f"explain must be 'acted', 'all' or 'none', got {explain!r}")
+        self.rule = VotingRule(min(4, len(names)) if vote_k is None else vote_k, len(names),
+                               threshold, weighting)
+        mult = {"low": 1.0, "medium": 0.75, "high": 0.5, "": 1.0}
+        mult.update(risk_multipliers or {})
+        self.policy = SignalPolicy(act_strength, saturation, min_size_pct, max_size_pct,
+                                   min_agreement_scale, ci_method, ci_level,
+                                   risk_low_below=risk_low_below, risk_high_above=risk_high_above,
+                                   risk_multipliers=mult)
+        if exit_rule not in EXIT_RULES:
+            raise ValueError(f"exit_rule must be one of {EXIT_RULES}, got {exit_rule!r}")
+        self.exit_rule, self.explain, self.top_features, self.ig_steps = (
+            exit_rule, explain, top_features, ig_steps)
+        self.spec: FeatureSpec = get_spec(features)
+        self.vol_bars = max(1, int(round(vol_days * 86_400_000 / timeframe_ms(timeframe))))
+        self.warmup = 1  # see every bar: the feature buffer lives here
+        self.default_size_pct = max_size_pct
+        self._books: dict[str, _Book] = {}
+        for symbol in symbols:
+            loaded, losses = self._load(symbol, models, models_dir)
+            vm = self._load_one(symbol, vol_model, models_dir) if isinstance(vol_model, str) and vol_model \
+                else (vol_model if isinstance(vol_model, Model) else None)
+            if weighting == "log_loss":
+                weights = log_loss_weights({**losses, **(val_log_loss or {})})
+            else:
+                weights = {m: 1.0 for m in loaded}
+            longest = max(m.window for m in loaded.values())
+            buf = FeatureBuffer(symbol, timeframe, self.spec, n_steps=longest,
+                                capacity=max(longest, self.vol_bars + 1))
+            self._books[symbol] = _Book(loaded, vm, buf, weights)
+        first = next(iter(self._books.values())).models.values()
+        self.horizon = horizon or horizon_label(next(iter(first)).spec.horizon, timeframe)
+
+    # -- loading ---------------------------------------------------------------------
+    def _load_one(self, symbol: str, name: str, models_dir: str) -> Model:
+        path = model_dir(models_dir, symbol, self.timeframe, name)
+        if not (Path(path) / "meta.json").exists():
+            raise ValueError(f"model {name!r} not found at {path} (train it, or fix models_dir)")
+        return load_model(path, self.spec)
+
+    def _load(self, symbol: str, models: Sequence[str] | Mapping[str, Model],
+              models_dir: str) -> tuple[dict[str, Model], dict[str, float]]:
+        if isinstance(models, Mapping):
+            loaded = dict(models)
+            return loaded, {}
+        loaded, losses = {}, {}
+        for name in models:
+            loaded[name] = self._load_one(symbol, name, models_dir)
+            meta = read_meta(model_dir(models_dir, symbol, self.timeframe, name))
+            losses[name] = float((meta.get("metrics", {}).get("val") or {}).get("log_loss") or "nan")
+        for name, m in loaded.items():
+            if m.task != "classification":
+                raise ValueError(f"model {name!r} is a {m.task} model; the ensemble needs P(up) classifiers")
+        return loaded, losses
+
+    # -- fast path ---------------------------------------------------------------------
+    def precompute(self, symbol: str, history: History, batch_size: int = 4096) -> PredictionTable:
+        """Predict every window of ``history`` in one batch per model; ``evaluate`` then looks up."""
+        book = self._books[symbol]
+        feats = compute_features(history.arrays, self.spec)
+        ts = np.asarray(history.arrays["ts"], dtype=np.int64)
+        probs: dict[str, np.ndarray] = {}
+        for name, m in book.models.items():
+            probs[name] = self._batch_predict(m, feats, batch_size)
+        if book.vol_model is not None:
+            vol = self._batch_predict(book.vol_model, feats, batch_size)
+        else:
+            vol = trailing_vol(history.arrays["close"], self.vol_bars)
+        table = PredictionTable(ts, probs, vol, feats, {int(t): i for i, t in enumerate(ts.tolist())})
+        book.table = table
+        log.info("ensemble_precomputed", strategy=self.name, symbol=symbol, rows=len(ts),
+                 models=len(probs))
+        return table
+
+    @staticmethod
+    def _batch_predict(model: Model, feats: np.ndarray, batch_size: int) -> np.ndarray:
+        out = np.full(len(feats), np.nan)
+        ends = valid_ends(feats, None, model.window)
+        if len(ends):
+            w = Windows(feats, ends, np.full(len(ends), np.nan, dtype=np.float32), model.window)
+            out[ends] = model.predict_windows(w, batch_size)
+        return out
+
+    # -- evaluation ----------------------------------------------------------------------
+    def _inputs(self, book: _Book, ctx: BarContext) -> tuple[dict[str, float], float, Any] | None:
+        """Per-model P(up), per-bar vol and a window getter, or ``None`` when not ready."""
+        c = ctx.candle
+        if book.table is not None:
+            row = book.table.row(c.ts)
+            if row is None:
+                return None
+            t = book.table
+            probs = {n: float(p[row]) for n, p in t.probs.items()}
+            if not all(np.isfinite(v) for v in probs.values()):
+                return None
+
+            def window(w: int, t: PredictionTable = t, row: int = row) -> np.ndarray:
+                return t.features[row - w + 1 : row + 1]
+
+            return probs, float(t.vol[row]), window
+        if book.buffer.on_candle(c) is not None:
+            return None
+        probs = {}
+        for n, m in book.models.items():
+            x = book.buffer.latest_window(m.window)
+            if x is None:
+                return None
+            probs[n] = float(m.predict(x)[0])
+        vol = np.nan
+        if book.vol_model is not None:
+            x = book.buffer.latest_window(book.vol_model.window)
+            vol = float(book.vol_model.predict(x)[0]) if x is not None else np.nan
+        else:
+            closes = book.buffer.candles.window(self.vol_bars + 1).close
+            vol = float(trailing_vol(closes, self.vol_bars)[-1])
+
+        def live_window(w: int) -> np.ndarray:
+            return book.buffer.window(w)
+
+        return probs, vol, live_window
+
+    def evaluate(self, ctx: BarContext) -> Signal | None:
+        book = self._books.get(ctx.candle.symbol)
+        if book is None:
+            return None
+        got = self._inputs(book, ctx)
+        if got is None:
+            return None
+        probs, vol, window = got
+        v = vote(probs, self.rule, book.weights)
+        annual = annualised_vol(vol, timeframe_ms(self.timeframe)) if np.isfinite(vol) else None
+        d = decide(v, self.rule, self.policy, ctx.position, annual, self.exit_rule)
+        attr: dict[str, float] = {}
+        if self.explain == "all" or (self.explain == "acted" and d.acted):
+            attr = self._explain(book, window, v.weights)
+        return self._to_signal(ctx, d, v.probability, v.votes, attr)
+
+    def _explain(self, book: _Book, window: Any, weights: Mapping[str, float]) -> dict[str, float]:
+        per = {n: attributions(m, np.asarray(window(m.window)), self.ig_steps)
+               for n, m in book.models.items()}
+        return top_shares(combine(per, weights), self.spec.columns, self.top_features)
+
+    def _to_signal(self, ctx: BarContext, d: Decision, p: float, votes: dict[str, str],
+                   attr: dict[str, float]) -> Signal:
+        return self.signal(
+            ctx, d.direction, round(d.strength, 4), reason=d.reason, size_pct=round(d.size_pct, 4),
+            probability=round(p, 6), confidence_low=round(d.confidence[0], 6),
+            confidence_high=round(d.confidence[1], 6), horizon=self.horizon, risk_level=d.risk,
+            votes=dict(votes), attributions=attr,
+        )
+
+    def book(self, symbol: str) -> _Book:
+        """Per-symbol state (models, buffer, table): read-only access for tools and tests."""
+        return self._books[symbol]

@@ -1,0 +1,161 @@
+"""Model registry: one directory per trained model.
+
+``<models_dir>/<symbol>_<timeframe>/<name>/``
+
+* ``meta.json``: registry format, model API version, architecture (the full
+  :class:`ModelSpec`), feature spec (dict + hash), normalisation statistics
+  (fitted on the training split), calibration, regression target scaling,
+  training data range, fit report, metrics, library versions, weights checksum;
+* ``weights.pt`` (torch ``state_dict``, loaded with ``weights_only=True``) or
+  ``estimator.pkl`` (scikit-learn; pickle, so load only models you trained).
+
+:func:`load_model` refuses a model whose feature spec hash differs from the
+running configuration's, with an explicit message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+import structlog
+import torch
+
+from strategies.calibration import calibrator_from_dict
+from strategies.features import FeatureSpec
+from strategies.model_config import ModelSpec
+from strategies.models import MODEL_API_VERSION, Model, TorchModel, build_model
+from strategies.windows import Normalizer
+
+log = structlog.get_logger(__name__)
+
+REGISTRY_FORMAT = 1
+
+
+class FeatureSpecMismatch(ValueError):
+    """The model was trained on different features than the running config computes."""
+
+
+class RegistryError(RuntimeError):
+    pass
+
+
+def model_dir(models_dir: Path | str, symbol: str, timeframe: str, name: str) -> Path:
+    return Path(models_dir) / f"{symbol.replace('/', '_')}_{timeframe}" / name
+
+
+def library_versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "sklearn": sklearn.__version__}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy (NaN -> None, numpy scalars -> Python)."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def save_model(
+    model: Model,
+    directory: Path | str,
+    feature_spec: FeatureSpec,
+    *,
+    data_range: dict[str, object] | None = None,
+    metrics: dict[str, object] | None = None,
+    fit_report: object | None = None,
+) -> Path:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, TorchModel):
+        weights = d / "weights.pt"
+        torch.save(model.get_state(), weights)
+    else:
+        weights = d / "estimator.pkl"
+        weights.write_bytes(pickle.dumps(model.get_state(), protocol=pickle.HIGHEST_PROTOCOL))
+    meta = {
+        "registry_format": REGISTRY_FORMAT,
+        "model_api_version": MODEL_API_VERSION,
+        "name": model.name,
+        "kind": model.spec.kind,
+        "task": model.task,
+        "spec": model.spec.model_dump(mode="json"),
+        "n_features": model.n_features,
+        "feature_spec": feature_spec.to_dict(),
+        "feature_spec_hash": feature_spec.hash(),
+        "feature_columns": list(feature_spec.columns),
+        "normalizer": model.normalizer.to_dict(),
+        "calibration": model.calibrator.to_dict(),
+        "y_scale": {"mean": model.y_mean, "std": model.y_std},
+        "data_range": data_range or {},
+        "metrics": metrics or {},
+        "fit_report": asdict(fit_report) if fit_report is not None else {},  # type: ignore[call-overload]
+        "library_versions": library_versions(),
+        "weights_file": weights.name,
+        "weights_sha256": _sha256(weights),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (d / "meta.json").write_text(json.dumps(_clean(meta), indent=2, sort_keys=True))
+    log.info("model_saved", model=model.name, path=str(d), feature_spec_hash=meta["feature_spec_hash"])
+    return d
+
+
+def read_meta(directory: Path | str) -> dict[str, Any]:
+    path = Path(directory) / "meta.json"
+    if not path.exists():
+        raise RegistryError(f"no model at {directory} (missing meta.json)")
+    return json.loads(path.read_text())
+
+
+def load_model(directory: Path | str, expected_spec: FeatureSpec | None = None) -> Model:
+    """Load a saved model; with ``expected_spec``, fail unless its feature hash matches."""
+    d = Path(directory)
+    meta = read_meta(d)
+    if meta.get("model_api_version") != MODEL_API_VERSION:
+        raise RegistryError(f"{d}: model API version {meta.get('model_api_version')} "
+                            f"!= supported {MODEL_API_VERSION}; retrain the model")
+    if expected_spec is not None and meta["feature_spec_hash"] != expected_spec.hash():
+        saved = meta.get("feature_columns", [])
+        now = list(expected_spec.columns)
+        raise FeatureSpecMismatch(
+            f"model {meta['name']!r} at {d} was trained on feature spec "
+            f"{meta['feature_spec']['name']!r} (hash {meta['feature_spec_hash']}), but the running "
+            f"config computes {expected_spec.name!r} (hash {expected_spec.hash()}); "
+            f"only in model: {sorted(set(saved) - set(now))}, only in config: "
+            f"{sorted(set(now) - set(saved))}. Retrain with `neuralbot train` or fix the config."
+        )
+    weights = d / meta["weights_file"]
+    if _sha256(weights) != meta["weights_sha256"]:
+        raise RegistryError(f"{weights}: checksum mismatch (file modified or corrupt)")
+    spec = ModelSpec.model_validate(meta["spec"])
+    model = build_model(spec, int(meta["n_features"]), Normalizer.from_dict(meta["normalizer"]))
+    if isinstance(model, TorchModel):
+        model.set_state(torch.load(weights, map_location="cpu", weights_only=True))
+    else:
+        model.set_state(pickle.loads(weights.read_bytes()))
+    model.calibrator = calibrator_from_dict(meta["calibration"])
+    model.y_mean = float(meta["y_scale"]["mean"])
+    model.y_std = float(meta["y_scale"]["std"])
+    return model
+
+
+def list_models(models_dir: Path | str) -> list[Path]:
+    return sorted(p.parent for p in Path(models_dir).glob("*/*/meta.json"))
