@@ -35,6 +35,8 @@ from bot.ops_config import DaemonConfig, HealthConfig, NotifyConfig, RetrainConf
 from strategies.model_config import ModelSpec, TrainConfig, default_models
 
 SECRET_KEYS = ("api_key", "api_secret")
+# Secrets nested in sections; like the API keys they come only from the environment or secrets dir.
+NESTED_SECRETS = (("health", "token"), ("notify", "telegram_token"))
 _toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
 
 
@@ -349,13 +351,14 @@ def load_settings(path: Path | str | None = None) -> Settings:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([("", f"not valid TOML: {exc}")], source) from None
-    leaked = [k for k in SECRET_KEYS if k in raw]
+    leaked = [(k,) for k in SECRET_KEYS if k in raw]
+    leaked += [p for p in NESTED_SECRETS if isinstance(raw.get(p[0]), dict) and p[1] in raw[p[0]]]
     if leaked:
         raise ConfigError(
             [
-                (k, f"secrets are never read from the TOML file; remove it and set NEURALBOT_{k.upper()}"
-                 " or put it in NEURALBOT_SECRETS_DIR")
-                for k in leaked
+                (".".join(p), "secrets are never read from the TOML file; remove it and set"
+                 f" NEURALBOT_{'__'.join(p).upper()} or put it in NEURALBOT_SECRETS_DIR")
+                for p in leaked
             ],
             source,
         )

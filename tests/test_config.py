@@ -51,10 +51,11 @@ def test_environment_overrides_toml(write_config, monkeypatch: pytest.MonkeyPatc
         ("mode = \"live\"\n", "i_understand_live_trading", "real money"),
         ("[risk]\nstop_loss_pct = 8\ntake_profit_pct = 5\n", "risk.take_profit_pct", "above stop loss"),
         ("api_key = \"abc\"\n", "api_key", "never read from the TOML"),
+        ("[notify]\ntelegram_token = \"t\"\n", "notify.telegram_token", "NEURALBOT_NOTIFY__TELEGRAM_TOKEN"),
         ("nonsense = 1\n", "nonsense", "unknown key"),
     ],
     ids=["typo", "cap-out-of-range", "wrong-type", "bad-timeframe", "live-without-opt-in",
-         "stop-above-target", "secret-in-toml", "unknown-top-level"],
+         "stop-above-target", "secret-in-toml", "nested-secret-in-toml", "unknown-top-level"],
 )
 def test_bad_config_names_the_key(write_config, body: str, key: str, fragment: str) -> None:
     path = write_config(body)
@@ -119,3 +120,31 @@ def test_cli_bad_strategy_param_exits_2(write_config) -> None:
     proc = run_cli("backtest", "--config", str(path), "--json")
     assert proc.returncode == 2
     assert "strategies[0].params.fats" in proc.stderr
+
+
+def test_example_config_documents_every_key() -> None:
+    """Every settings key appears in config.example.toml (set, or commented out with its default)."""
+    import re
+
+    from pydantic import BaseModel
+
+    from bot.config import Settings
+    from strategies.model_config import ModelSpec
+
+    text = (REPO / "config.example.toml").read_text()
+    missing = []
+    for name, field in Settings.model_fields.items():
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        section = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if section is None and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+            section = args[0]  # list[...] tables: [[strategies]], [[models]]
+        if section is None:
+            if name not in ("api_key", "api_secret") and not re.search(rf"(?m)^#?\s*{name}\s*=", text):
+                missing.append(name)
+            continue
+        for key in section.model_fields:
+            pattern = rf"(?m)^[#\s]*{key}\s*[=:]" if section is not ModelSpec else rf"\b{key}\b"
+            if not re.search(pattern, text):
+                missing.append(f"{name}.{key}")
+    assert not missing, f"undocumented keys: {missing}"
