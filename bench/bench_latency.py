@@ -6,16 +6,20 @@ its own ``perf_counter_ns``:
 * t0: the closing kline push (``k.x = true``) being queued to the websocket;
 * t1: the order request arriving at ``POST /api/v3/order`` (after signature check).
 
-The bot side, in this process: ccxt.pro ``LiveFeed`` -> ``Engine`` -> strategy ->
-risk gate -> a ccxt REST executor placing a market order with a client order id
-derived from the bar. Latency = t1 - t0 of the same bar (both on the exchange's
-clock: no cross-process clock error).
+The bot side, in this process, is the daemon's real exchange path: ccxt.pro
+``LiveFeed`` -> ``Engine`` built by ``build_exchange_engine`` (start-up
+reconciliation, durable SQLite store) -> strategy -> risk gate -> ``ExchangeExecutor``
+placing a market order through ccxt. Each order is matched to its bar through the
+store (``exchange_orders.signal_id`` names the bar), never by parsing ids or by
+arrival order. Latency = t1 - t0 of the same bar (perf_counter_ns is CLOCK_MONOTONIC:
+comparable across processes of one host).
 
 Two phases in one run: **baseline** (a strategy that alternates long/flat with no
-model: feed + engine + gate + REST only) and **ensemble** (the default 5-model
-ensemble: 2 LSTMs, CNN-LSTM, Transformer, gradient boosting, each predicting on
-its latest feature window every bar, votes combined by ``strategies.ensemble.vote``;
-the direction still alternates so every bar produces an order). Models come from
+model: feed + engine + gate + exchange executor only) and **ensemble** (the same, but
+every bar first runs the real ``NeuralEnsemble.evaluate`` with the default 5 models:
+2 LSTMs, CNN-LSTM, Transformer, gradient boosting; feature update, 5 predictions,
+vote, and attributions whenever the ensemble itself acts; the direction still
+alternates so every bar produces an order). Models come from
 ``--models-dir`` when the registry holds them, else the default specs with
 untrained weights (same inference cost).
 
@@ -27,9 +31,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import math
 import multiprocessing as mp
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.events import Direction, Fact, MarketEvent, OrderFilled, OrderIntent, OrderSubmitted, Side  # noqa: E402
+from bot.events import Direction  # noqa: E402
 from strategies.base import BarContext, Strategy  # noqa: E402
 
 TF_MS = 3_600_000
@@ -111,87 +115,45 @@ class SimProcess:
 # -- the bot side -------------------------------------------------------------------------
 
 
-class CcxtExecutor:
-    """Minimal REST executor (bench only): market orders, fills from the response."""
-
-    def __init__(self, exchange: Any) -> None:
-        self.exchange = exchange
-        self.sent: list[str] = []
-
-    async def submit(self, intent: OrderIntent, now_ms: int) -> list[Fact]:
-        cid = f"b{intent.ts}{intent.leg[:2]}"
-        self.sent.append(cid)
-        # 5-decimal lots; a sell reports the whole engine-side amount as filled (dust stays on the
-        # exchange, which has plenty): the bench measures latency, not accounting.
-        qty = math.floor(intent.amount * 1e5) / 1e5
-        o = await self.exchange.create_order(intent.symbol, "market", intent.side.value, qty,
-                                             None, {"newClientOrderId": cid})
-        facts: list[Fact] = [OrderSubmitted(cid, intent.intent_id, intent.symbol, intent.side, intent.amount,
-                                            intent.order_type, intent.price, now_ms, str(o.get("id", "")))]
-        filled = float(o.get("filled") or 0.0)
-        price = float(o.get("average") or intent.price or 0.0)
-        fee = o.get("fee") or {}
-        fee_cost = float(fee.get("cost") or 0.0)
-        if fee.get("currency") == intent.symbol.split("/")[0]:  # fee taken from the base received
-            filled, fee_cost = math.floor((filled - fee_cost) * 1e5) / 1e5, fee_cost * price
-        if intent.side is Side.SELL:
-            filled = intent.amount
-        if filled > 0:
-            facts.append(OrderFilled(cid, f"{cid}#1", intent.symbol, intent.side, filled, price, fee_cost,
-                                     now_ms))
-        return facts
-
-    async def on_market(self, event: MarketEvent) -> list[Fact]:
-        return []
-
-
 class Alternating(Strategy):
-    """Long on even bars, flat on odd ones (one order per bar); optionally runs the ensemble."""
+    """Long on even bars, flat on odd ones (one order per bar); optionally runs the ensemble first."""
 
     warmup = 2
 
-    def __init__(self, name: str, symbols: tuple[str, ...], models: list[Any] | None = None) -> None:
+    def __init__(self, name: str, symbols: tuple[str, ...], ensemble: Any = None) -> None:
         super().__init__(name, symbols, "1h")
-        self.models = models or []
-        self.buffers: dict[str, Any] = {}
+        self.ensemble = ensemble
         self.inference_s: list[float] = []
 
     def evaluate(self, ctx: BarContext) -> Any:
         c = ctx.candle
-        if self.models:
-            from bot.feature_buffer import FeatureBuffer
-            from strategies.ensemble import VotingRule, vote
-
-            fb = self.buffers.get(c.symbol)
-            if fb is None:
-                fb = self.buffers[c.symbol] = FeatureBuffer(c.symbol, "1h", n_steps=100, capacity=512)
-            fb.on_candle(c)
-            if not fb.ready:
-                return None
+        if self.ensemble is not None:
             t0 = time.perf_counter()
-            probs = {m.name: float(m.predict(fb.latest_window(m.window))[0]) for m in self.models}
-            vote(probs, VotingRule(k=4, n=len(probs)))
+            self.ensemble.evaluate(ctx)
             self.inference_s.append(time.perf_counter() - t0)
         direction = Direction.LONG if (c.ts // TF_MS) % 2 == 0 else Direction.FLAT
         return self.signal(ctx, direction, 90.0, size_pct=5.0)
 
 
-def default_ensemble(models_dir: Path | None) -> tuple[list[Any], str]:
+def default_ensemble(models_dir: Path | None) -> tuple[Any, str]:
+    """The real ``NeuralEnsemble`` over the default 5 model specs (registry models when present)."""
     import torch
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from strategies.features import DEFAULT_SPEC
     from strategies.model_config import default_models
     from strategies.models import build_model
+    from strategies.neural import NeuralEnsemble
 
     if models_dir is not None:
-        from strategies.registry import list_models, load_model
+        from strategies.registry import list_models
 
-        found = [p for p in list_models(models_dir) if p.parent.name == "BTC_USDT_1h"]
+        found = [p.name for p in list_models(models_dir) if p.parent.name == "BTC_USDT_1h"]
         if len(found) >= 5:
-            return [load_model(p) for p in found[:5]], f"registry {models_dir}"
+            return NeuralEnsemble("ens", ("BTC/USDT",), "1h", models=found[:5], models_dir=str(models_dir)), \
+                f"registry {models_dir}"
     torch.manual_seed(0)
-    models = []
+    models = {}
     rng = np.random.default_rng(0)
     for spec in default_models():
         m = build_model(spec, DEFAULT_SPEC.n_features)
@@ -202,47 +164,66 @@ def default_ensemble(models_dir: Path | None) -> tuple[list[Any], str]:
                 x, rng.integers(0, 2, 400))
         else:
             m.module.eval()
-        models.append(m)
-    return models, "default specs, untrained weights"
+        models[spec.name] = m
+    return NeuralEnsemble("ens", ("BTC/USDT",), "1h", models=models), "default specs, untrained weights"
 
 
 async def run_phase(url: str, symbols: tuple[str, ...], bars: int, strategy: Alternating,
-                    data_dir: Path) -> CcxtExecutor:
-    from bot.app import build_engine
+                    data_dir: Path, db: Path) -> dict[str, int]:
+    """Trade ``bars`` live bars on the exchange path; return client order id -> bar open time."""
+    from bot.app import engine_settings, risk_limits
     from bot.clock import LiveClock
     from bot.config import Settings
     from bot.exchange_sim import make_ccxt_binance
+    from bot.execution.wiring import build_exchange_engine
     from bot.feeds.live import LiveFeed
     from bot.feeds.live_settings import LiveFeedSettings
     from bot.store import Store
 
-    client = make_ccxt_binance(url, api_key="sim-key", secret="sim-secret")
-    store = await Store.open(":memory:")
-    settings = Settings(data={"dir": data_dir}, strategies=[{"name": "x", "kind": "buy_and_hold"}],
-                        risk={"max_position_pct": 50, "min_strength": 10, "max_heat_pct": 50})
-    executor = CcxtExecutor(client)
-    engine = build_engine(settings, strategies=[strategy], store=store, clock=LiveClock(),
-                          executor=executor, initial_equity=1_000_000.0)
-    feed = LiveFeed(client, LiveFeedSettings(symbols=symbols, timeframes=("1h",), max_clock_skew_ms=None,
-                                             since_ms=START_MS, kline_interval_s=30.0), LiveClock())
-    # bars arrive every ~150 ms: far above the production order-rate limit, which is not under test
-    engine.gate.limits = dataclasses.replace(engine.gate.limits, max_orders_per_minute=None)
-    await client.load_markets()
-    # bars closing 20 bars after "now" arrive live, after the REST backfill has been caught up
-    live_from = int(await client.fetch_time()) + 20 * TF_MS
-    target = None
+    rest = make_ccxt_binance(url, api_key="sim-key", secret="sim-secret", pro=False)
+    feed_client = make_ccxt_binance(url)
+    store = await Store.open(db)
+    # bars arrive every few hundred ms: far above the production order-rate limit, which is not under test
+    settings = Settings(data={"dir": data_dir}, risk={"max_position_pct": 50, "min_strength": 10,
+                                                      "max_heat_pct": 50, "max_orders_per_minute": None})
+    clock = LiveClock()
     try:
-        async for event in feed:
-            await engine.on_event(event)
-            if target is None and getattr(event, "ts", 0) >= live_from:
-                target = engine.stats.candles + bars
-            if target is not None and engine.stats.candles >= target:
-                break
+        built = await build_exchange_engine(client=rest, store=store, clock=clock, strategies=[strategy],
+                                            symbols=list(symbols), limits=risk_limits(settings),
+                                            settings=engine_settings(settings, durable=True))
+        engine = built.engine
+        feed = LiveFeed(feed_client, LiveFeedSettings(symbols=symbols, timeframes=("1h",), max_clock_skew_ms=None,
+                                                      since_ms=START_MS, kline_interval_s=30.0), clock)
+        # bars closing 20 bars after "now" arrive live, after the REST backfill has been caught up
+        live_from = int(await rest.fetch_time()) + 20 * TF_MS
+        target = None
+        try:
+            async for event in feed:
+                await engine.on_event(event)
+                # steady state: a live bar handled with nothing queued behind it (backfill caught up)
+                if target is None and getattr(event, "ts", 0) >= live_from and feed._queue.qsize() == 0:
+                    target = engine.stats.candles + bars
+                    live_from = event.ts + TF_MS
+                if target is not None and engine.stats.candles >= target:
+                    break
+        finally:
+            await feed.close()
+        await store.flush()
+        orders = await store.load_exchange_orders()
     finally:
-        await feed.close()
         await store.close()
-    executor.stats = (engine.state.value, dict(engine.stats.denials_by_check), engine.stats.candles)  # type: ignore[attr-defined]
-    return executor
+        await rest.close()
+    bars_of = {r["client_order_id"]: bar_of(r["signal_id"], strategy.name) for r in orders}
+    return {cid: bar for cid, bar in bars_of.items() if bar is not None and bar >= live_from}
+
+
+def bar_of(signal_id: str, strategy: str) -> int | None:
+    """Open time of the bar a strategy signal id names (``strategy:symbol:tf:close_ts``); else None
+    (protective exits: stop / take-profit orders are not candle-close reactions)."""
+    parts = signal_id.split(":")
+    if len(parts) != 4 or parts[0] != strategy or not parts[3].isdigit():
+        return None
+    return int(parts[3]) - TF_MS
 
 
 def percentiles(xs: list[float]) -> tuple[float, float, float]:
@@ -250,26 +231,20 @@ def percentiles(xs: list[float]) -> tuple[float, float, float]:
     return float(np.percentile(a, 50)), float(np.percentile(a, 99)), float(a.max())
 
 
-def phase_latencies(sent: list[str], closes: dict[tuple[str, int], list[int]], orders: dict[str, int],
-                    since_ns: int, caught_up_ms: float) -> list[float]:
-    """Latency (ms) of each order this phase sent for a bar whose close was pushed during the phase.
+def phase_latencies(sent: dict[str, int], closes: dict[tuple[str, int], list[int]], orders: dict[str, int],
+                    since_ns: int) -> list[float]:
+    """Latency (ms) from the closing push of each order's own bar to that order's arrival.
 
-    perf_counter_ns is CLOCK_MONOTONIC on Linux: comparable across processes of one host.
-    Samples before the first one under ``caught_up_ms`` are start-up queueing (live bars that
-    arrived while the REST backfill was still being processed) and are dropped.
+    ``sent`` maps client order id -> bar open time (from the store). Only bars that closed
+    live during this phase count; of that bar's closing pushes the last one before the order.
     """
     out = []
-    for cid in sent:
-        close_ts = int(cid[1:-2])
+    for cid, bar in sorted(sent.items(), key=lambda kv: kv[1]):
         got = orders.get(cid)
-        # the latest push of that bar's close before the order (a stream re-subscribed by a later
-        # phase may push the same bar again)
-        pushes = [t for t in closes.get(("BTCUSDT", close_ts - TF_MS), ()) if t <= (got or 0)]
-        pushed = max(pushes) if pushes else None
-        if pushed is not None and got is not None and pushed >= since_ns:
-            out.append((got - pushed) / 1e6)
-    first = next((i for i, x in enumerate(out) if x < caught_up_ms), len(out))
-    return out[first:]
+        pushes = [t for t in closes.get(("BTCUSDT", bar), ()) if since_ns <= t <= (got or 0)]
+        if got is not None and pushes:
+            out.append((got - max(pushes)) / 1e6)
+    return out
 
 
 def main() -> int:
@@ -290,22 +265,23 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    models, origin = default_ensemble(args.models_dir)
+    ensemble, origin = default_ensemble(args.models_dir)
     sim = SimProcess(args.data_dir, TF_MS / args.bar_ms, symbols, START_MS + 400 * TF_MS)
-    phases: dict[str, tuple[int, Alternating, CcxtExecutor]] = {}
-    try:
-        # a short discarded warm-up phase first: the exchange starts its kline streams lazily
-        for phase, strat, bars in (("warmup", Alternating("warm", symbols), 5),
-                                   ("baseline", Alternating("base", symbols), args.bars),
-                                   ("ensemble", Alternating("ens", symbols, models), args.bars)):
-            mark = time.perf_counter_ns()
-            executor = asyncio.run(run_phase(sim.url, symbols, bars, strat, args.data_dir))
-            phases[phase] = (mark, strat, executor)
-        del phases["warmup"]
-    finally:
-        closes, orders, counters = sim.finish()
-    lat = {p: phase_latencies(ex.sent, closes, orders, mark, args.bar_ms / 2)
-           for p, (mark, _, ex) in phases.items()}
+    phases: dict[str, tuple[int, Alternating, dict[str, int]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            # a short discarded warm-up phase first: the exchange starts its kline streams lazily
+            for phase, strat, bars in (("warmup", Alternating("warm", symbols), 5),
+                                       ("baseline", Alternating("base", symbols), args.bars),
+                                       ("ensemble", Alternating("ens", symbols, ensemble), args.bars)):
+                mark = time.perf_counter_ns()
+                sent = asyncio.run(run_phase(sim.url, symbols, bars, strat, args.data_dir,
+                                             Path(tmp) / "bot.sqlite"))  # one account, one store
+                phases[phase] = (mark, strat, sent)
+            del phases["warmup"]
+        finally:
+            closes, orders, counters = sim.finish()
+    lat = {p: phase_latencies(sent, closes, orders, mark) for p, (mark, _, sent) in phases.items()}
     if "--samples" in sys.argv:
         print({p: [round(x) for x in xs] for p, xs in lat.items()})
     base_p99 = percentiles(lat["baseline"])[1] if lat["baseline"] else float("nan")
@@ -321,7 +297,7 @@ def main() -> int:
     inf = phases["ensemble"][1].inference_s
     if inf:
         i50, i99, imax = percentiles([x * 1000 for x in inf])
-        print(f"ensemble inference (5 models + vote) per bar: p50 {i50:.2f} ms, p99 {i99:.2f} ms, "
+        print(f"NeuralEnsemble.evaluate (features, 5 models, vote, attributions when acting) per bar: p50 {i50:.2f} ms, p99 {i99:.2f} ms, "
               f"max {imax:.2f} ms ({len(inf)} bars incl. backfill)")
     if lat["ensemble"]:
         p99 = percentiles(lat["ensemble"])[1]

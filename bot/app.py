@@ -120,7 +120,9 @@ def build_engine(
     clock: Clock,
     executor: ExecutionPort | None = None,
     initial_equity: float | None = None,
+    engine: EngineSettings | None = None,
 ) -> Engine:
+    """The Engine every mode runs; ``engine`` overrides the settings derived from the config."""
     portfolio = Portfolio(initial_equity or settings.backtest.initial_equity)
     if executor is None:
         executor = SimulatedExecutor(
@@ -135,7 +137,7 @@ def build_engine(
         portfolio=portfolio,
         store=store,
         clock=clock,
-        settings=engine_settings(settings),
+        settings=engine or engine_settings(settings),
     )
 
 

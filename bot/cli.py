@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.execution",
     "bot.commands.ops",
     "bot.commands.train",
+    "bot.commands.evaluation",
 )
 
 
@@ -81,10 +82,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc} (set data.dir in the config or NEURALBOT_DATA__DIR)", file=sys.stderr)
         return EXIT_FAILURE
+    summary = dict(result.summary)
+    if args.report:
+        from bot.commands.evaluation import write_backtest_report
+
+        summary["report"] = str(write_backtest_report(result, args.report, settings=settings))
     if args.json:
-        print(json.dumps(result.summary, sort_keys=True))
+        print(json.dumps(summary, sort_keys=True))
     else:
-        print_summary("Backtest", result.summary)
+        print_summary("Backtest", summary)
     return EXIT_OK
 
 
@@ -144,6 +150,8 @@ def print_summary(title: str, s: dict[str, Any]) -> None:
         rows.append(("denials by check", ", ".join(f"{k}={v}" for k, v in s["denials_by_check"].items())))
     if s.get("store"):
         rows.append(("stored in", f"{s['store']} (portfolio {s.get('portfolio', '')})"))
+    if s.get("report"):
+        rows.append(("report", s["report"]))
     width = max(len(k) for k, _ in rows)
     print(title)
     print("-" * len(title))
@@ -165,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--from", dest="start", type=_date, help="first day (YYYY-MM-DD, inclusive)")
     bt.add_argument("--to", dest="end", type=_date, help="last day (YYYY-MM-DD, exclusive)")
     bt.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    bt.add_argument("--report", metavar="DIR", help="also write an HTML report (equity, drawdowns, trades, "
+                    "each strategy alone vs buy-and-hold) into DIR")
     bt.add_argument("-v", "--verbose", action="store_true", help="log every order and fill")
     bt.set_defaults(func=cmd_backtest)
 

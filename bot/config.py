@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from bot.config_section import Section
+from bot.evaluation.schedule import WalkForwardConfig
 from bot.events import TIMEFRAME_MS
 from bot.ops_config import DaemonConfig, HealthConfig, NotifyConfig, RetrainConfig
 from strategies.model_config import ModelSpec, TrainConfig, default_models
@@ -65,6 +66,9 @@ class ExchangeConfig(Section):
     fee_rate: float = Field(0.001, ge=0, le=0.05)
     timeout_ms: int = Field(10_000, ge=100)  # per request; a timed-out order is looked up, never re-sent
     paper_latency_ms: int = Field(0, ge=0)  # book-walking paper executor: order arrival delay
+    # sandbox/live: also keep a STOP_LOSS_LIMIT sell on the exchange for each open position
+    # (placed after the entry fill, moved with the trailing stop, re-armed at start-up)
+    exchange_stops: bool = False
 
 
 class DataConfig(Section):
@@ -189,6 +193,7 @@ class Settings(BaseSettings):
     strategies: list[StrategyConfig] = Field(default_factory=list)
     models: list[ModelSpec] = Field(default_factory=list)  # [[models]]; empty = the default five
     train: TrainSection = Field(default_factory=TrainSection)
+    walkforward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)

@@ -31,23 +31,21 @@ from typing import Any
 
 import structlog
 
-from bot.app import build_engine, build_strategies, engine_settings, risk_limits, summarize
-from bot.clock import Clock, LiveClock, SimClock
-from bot.config import ConfigError, Settings, date_to_ms, load_settings
+from bot.app import build_strategies, engine_settings, risk_limits, summarize
+from bot.clock import Clock, LiveClock
+from bot.config import ConfigError, Settings, load_settings
+from bot.daemon_wiring import Wiring, cancel_exchange_orders, cancel_paper_orders, wire
 from bot.engine import Engine
 from bot.events import Candle, OrderSubmitted, timeframe_ms
 from bot.feeds.base import Feed
-from bot.feeds.replay import ReplayFeed
 from bot.health import HealthServer, OpsMetrics
 from bot.logging_setup import configure_logging
 from bot.notify import Notifier
 from bot.store import Store
 from risk.gate import TradingState
-from risk.portfolio import Position
 
 log = structlog.get_logger(__name__)
 
-PROTECTIVE_LEGS = frozenset({"stop", "take_profit", "trailing_stop"})
 RESTART_SECTIONS = ("mode", "exchange", "store", "data", "feed", "backtest", "strategies", "health", "daemon")
 
 
@@ -70,6 +68,8 @@ class Daemon:
         self.engine: Engine | None = None
         self.store: Store | None = None
         self.feed: Feed | None = None
+        self.wiring: Wiring | None = None
+        self._initial_equity = settings.backtest.initial_equity
         self.retrainer: Any = None
         self.status = "starting"
         self.generation = 1
@@ -84,63 +84,11 @@ class Daemon:
 
     @property
     def symbols(self) -> list[str]:
-        return list(self.settings.backtest.symbols)
+        return self.wiring.symbols if self.wiring is not None else list(self.settings.backtest.symbols)
 
     @property
     def timeframe(self) -> str:
-        return self.settings.backtest.timeframe
-
-    def _build_feed(self, resume: dict[str, int | None]) -> Feed:
-        s = self.settings
-        if s.feed.source == "replay":
-            self.clock = SimClock()
-            start = date_to_ms(s.backtest.start)
-            after = [ts for ts in resume.values() if ts is not None]
-            if after:  # resume: everything up to the last stored candle was processed
-                start = max(start or 0, min(after) + timeframe_ms(self.timeframe))
-            return ReplayFeed.from_csv(s.data.dir, s.exchange.name, self.symbols, self.timeframe,
-                                       start, date_to_ms(s.backtest.end), speed=s.feed.replay_speed)
-        from bot.exchange_sim.ccxt_config import make_ccxt_binance
-        from bot.feeds.live import LiveFeed
-        from bot.feeds.live_settings import LiveFeedSettings
-
-        if not s.exchange.http_url:
-            raise NotImplementedError("feed.source = 'exchange' needs exchange.http_url until the"
-                                      " production exchange client is wired")
-        client = make_ccxt_binance(s.exchange.http_url, s.exchange.ws_url)
-        stored = [ts for ts in resume.values() if ts is not None]
-        since = min(stored) + timeframe_ms(self.timeframe) if stored and self.settings.daemon.backfill else None
-        skew = LiveFeedSettings().max_clock_skew_ms if self.settings.daemon.check_clock_skew else None
-        return LiveFeed(client, LiveFeedSettings(exchange=s.exchange.name, symbols=tuple(self.symbols),
-                                                 timeframes=(self.timeframe,), since_ms=since,
-                                                 max_clock_skew_ms=skew), self.clock)
-
-    async def _resume(self, engine: Engine, store: Store) -> dict[str, int | None]:
-        """Restore cash and positions from the store; warm buffers; return last stored candle per symbol."""
-        equity = await store.fetch("equity")
-        if equity:
-            engine.portfolio.cash = float(equity[-1]["cash"])
-        for row in await store.fetch("positions"):
-            if row["amount"] > 0:
-                engine.portfolio.restore(Position(
-                    row["symbol"], row["amount"], row["avg_price"], row["stop_price"], row["take_profit"],
-                    engine.settings.stops.trailing_stop_pct, row["realized_pnl"], row["ts"]))
-        exch, tf, warm = self.settings.exchange.name, self.timeframe, self.settings.daemon.warmup_bars
-        resume: dict[str, int | None] = {}
-        for sym in self.symbols:
-            last = await store.last_candle_ts(exch, sym, tf)
-            resume[sym] = last
-            if last is None or warm == 0:
-                continue
-            since = last - (warm - 1) * timeframe_ms(tf)
-            from bot.buffer import CandleBuffer
-
-            buf = engine.buffers.setdefault((sym, tf), CandleBuffer(sym, tf, engine.settings.buffer_capacity))
-            for candle in await store.load_candles(exch, sym, tf, since, last + 1):
-                buf.append(candle)
-        log.info("daemon_resumed", cash=round(engine.portfolio.cash, 2), resume=resume,
-                 positions=[p.symbol for p in engine.portfolio.open_positions()])
-        return resume
+        return self.wiring.timeframe if self.wiring is not None else self.settings.backtest.timeframe
 
     def _instrument(self, engine: Engine) -> None:
         engine.subscribe(self.metrics.listener)
@@ -174,24 +122,32 @@ class Daemon:
         self.store = store = await Store.open(self.settings.store.path, portfolio=self.settings.store.portfolio)
         try:
             await store.start_run(self.run_id, self.settings.mode, self.started_ms, self.settings.redacted())
-            strategies = build_strategies(self.settings, self.symbols, self.timeframe)
-            self.engine = engine = build_engine(self.settings, strategies=strategies, store=store,
-                                                clock=self.clock)
+            self.wiring = wiring = await wire(self.settings, store, build_strategies(self.settings))
+            engine = self.engine = wiring.engine
+            self.feed, self.clock = wiring.feed, wiring.clock
+            if wiring.executor == "exchange":  # the account's equity, not the configured paper one
+                self._initial_equity = round(engine.portfolio.equity(), 2)
             self._instrument(engine)
-            resume = await self._resume(engine, store)
-            self.feed = self._build_feed(resume)
-            engine.clock = self.clock
             await self._start_services()
             self.status = "ok"
             self._check_state()
             self.notifier.notify("state", "daemon started", mode=self.settings.mode, run_id=self.run_id)
             self._spawn(self._housekeeping(), "housekeeping")
-            reason = await self._trade(engine, self.feed)
+            log.info("daemon_started", mode=self.settings.mode, feed=self.settings.feed.source,
+                     executor=wiring.executor, strategies=[s.name for s in engine.strategies],
+                     symbols=wiring.symbols, timeframes=sorted({tf for _, tf in wiring.series}),
+                     trading_state=engine.state.value, reconcile=wiring.reconcile)
+            reason = await self._trade(engine, wiring.feed)
             summary = await self._shutdown(engine, store, reason)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self._stop_services()
+            if self.wiring is not None:
+                await self._close_feed(self.wiring.feed)  # idempotent; closes the feed's client
+                if self.wiring.rest_client is not None:
+                    with contextlib.suppress(Exception):
+                        await self.wiring.rest_client.close()
             await store.close()
         return summary
 
@@ -246,7 +202,7 @@ class Daemon:
         if engine.state is TradingState.ACTIVE:
             engine.state = TradingState.REDUCING  # no new entries from here on
         self.status = "stopping"
-        await feed.close()
+        await self._close_feed(feed)
         if not consume.done():
             consume.cancel()
         try:
@@ -260,12 +216,24 @@ class Daemon:
             self.notifier.notify("error", "trading loop failed", error=repr(exc))
         return reason
 
+    async def _close_feed(self, feed: Feed) -> None:
+        """Close the feed (its sockets), bounded by ``daemon.shutdown_timeout_s``."""
+        try:
+            await asyncio.wait_for(feed.close(), self.settings.daemon.shutdown_timeout_s)
+        except TimeoutError:
+            log.error("feed_close_timeout", timeout_s=self.settings.daemon.shutdown_timeout_s)
+        except Exception as exc:  # noqa: BLE001  closing is best effort: state is persisted either way
+            log.warning("feed_close_failed", error=repr(exc))
+
     async def _consume(self, engine: Engine, feed: Feed) -> None:
         """The only task writing to the store while trading (one SQLite connection, no overlap)."""
         every = self.settings.daemon.flush_interval_s
         next_persist = time.monotonic() + every
+        advance = getattr(self.clock, "advance_to", None)  # market time (paper): follow the feed
         async for event in feed:
             self.metrics.market_event(event)
+            if advance is not None and not isinstance(event, Candle):
+                advance(event.ts)
             self._t_event = time.perf_counter()
             await engine.on_event(event)
             self._t_event = None
@@ -324,10 +292,14 @@ class Daemon:
 
     async def _shutdown(self, engine: Engine, store: Store, reason: str) -> dict[str, Any]:
         mode = self.settings.daemon.shutdown
-        cancelled = await cancel_open_orders(engine.executor, keep_protective=(mode == "leave_stops"))
+        keep = mode == "leave_stops"
+        if self.wiring is not None and self.wiring.executor == "exchange":
+            cancelled = await cancel_exchange_orders(engine, engine.executor, self.symbols, keep)
+        else:
+            cancelled = await cancel_paper_orders(engine, keep)
         await self._persist()
         self._check_state()
-        summary = await summarize(engine, store, self.timeframe, self.settings.backtest.initial_equity)
+        summary = await summarize(engine, store, self.timeframe, self._initial_equity)
         summary.update(stop_reason=reason, cancelled_orders=cancelled, shutdown=mode)
         self.status = "stopped"
         self.notifier.notify("state", "daemon stopped", reason=reason, cancelled_orders=cancelled)
@@ -341,7 +313,7 @@ class Daemon:
         """SIGHUP: validate the config file again; apply it, or keep the running one."""
         try:
             new = load_settings(self.config_path)
-            build_strategies(new, list(new.backtest.symbols), new.backtest.timeframe)  # params valid?
+            build_strategies(new)  # params valid?
         except (ConfigError, ValueError) as exc:
             text = exc.render() if isinstance(exc, ConfigError) else str(exc)
             self.last_reload = {"ok": False, "error": text, "ms": LiveClock().now_ms()}
@@ -378,18 +350,7 @@ class Daemon:
         status = self.status
         if status == "ok" and any(age > stale_after for age in feeds.values()):
             status = "degraded"
-        positions = []
-        equity: dict[str, float] = {}
-        if engine is not None:
-            pf = engine.portfolio
-            for p in pf.open_positions():
-                price = pf.last_price.get(p.symbol, p.avg_price)
-                positions.append({"symbol": p.symbol, "amount": p.amount, "avg_price": p.avg_price,
-                                  "stop_price": p.stop_price, "take_profit": p.take_profit, "price": price,
-                                  "unrealized_pnl": round((price - p.avg_price) * p.amount, 8)})
-            eq = pf.equity()
-            equity = {"equity": round(eq, 2), "cash": round(pf.cash, 2), "heat": round(pf.heat(), 2),
-                      "heat_pct": round(100 * pf.heat() / eq, 4) if eq > 0 else 0.0}
+        book: dict[str, Any] = engine.portfolio.report() if engine is not None else {"positions": []}
         models = self.retrainer.model_report() if self.retrainer is not None else {}
         reconnects = {k: int(getattr(v, "reconnects", 0)) for k, v in (getattr(self.feed, "stats", None) or {}).items()}
         return {
@@ -397,7 +358,7 @@ class Daemon:
             "portfolio": self.settings.store.portfolio, "uptime_s": round((LiveClock().now_ms() - self.started_ms) / 1000, 1),
             "trading_state": engine.state.value if engine is not None else "starting",
             "feeds": {k: {"age_s": a, "stale": a > stale_after, "reconnects": reconnects.get(k, 0)} for k, a in feeds.items()},
-            "positions": positions, **equity,
+            **book,
             "models": models, "events_per_second": round(self.metrics.events_per_second(), 3),
             "candles": engine.stats.candles if engine is not None else 0,
             "last_candle_ts": engine.stats.last_ts if engine is not None else None,
@@ -416,25 +377,6 @@ class Daemon:
             tmp.replace(path)
         except OSError as exc:
             log.warning("state_file_failed", path=str(path), error=repr(exc))
-
-
-async def cancel_open_orders(executor: Any, keep_protective: bool) -> int:
-    """Cancel what the executor holds open; protective legs survive when ``keep_protective``."""
-    hook = getattr(executor, "cancel_open_orders", None)
-    if hook is not None:  # exchange executors: delegate (they know which orders are stops)
-        return int(await hook(keep_protective=keep_protective))
-    pending = getattr(executor, "_pending", None)
-    if not isinstance(pending, dict):
-        return 0
-    n = 0
-    for symbol, orders in list(pending.items()):
-        keep = [o for o in orders if keep_protective and o.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS]
-        n += len(orders) - len(keep)
-        if keep:
-            pending[symbol] = keep
-        else:
-            del pending[symbol]
-    return n
 
 
 def _section(settings: Any, name: str) -> Any:

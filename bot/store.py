@@ -1,7 +1,7 @@
 """SQLite persistence (aiosqlite, WAL). The only module in the bot that speaks SQL.
 
 Schema is versioned with ``PRAGMA user_version`` and upgraded by the ordered
-``MIGRATIONS``. Everything a portfolio does is scoped by a ``portfolio`` key: a
+``MIGRATIONS`` (:mod:`bot.store_schema`). Everything a portfolio does is scoped by a ``portfolio`` key: a
 backtest writes under a fresh one, a daemon under its configured, stable one so
 that a restart resumes where it stopped.
 
@@ -33,85 +33,10 @@ from bot.events import (
     PositionChanged,
     Signal,
 )
+from bot.store_schema import MIGRATIONS, SCHEMA_VERSION, migrate, user_version
+from risk.breakers import BreakerMemory
 
-MIGRATIONS: tuple[str, ...] = (
-    # v1: market data, decisions and facts.
-    """
-    CREATE TABLE candles (
-        exchange TEXT NOT NULL, symbol TEXT NOT NULL, timeframe TEXT NOT NULL,
-        ts INTEGER NOT NULL, open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL,
-        close REAL NOT NULL, volume REAL NOT NULL,
-        PRIMARY KEY (exchange, symbol, timeframe, ts)
-    ) WITHOUT ROWID;
-    CREATE TABLE runs (
-        run_id TEXT PRIMARY KEY, portfolio TEXT NOT NULL, mode TEXT NOT NULL,
-        started_ms INTEGER NOT NULL, config_json TEXT NOT NULL
-    );
-    CREATE TABLE signals (
-        portfolio TEXT NOT NULL, signal_id TEXT NOT NULL, strategy TEXT NOT NULL,
-        symbol TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL,
-        direction TEXT NOT NULL, strength REAL NOT NULL, probability REAL,
-        confidence_low REAL, confidence_high REAL, horizon TEXT, risk_level TEXT,
-        size_pct REAL, votes_json TEXT, attributions_json TEXT, reason TEXT,
-        PRIMARY KEY (portfolio, signal_id)
-    );
-    CREATE TABLE risk_decisions (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, portfolio TEXT NOT NULL,
-        intent_id TEXT NOT NULL, symbol TEXT NOT NULL, ts INTEGER NOT NULL,
-        approved INTEGER NOT NULL, check_name TEXT, reason TEXT, intent_json TEXT NOT NULL
-    );
-    CREATE TABLE orders (
-        portfolio TEXT NOT NULL, order_id TEXT NOT NULL, intent_id TEXT NOT NULL,
-        symbol TEXT NOT NULL, side TEXT NOT NULL, amount REAL NOT NULL,
-        order_type TEXT NOT NULL, price REAL, status TEXT NOT NULL,
-        exchange_order_id TEXT, ts INTEGER NOT NULL,
-        PRIMARY KEY (portfolio, order_id)
-    );
-    CREATE TABLE fills (
-        portfolio TEXT NOT NULL, trade_id TEXT NOT NULL, order_id TEXT NOT NULL,
-        symbol TEXT NOT NULL, side TEXT NOT NULL, amount REAL NOT NULL,
-        price REAL NOT NULL, fee REAL NOT NULL, ts INTEGER NOT NULL, liquidity TEXT,
-        PRIMARY KEY (portfolio, trade_id)
-    );
-    CREATE TABLE positions (
-        portfolio TEXT NOT NULL, symbol TEXT NOT NULL, amount REAL NOT NULL,
-        avg_price REAL NOT NULL, stop_price REAL, take_profit REAL,
-        realized_pnl REAL NOT NULL, ts INTEGER NOT NULL,
-        PRIMARY KEY (portfolio, symbol)
-    );
-    CREATE TABLE equity (
-        portfolio TEXT NOT NULL, ts INTEGER NOT NULL, cash REAL NOT NULL,
-        equity REAL NOT NULL, exposure REAL NOT NULL,
-        PRIMARY KEY (portfolio, ts)
-    );
-    """,
-    # v2: orders remember their leg and last update; equity carries portfolio heat.
-    """
-    ALTER TABLE orders ADD COLUMN leg TEXT NOT NULL DEFAULT 'entry';
-    ALTER TABLE orders ADD COLUMN updated_ms INTEGER;
-    ALTER TABLE equity ADD COLUMN heat REAL NOT NULL DEFAULT 0;
-    CREATE INDEX risk_decisions_by_intent ON risk_decisions (portfolio, intent_id);
-    CREATE INDEX fills_by_order ON fills (portfolio, order_id);
-    """,
-    # v3 (execution): the exchange executor's durable order state machine, written before
-    # every request and keyed by the deterministic client order id; the trading state.
-    """
-    CREATE TABLE exchange_orders (
-        portfolio TEXT NOT NULL, client_order_id TEXT NOT NULL, intent_id TEXT NOT NULL,
-        signal_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, leg TEXT NOT NULL,
-        order_type TEXT NOT NULL, amount REAL NOT NULL, price REAL, reduce_only INTEGER NOT NULL,
-        stop_price REAL, take_profit REAL, state TEXT NOT NULL, exchange_order_id TEXT,
-        filled REAL NOT NULL DEFAULT 0, error TEXT, created_ms INTEGER NOT NULL,
-        updated_ms INTEGER NOT NULL,
-        PRIMARY KEY (portfolio, client_order_id)
-    );
-    CREATE INDEX exchange_orders_by_state ON exchange_orders (portfolio, state);
-    CREATE TABLE trading_state (
-        portfolio TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT, ts INTEGER NOT NULL
-    );
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "migrate"]
 
 
 class Store:
@@ -146,7 +71,7 @@ class Store:
         await self.close()
 
     async def schema_version(self) -> int:
-        return await _user_version(self._db)
+        return await user_version(self._db)
 
     # -- queued facts ----------------------------------------------------------------
 
@@ -392,6 +317,31 @@ class Store:
             row = await cur.fetchone()
         return None if row is None else (str(row[0]), str(row[1] or ""))
 
+    # -- risk (v4): circuit breaker memory -----------------------------------------------
+
+    def record_breakers(self, memory: BreakerMemory, ts: int) -> None:
+        """Queue the breakers' day, day-start equity and equity peak (one row per portfolio)."""
+        self._pending.append(
+            (
+                "INSERT OR REPLACE INTO breaker_state VALUES (?,?,?,?,?,?)",
+                (self.portfolio, memory.day, memory.day_start_equity, memory.peak_equity,
+                 memory.reducing_day, ts),
+            )
+        )
+
+    async def load_breakers(self) -> BreakerMemory | None:
+        async with self._db.execute(
+            "SELECT day, day_start_equity, peak_equity, reducing_day FROM breaker_state"
+            " WHERE portfolio = ?", (self.portfolio,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return BreakerMemory(
+            None if row[0] is None else int(row[0]), float(row[1]), float(row[2]),
+            None if row[3] is None else int(row[3]),
+        )
+
 
 _TABLE = re.compile(r"\b(?:INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
 
@@ -411,32 +361,3 @@ def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tu
         else:
             runs.append((sql, [params]))
     return [run for runs in per_table.values() for run in runs]
-
-
-async def _user_version(db: aiosqlite.Connection) -> int:
-    async with db.execute("PRAGMA user_version") as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
-
-
-async def migrate(db: aiosqlite.Connection, target_version: int = SCHEMA_VERSION) -> int:
-    """Apply pending migrations up to ``target_version``; each one atomically."""
-    current = await _user_version(db)
-    if current > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema version {current} is newer than this program's {SCHEMA_VERSION};"
-            " upgrade neuralbot or use another database file"
-        )
-    for version in range(current + 1, target_version + 1):
-        script = MIGRATIONS[version - 1]
-        statements = [s.strip() for s in script.split(";") if s.strip()]
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements:
-                await db.execute(statement)
-            await db.execute(f"PRAGMA user_version = {version}")
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-    return max(current, target_version)

@@ -37,6 +37,16 @@ def escalate(current: TradingState, wanted: TradingState) -> TradingState:
     return wanted if order.index(wanted) > order.index(current) else current
 
 
+@dataclass(frozen=True, slots=True)
+class BreakerMemory:
+    """What the breakers must remember across a restart (persisted by the store)."""
+
+    day: int | None
+    day_start_equity: float
+    peak_equity: float
+    reducing_day: int | None = None
+
+
 @dataclass(slots=True)
 class Breakers:
     """Tracks the day's opening equity and the equity peak; says which state is due."""
@@ -67,3 +77,13 @@ class Breakers:
     def daily_reset_due(self, ts_ms: int) -> bool:
         """Whether a daily-loss REDUCING has expired (a new UTC day started)."""
         return self.reducing_day is not None and ts_ms // DAY_MS != self.reducing_day
+
+    def memory(self) -> BreakerMemory:
+        return BreakerMemory(self.day, self.day_start_equity, self.peak_equity, self.reducing_day)
+
+    def restore(self, memory: BreakerMemory) -> None:
+        """Replace what is tracked with a persisted memory (restart)."""
+        self.day = memory.day
+        self.day_start_equity = memory.day_start_equity
+        self.peak_equity = memory.peak_equity
+        self.reducing_day = memory.reducing_day

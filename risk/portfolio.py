@@ -7,6 +7,7 @@ sum over open positions of what would be lost if each one's stop were hit.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from bot.events import EquitySnapshot, OrderFilled, PositionChanged, Side
 
@@ -71,6 +72,18 @@ class Portfolio:
     def snapshot(self, ts: int) -> EquitySnapshot:
         exposure = self.exposure()
         return EquitySnapshot(ts, self.cash, self.cash + exposure, exposure, self.heat())
+
+    def report(self) -> dict[str, Any]:
+        """Open positions (with unrealised P&L at the last price) and equity, as plain data."""
+        positions = []
+        for p in self.open_positions():
+            price = self.last_price.get(p.symbol, p.avg_price)
+            positions.append({"symbol": p.symbol, "amount": p.amount, "avg_price": p.avg_price,
+                              "stop_price": p.stop_price, "take_profit": p.take_profit, "price": price,
+                              "unrealized_pnl": round((price - p.avg_price) * p.amount, 8)})
+        eq, heat = self.equity(), self.heat()
+        return {"positions": positions, "equity": round(eq, 2), "cash": round(self.cash, 2),
+                "heat": round(heat, 2), "heat_pct": round(100 * heat / eq, 4) if eq > 0 else 0.0}
 
     def set_protection(
         self,

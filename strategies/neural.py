@@ -268,6 +268,27 @@ class NeuralEnsemble(Strategy):
             votes=dict(votes), attributions=attr,
         )
 
+    # -- hot swap ------------------------------------------------------------------------
+    def swap_model(self, name: str, model: Model, symbol: str | None = None) -> int:
+        """Replace ensemble member ``name`` (every symbol holding it, or ``symbol``'s); between bars.
+
+        The replacement must be a classifier whose window fits the live feature buffer.
+        A precomputed table (backtests) is dropped: later bars predict live. Returns how
+        many symbols' books took the new model.
+        """
+        if model.task != "classification":
+            raise ValueError(f"model {name!r} is a {model.task} model; the ensemble needs P(up) classifiers")
+        books = [b for sym, b in self._books.items() if name in b.models and symbol in (None, sym)]
+        for book in books:
+            if model.window > book.buffer.n_steps:
+                raise ValueError(f"model {name!r} needs a {model.window}-bar window; the live buffer"
+                                 f" keeps {book.buffer.n_steps}")
+        for book in books:
+            book.models[name] = model
+            book.table = None
+        log.info("ensemble_model_swapped", strategy=self.name, model=name, symbols=len(books))
+        return len(books)
+
     def book(self, symbol: str) -> _Book:
         """Per-symbol state (models, buffer, table): read-only access for tools and tests."""
         return self._books[symbol]

@@ -13,7 +13,6 @@ from bot.clock import SimClock
 from bot.config import load_settings
 from bot.data import candle_file, load_candles_csv
 from bot.events import Candle
-from bot.feeds.replay import ReplayFeed
 from bot.store import Store
 
 SINCE = "2019-01-01"

@@ -33,9 +33,13 @@ def sim_settings(data_dir: Path, **kw: Any) -> SimSettings:
 Body = Callable[[SimExchange, Any, Store], Awaitable[None]]
 
 
-def with_exchange(data_dir: Path, tmp_path: Path, body: Body, timeout_ms: int = 10_000) -> None:
+def with_exchange(data_dir: Path | SimSettings, tmp_path: Path, body: Body, timeout_ms: int = 10_000) -> None:
+    """Run ``body(sim, client, store)`` against a loopback exchange (``sim_settings(data_dir)``
+    unless given) with a signed ccxt REST client and a fresh SQLite store."""
+    settings = data_dir if isinstance(data_dir, SimSettings) else sim_settings(data_dir)
+
     async def go() -> None:
-        async with SimExchange(sim_settings(data_dir)) as sim:
+        async with SimExchange(settings) as sim:
             client = make_ccxt_binance(sim.http_url, api_key="sim-key", secret="sim-secret",
                                        pro=False, timeout=timeout_ms)
             client.options["adjustForTimeDifference"] = False

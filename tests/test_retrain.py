@@ -100,7 +100,7 @@ async def test_better_candidate_is_swapped_in_and_old_archived(data_dir: Path, t
     models = tmp_path / "models"
     inc = make_incumbent(data_dir, models, sharpen=True)  # the running model is the bad one
     before = _sha(inc)
-    r, host, metrics = retrainer(data_dir, models, tmp_path, "bot.retrain:fit_candidate")
+    r, host, metrics = retrainer(data_dir, models, tmp_path, "bot.retrain_job:fit_candidate")
     verdicts = await r.run_once("test", _job(r))
     assert len(verdicts) == 1 and verdicts[0].better, verdicts
     assert _sha(inc) != before  # the registry now holds the candidate

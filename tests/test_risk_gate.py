@@ -14,7 +14,6 @@ from bot.engine import Engine, EngineSettings
 from bot.events import Direction, OrderIntent, Side, Signal
 from bot.execution.paper_book import PaperBookExecutor
 from bot.store import Store
-from risk import checks
 from risk.breakers import Breakers, daily_loss_breach, drawdown_breach
 from risk.gate import RiskContext, RiskGate, RiskLimits, TradingState
 from risk.market import MarketRules

@@ -55,6 +55,7 @@ async def test_status_reports_store_contents(write_config: Callable[..., Path], 
     assert [p["symbol"] for p in st["positions"]] == ["BTC/USDT"]  # flat positions are not listed
     assert len(st["signals"]) == 3 and st["signals"][0]["ts"] == 1_700_000_000_000 + 6 * 3_600_000
     assert st["signals"][0]["top_attributions"] == [("rsi_14", pytest.approx(0.6)), ("ret_1", -0.3)]
+    assert st["signals"][0]["explanation"] == "rsi_14 +60%, ret_1 -30%"
     assert st["daemon"]["state"] == "stopped" and st["daemon"]["running"] is False
 
 
@@ -75,7 +76,7 @@ def test_status_cli_text_and_json(write_config: Callable[..., Path], tmp_path: P
     assert "state     reducing" in text  # this test process plays the running daemon
     assert "BTC/USDT     0.25000000 @ 30,000.00  stop 28,200.00  tp 33,600.00" in text
     assert "heat      450.00 (4.46% of equity)" in text.replace("  (", " (")
-    assert "[rsi_14 +0.600, ret_1 -0.300, atr_14 +0.050]" in text
+    assert "[rsi_14 +60%, ret_1 -30%, atr_14 +5%]" in text  # strategies.explain.format_attributions
     out = subprocess.run([sys.executable, "-c", code, "status", "--config", str(config), "--json"],
                          capture_output=True, text=True, env=env, check=True).stdout
     assert json.loads(out)["daemon"]["state"] == "reducing"

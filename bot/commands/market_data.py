@@ -86,6 +86,10 @@ def add_parsers(subparsers: Any) -> None:
     sim.add_argument("--symbols", default="", help="comma-separated, e.g. BTC/USDT,ETH/USDT")
     sim.add_argument("--book-speed", type=float, default=1.0)
     sim.add_argument("--kline-updates", type=int, default=1)
+    sim.add_argument("--book", choices=("recorded", "synthetic"), default="recorded",
+                     help="recorded: replay and match on the recorded order books (2024 prices); "
+                          "synthetic: a book around the replayed candle's price (use with the 2017-2021 "
+                          "candles so fills match the candle prices)")
     sim.add_argument("--api-key", default="sim-key")
     sim.add_argument("--api-secret", default="sim-secret")
     sim.add_argument("--drop-every-n", type=int, help="fault: close ws after N messages")
@@ -195,7 +199,8 @@ def sim_handler(args: argparse.Namespace) -> int:
     settings = SimSettings(
         data_dir=args.data_dir, host=args.host, port=args.port, speed=args.speed,
         start_ms=args.start, end_ms=args.end, symbols=symbols, book_speed=args.book_speed,
-        kline_updates=args.kline_updates, api_key=args.api_key, api_secret=args.api_secret,
+        kline_updates=args.kline_updates, book_replay=args.book == "recorded", matching_book=args.book,
+        api_key=args.api_key, api_secret=args.api_secret,
         faults=faults)
 
     async def serve() -> None:

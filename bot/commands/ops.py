@@ -2,7 +2,8 @@
 
 Positions, equity, heat, trading state (from the daemon's state file, written
 next to the store; ``stopped`` when its process is gone) and the last signals
-with their top feature attributions. Read-only: safe to run next to a daemon.
+with their top feature attributions (``strategies.explain.format_attributions``:
+each feature's signed share of the explanation). Read-only: safe to run next to a daemon.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from bot.config import ConfigError, load_settings
 from bot.store import Store
+from strategies.explain import format_attributions
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -97,7 +99,8 @@ async def gather_status(settings: Any, n_signals: int = 5, top: int = 3) -> dict
         "signals": [{"ts": s["ts"], "strategy": s["strategy"], "symbol": s["symbol"],
                      "direction": s["direction"], "strength": s["strength"],
                      "probability": s["probability"], "reason": s["reason"],
-                     "top_attributions": top_attributions(s["attributions_json"], top)}
+                     "top_attributions": (attrs := top_attributions(s["attributions_json"], top)),
+                     "explanation": format_attributions(dict(attrs)) if attrs else ""}
                     for s in sorted(signals, key=lambda r: r["ts"], reverse=True)[:n_signals]],
     }
 
@@ -126,7 +129,7 @@ def render(st: dict[str, Any]) -> str:
     lines += ["", f"last signals ({len(st['signals'])})"]
     for s in st["signals"]:
         prob = "" if s["probability"] is None else f" p={s['probability']:.3f}"
-        attrs = ", ".join(f"{n} {v:+.3f}" for n, v in s["top_attributions"]) or "no attributions"
+        attrs = s["explanation"] or "no attributions"
         lines.append(f"  {_when(s['ts'])} {s['strategy']} {s['symbol']} {s['direction']}"
                      f" strength {s['strength']:.1f}{prob}  [{attrs}]")
     return "\n".join(lines)

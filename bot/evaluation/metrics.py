@@ -97,3 +97,95 @@ def round_trips(fills: Sequence[dict[str, object]]) -> list[RoundTrip]:
                 )
                 st.update(amount=0.0, bought=0.0)
     return trips
+
+
+# ---------------------------------------------------------------------------
+# Extended return / trade metrics (pure functions of arrays and trade lists)
+# ---------------------------------------------------------------------------
+
+MS_PER_MONTH = MS_PER_YEAR / 12.0
+
+
+def sortino(returns: np.ndarray, bars_per_year: float, target: float = 0.0) -> float:
+    """Annualised Sortino ratio: mean excess return over the downside deviation.
+
+    The downside deviation is ``sqrt(mean(min(r - target, 0)^2))`` over ALL bars
+    (the standard definition, not the std of the negative bars only).
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 2:
+        return 0.0
+    downside = np.minimum(r - target, 0.0)
+    dd = math.sqrt(float(np.mean(downside**2)))
+    return 0.0 if dd == 0 else float(np.mean(r - target)) / dd * math.sqrt(bars_per_year)
+
+
+def drawdown_series(equity: np.ndarray) -> np.ndarray:
+    """Drawdown from the running peak at every point (0 at new highs, negative below)."""
+    equity = np.asarray(equity, dtype=np.float64)
+    if len(equity) == 0:
+        return np.zeros(0)
+    return equity / np.maximum.accumulate(equity) - 1.0
+
+
+def profit_factor(trades: Sequence[RoundTrip]) -> float:
+    """Gross profit / gross loss of round trips (``inf`` with no losing trade, 0 with no trade)."""
+    gains = sum(t.pnl for t in trades if t.pnl > 0)
+    losses = -sum(t.pnl for t in trades if t.pnl < 0)
+    if losses == 0:
+        return math.inf if gains > 0 else 0.0
+    return gains / losses
+
+
+def average_win_loss(trades: Sequence[RoundTrip]) -> tuple[float, float, float]:
+    """(mean winning pnl, mean losing pnl (negative), |win/loss| ratio); 0 where undefined."""
+    wins = [t.pnl for t in trades if t.pnl > 0]
+    losses = [t.pnl for t in trades if t.pnl < 0]
+    avg_win = sum(wins) / len(wins) if wins else 0.0
+    avg_loss = sum(losses) / len(losses) if losses else 0.0
+    ratio = abs(avg_win / avg_loss) if avg_loss else 0.0
+    return avg_win, avg_loss, ratio
+
+
+def exposure_stats(exposure: np.ndarray, equity: np.ndarray) -> tuple[float, float]:
+    """(fraction of bars with an open position, mean exposure / equity)."""
+    exposure = np.asarray(exposure, dtype=np.float64)
+    equity = np.asarray(equity, dtype=np.float64)
+    if len(exposure) == 0:
+        return 0.0, 0.0
+    in_market = float(np.mean(exposure > 1e-9))
+    frac = np.divide(exposure, equity, out=np.zeros_like(exposure), where=equity > 0)
+    return in_market, float(np.mean(frac))
+
+
+def turnover(traded_notional: float, mean_equity: float, span_ms: int) -> float:
+    """Annualised turnover: traded notional (both sides) per year over mean equity."""
+    if mean_equity <= 0 or span_ms <= 0:
+        return 0.0
+    return traded_notional / mean_equity * (MS_PER_YEAR / span_ms)
+
+
+def trades_per_month(n_trades: int, span_ms: int) -> float:
+    return n_trades * MS_PER_MONTH / span_ms if span_ms > 0 else 0.0
+
+
+def monthly_returns(ts: np.ndarray, equity: np.ndarray) -> dict[tuple[int, int], float]:
+    """Return of each calendar month (UTC) from month-end to month-end equity.
+
+    The first month is measured from the first equity point.
+    """
+    ts = np.asarray(ts, dtype=np.int64)
+    equity = np.asarray(equity, dtype=np.float64)
+    if len(ts) == 0:
+        return {}
+    months = ts.astype("datetime64[ms]").astype("datetime64[M]")
+    out: dict[tuple[int, int], float] = {}
+    prev = float(equity[0])
+    # index of the last point of each month (months are ascending with ts)
+    last = np.flatnonzero(np.append(months[1:] != months[:-1], True))
+    for i in last:
+        m = months[i].astype(object)
+        end = float(equity[i])
+        out[(m.year, m.month)] = end / prev - 1.0 if prev > 0 else 0.0
+        prev = end
+    return out

@@ -93,6 +93,20 @@ def current_price(series: CandleSeries, now_ms: int) -> float | None:
     return partial_bar(series.ohlcv[i], frac)[3]
 
 
+def price_range(series: CandleSeries, since_ms: int, now_ms: int) -> tuple[float, float] | None:
+    """Lowest and highest price the simulated path (open -> close per bar) took in the window."""
+    end = current_price(series, now_ms)
+    if end is None:
+        return None
+    start = current_price(series, since_ms)
+    points = [end] if start is None else [start, end]
+    lo = int(np.searchsorted(series.ts, since_ms, side="right"))
+    hi = int(np.searchsorted(series.ts, now_ms, side="right"))
+    if hi > lo:  # bars began in between: their opens, and the closes of bars that ended
+        points += series.ohlcv[lo:hi, 0].tolist() + series.ohlcv[max(0, lo - 1):hi - 1, 3].tolist()
+    return min(points), max(points)
+
+
 class SimBook:
     """An L2 book kept as price -> quantity maps, updated by Binance diff messages."""
 

@@ -4,6 +4,12 @@ Orders match against the exchange's current book without consuming it (the book 
 recorded market; our orders are assumed too small to move it). Marketable orders fill
 as taker by walking the levels; resting limit orders fill as maker when the book crosses
 their price. Commission is charged in the asset received, like Binance.
+
+Stop orders (``STOP_LOSS``, ``STOP_LOSS_LIMIT``) rest untriggered (``isWorking`` false,
+their amount locked) until the traded price crosses ``stopPrice`` (a sell: at or below;
+a buy: at or above); then a ``STOP_LOSS`` fills like a market order and a
+``STOP_LOSS_LIMIT`` like a limit order at its price (resting if not marketable). A
+stop that would trigger at once is rejected, like Binance (-2010).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ class SimOrder:
     client_id: str
     market: Market
     side: str  # BUY | SELL
-    type: str  # MARKET | LIMIT
+    type: str  # MARKET | LIMIT | STOP_LOSS | STOP_LOSS_LIMIT
     price: float
     qty: float
     time_in_force: str
@@ -46,6 +52,17 @@ class SimOrder:
     updated: int = 0
     locked: float = 0.0  # what is still locked in the balance for this order
     fills: list[dict] = field(default_factory=list)
+    stop_price: float = 0.0
+    triggered: bool = False
+
+    @property
+    def is_stop(self) -> bool:
+        return self.type in STOP_TYPES
+
+    @property
+    def working(self) -> bool:
+        """Matching: a plain order, or a stop that has triggered."""
+        return not self.is_stop or self.triggered
 
     def as_binance(self) -> dict:
         return {
@@ -54,13 +71,15 @@ class SimOrder:
             "origQty": repr(self.qty), "executedQty": repr(self.executed),
             "cummulativeQuoteQty": repr(self.quote_executed), "status": self.status,
             "timeInForce": self.time_in_force, "type": self.type, "side": self.side,
-            "stopPrice": "0.0", "icebergQty": "0.0", "time": self.created,
-            "updateTime": self.updated or self.created, "isWorking": True,
+            "stopPrice": repr(self.stop_price), "icebergQty": "0.0", "time": self.created,
+            "updateTime": self.updated or self.created, "isWorking": self.working,
             "workingTime": self.created, "origQuoteOrderQty": "0.0",
             "selfTradePreventionMode": "NONE",
         }
 
 
+STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT")
+ORDER_TYPES = ("MARKET", "LIMIT", *STOP_TYPES)
 Book = Callable[[str], tuple[list[Level], list[Level]]]
 Listener = Callable[[SimOrder, dict | None], None]
 
@@ -69,6 +88,7 @@ class Matcher:
     def __init__(
         self, markets: dict[str, Market], balances: dict[str, float], taker_fee: float,
         maker_fee: float, book: Book, now_ms: Callable[[], int],
+        price: Callable[[str], float | None] | None = None,
     ) -> None:
         self.markets = markets
         self.free: dict[str, float] = dict(balances)
@@ -77,6 +97,7 @@ class Matcher:
         self.maker_fee = maker_fee
         self._book = book
         self._now = now_ms
+        self._price = price
         self.orders: dict[int, SimOrder] = {}
         self.trades: list[dict] = []
         self.listeners: list[Listener] = []
@@ -103,15 +124,15 @@ class Matcher:
     # -- orders -----------------------------------------------------------------------
 
     def place(self, mid: str, side: str, type_: str, qty: float, price: float | None,
-              tif: str, client_id: str | None) -> SimOrder:
+              tif: str, client_id: str | None, stop_price: float | None = None) -> SimOrder:
         market = self.markets.get(mid)
         if market is None:
             raise OrderError(-1121, "Invalid symbol.")
-        if side not in ("BUY", "SELL") or type_ not in ("MARKET", "LIMIT"):
+        if side not in ("BUY", "SELL") or type_ not in ORDER_TYPES:
             raise OrderError(-1116, "Invalid orderType or side.")
         if qty <= 0:
             raise OrderError(-1013, "Invalid quantity.")
-        if type_ == "LIMIT" and (price is None or price <= 0):
+        if type_ in ("LIMIT", "STOP_LOSS_LIMIT") and (price is None or price <= 0):
             raise OrderError(-1013, "Invalid price.")
         if client_id and any(o.client_id == client_id and o.status in ("NEW", "PARTIALLY_FILLED")
                              for o in self.orders.values()):
@@ -120,6 +141,8 @@ class Matcher:
         levels = asks if side == "BUY" else bids
         if not levels:
             raise OrderError(-2010, "No liquidity.")
+        if type_ in STOP_TYPES:
+            return self._place_stop(market, side, type_, qty, price, tif, client_id, stop_price)
         now = self._now()
         if type_ == "MARKET":
             est = _walk(levels, qty, None, True)[1] * (1 + self.taker_fee) if side == "BUY" else qty
@@ -140,6 +163,46 @@ class Matcher:
         if order.status != "FILLED" and (type_ == "MARKET" or tif in ("IOC", "FOK")):
             self._finish(order, "EXPIRED")
         return order
+
+    def _place_stop(self, market: Market, side: str, type_: str, qty: float, price: float | None,
+                    tif: str, client_id: str | None, stop_price: float | None) -> SimOrder:
+        if stop_price is None or stop_price <= 0:
+            raise OrderError(-1102, "Mandatory parameter 'stopPrice' was not sent.")
+        last = self._price(market.mid) if self._price is not None else None
+        if last is not None and _crossed(side, stop_price, last, last):
+            raise OrderError(-2010, "Stop price would trigger immediately.")
+        limit = price if type_ == "STOP_LOSS_LIMIT" else None
+        reference = limit if limit is not None else stop_price
+        est = qty * reference * (1 + self.taker_fee) if side == "BUY" else qty
+        self._lock(market.quote if side == "BUY" else market.base, est)
+        order = SimOrder(self._next_order, client_id or f"sim-{self._next_order}", market, side,
+                         type_, limit or 0.0, qty, tif if limit is not None else "GTC", self._now(),
+                         locked=est, stop_price=stop_price)
+        self._next_order += 1
+        self.orders[order.order_id] = order
+        self._emit(order, None)
+        return order
+
+    def pending_stops(self, mid: str | None = None) -> list[SimOrder]:
+        return [o for o in self.open_orders(mid) if not o.working]
+
+    def check_stops(self, mid: str, low: float, high: float) -> int:
+        """Trigger the stops the traded price range ``[low, high]`` crossed; returns how many."""
+        fired = 0
+        for order in self.pending_stops(mid):
+            if not _crossed(order.side, order.stop_price, low, high):
+                continue
+            fired += 1
+            order.triggered = True
+            order.updated = self._now()
+            bids, asks = self._book(mid)
+            levels = asks if order.side == "BUY" else bids
+            limit = order.price if order.type == "STOP_LOSS_LIMIT" else None
+            for fill_price, fill_qty in _walk(levels, order.qty, limit, order.side == "BUY")[0]:
+                self._fill(order, fill_price, fill_qty, maker=False)
+            if order.status != "FILLED" and limit is None:
+                self._finish(order, "EXPIRED")
+        return fired
 
     def cancel(self, mid: str, order_id: int | None, client_id: str | None) -> SimOrder:
         order = self.find(mid, order_id, client_id)
@@ -163,7 +226,7 @@ class Matcher:
 
     def on_book(self, mid: str) -> None:
         """Fill resting limit orders the book now crosses (maker, at the order's price)."""
-        resting = self.open_orders(mid)
+        resting = [o for o in self.open_orders(mid) if o.working]
         if not resting:
             return
         bids, asks = self._book(mid)
@@ -226,6 +289,11 @@ class Matcher:
     def _emit(self, order: SimOrder, trade: dict | None) -> None:
         for listener in self.listeners:
             listener(order, trade)
+
+
+def _crossed(side: str, stop: float, low: float, high: float) -> bool:
+    """Whether a traded range reaches a stop: a sell stop at or below it, a buy stop at or above."""
+    return low <= stop if side == "SELL" else high >= stop
 
 
 def _walk(

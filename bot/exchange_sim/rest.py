@@ -53,6 +53,7 @@ class RestApi:
     @web.middleware
     async def fault_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.sim.rest_requests += 1
+        self.sim.check_stops()  # every answer reflects stops the price has crossed by now
         if request.path.startswith("/api/"):
             status = self.sim.http_faults.check(self.sim.faults, request.path)
             if status == 429:
@@ -182,7 +183,8 @@ class RestApi:
         order = self.sim.matcher.place(
             params["symbol"].upper(), params["side"].upper(), params["type"].upper(),
             float(params["quantity"]), price, params.get("timeInForce", "GTC"),
-            params.get("newClientOrderId"))
+            params.get("newClientOrderId"),
+            float(params["stopPrice"]) if "stopPrice" in params else None)
         if self.sim.http_faults.order_times_out(self.sim.faults):
             log.info("sim.order.timeout_injected", order_id=order.order_id)
             await asyncio.sleep(self.sim.faults.order_timeout_hang_s)

@@ -19,7 +19,7 @@ from bot.exchange_sim.data import (
     CandleSeries, Recording, load_candle_series, load_recordings, market_id,
 )
 from bot.exchange_sim.faults import FaultCounters, HttpFaults
-from bot.exchange_sim.market import Level, SimTime, current_price, synthetic_levels
+from bot.exchange_sim.market import Level, SimTime, current_price, price_range, synthetic_levels
 from bot.exchange_sim.matching import Market, Matcher
 from bot.exchange_sim.private_ws import UserStreams
 from bot.exchange_sim.rest import RestApi
@@ -63,7 +63,8 @@ class SimExchange:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.matcher = Matcher(self.markets, s.balances, s.taker_fee, s.maker_fee,
-                               lambda mid: self.book_levels(mid, 50), self.now_ms)
+                               lambda mid: self.book_levels(mid, 50), self.now_ms, self.price)
+        self._stops_checked: dict[str, int] = {}  # mid -> sim time stops were last judged at
         self.user_streams = UserStreams(self)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -76,6 +77,7 @@ class SimExchange:
                                      self._on_book)
             self.players[mid] = player
             self._tasks.append(asyncio.create_task(player.run()))
+        self._tasks.append(asyncio.create_task(self._watch_stops()))
         api = RestApi(self)
         app = web.Application(middlewares=[api.fault_middleware])
         app.add_routes(api.routes())
@@ -199,7 +201,8 @@ class SimExchange:
                 "baseAssetPrecision": 8, "quoteAsset": m.quote, "quotePrecision": 8,
                 "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
                 "quoteCommissionPrecision": 8,
-                "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"], "icebergAllowed": False,
+                "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT"],
+                "icebergAllowed": False,
                 "ocoAllowed": False, "otoAllowed": False, "quoteOrderQtyMarketAllowed": True,
                 "allowTrailingStop": False, "cancelReplaceAllowed": True,
                 "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
@@ -238,7 +241,34 @@ class SimExchange:
 
     def _on_book(self, mid: str) -> None:
         if self.matcher.open_orders(mid):
+            self.check_stops(mid)
             self.matcher.on_book(mid)
+
+    # -- stop orders ----------------------------------------------------------------------
+
+    def check_stops(self, mid: str | None = None) -> int:
+        """Trigger stop orders the price crossed since they were last judged (any request does this)."""
+        fired = 0
+        for order_mid in {o.market.mid for o in self.matcher.pending_stops(mid)}:
+            now = self.now_ms()
+            since = self._stops_checked.get(order_mid, now)
+            self._stops_checked[order_mid] = now
+            series = self._price_series(order_mid)
+            window = price_range(series, min(since, now), now) if series is not None else None
+            if window is None:
+                price = self.price(order_mid)
+                window = None if price is None else (price, price)
+            if window is not None:
+                fired += self.matcher.check_stops(order_mid, *window)
+        for stale in set(self._stops_checked) - {o.market.mid for o in self.matcher.pending_stops()}:
+            del self._stops_checked[stale]
+        return fired
+
+    async def _watch_stops(self, every_s: float = 0.02) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            if self.matcher.pending_stops():
+                self.check_stops()
 
     async def _stream_socket(self, request: web.Request) -> web.WebSocketResponse:
         return await serve_stream_socket(request, self.hub, lambda: self.faults, self.counters,

@@ -7,7 +7,7 @@ exchange (sandbox/live via ccxt) executors implement the same two methods.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.events import Fact, MarketEvent, OrderIntent
 
@@ -19,4 +19,16 @@ class ExecutionPort(Protocol):
 
     async def on_market(self, event: MarketEvent) -> list[Fact]:
         """Let resting orders react to new market data; returns the resulting fills."""
+        ...
+
+
+class ProtectionPort(Protocol):
+    """Exchange-side protective stop orders that follow a position (optional)."""
+
+    async def protect(self, symbol: str, amount: float, stop_price: float, origin: int) -> list[Any]:
+        """Make the exchange hold one stop for ``amount`` at ``stop_price`` (replace if it differs)."""
+        ...
+
+    async def unprotect(self, symbol: str) -> list[Any]:
+        """Cancel the symbol's stop; returns its facts (fills, if it had triggered)."""
         ...

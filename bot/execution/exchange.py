@@ -25,9 +25,25 @@ import ccxt.async_support as ccxt
 import structlog
 
 from bot.clock import Clock
-from bot.events import Fact, MarketEvent, OrderDenied, OrderFilled, OrderIntent, OrderSubmitted, OrderType, Side
-from bot.execution.orders import OrderClosed, OrderRecord, OrderState, client_order_id, from_ccxt
+from bot.events import (
+    Fact,
+    MarketEvent,
+    OrderDenied,
+    OrderFilled,
+    OrderIntent,
+    OrderSubmitted,
+    OrderType,
+    Side,
+)
+from bot.execution.orders import (
+    OrderClosed,
+    OrderRecord,
+    OrderState,
+    client_order_id,
+    from_ccxt,
+)
 from bot.execution.retry import Outcome, RetryPolicy, classify, denial_check
+from bot.execution.stop_orders import ExchangeStops
 from bot.store import Store
 from risk.market import MarketRules
 
@@ -46,6 +62,7 @@ class ExchangeExecutor:
         retry: RetryPolicy | None = None,
         poll_interval_ms: int = 1_000,
         prefix: str = "nb",
+        exchange_stops: bool = False,
     ) -> None:
         self.client = client
         self.store = store
@@ -57,6 +74,8 @@ class ExchangeExecutor:
         self.fill_ids: set[str] = set()
         self.rules: dict[str, MarketRules] = {}
         self._last_poll = 0
+        # exchange-side protective stops (opt-in); the Engine finds them as ``stop_orders``
+        self.stop_orders: ExchangeStops | None = ExchangeStops(self) if exchange_stops else None
 
     # -- start-up --------------------------------------------------------------------
 
@@ -115,11 +134,13 @@ class ExchangeExecutor:
         price = None
         if rec.order_type is OrderType.LIMIT and rec.price is not None:
             price = self.client.price_to_precision(rec.symbol, rec.price)
+        params: dict[str, Any] = {"newClientOrderId": rec.client_order_id}
+        if rec.protective and rec.stop_price is not None:  # limit + stopPrice: STOP_LOSS_LIMIT
+            params["stopPrice"] = self.client.price_to_precision(rec.symbol, rec.stop_price)
         for attempt in range(self.retry.max_attempts):
             try:
                 order = await self.client.create_order(
-                    rec.symbol, rec.order_type.value, rec.side.value, amount, price,
-                    {"newClientOrderId": rec.client_order_id},
+                    rec.symbol, rec.order_type.value, rec.side.value, amount, price, params,
                 )
                 return await self._adopt(rec, order)
             except ccxt.BaseError as exc:
@@ -244,6 +265,13 @@ class ExchangeExecutor:
         raise AssertionError("unreachable")
 
     # -- operator actions -----------------------------------------------------------------
+
+    async def cancel_open_orders(self, keep_protective: bool = False) -> int:
+        """Cancel every live order of ours (daemon shutdown); returns how many were live."""
+        stops = self.stop_orders or ExchangeStops(self)
+        before = len(self.live_orders())
+        await stops.cancel_open_orders(keep_protective)
+        return before - len(self.live_orders())
 
     async def cancel_entries(self, symbols: Iterable[str]) -> Out:
         """Cancel every open buy order of ours on ``symbols`` (``halt``)."""

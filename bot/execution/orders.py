@@ -83,6 +83,14 @@ def client_order_id(signal_id: str, symbol: str, leg: str, prefix: str = "nb") -
     return f"{prefix}{digest[: 32 - len(prefix)]}"
 
 
+PROTECTIVE_PREFIX = "xstop-"  # signal ids of exchange-side protective stop orders
+
+
+def is_protective_intent(intent_id: str) -> bool:
+    """Whether ``intent_id`` names an exchange-side protective stop (not an engine intent)."""
+    return intent_id.startswith(PROTECTIVE_PREFIX)
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRecord:
     client_order_id: str
@@ -111,6 +119,14 @@ class OrderRecord:
             intent.order_type, intent.amount, intent.price, intent.reduce_only,
             intent.stop_price, intent.take_profit, OrderState.NEW, now_ms, now_ms,
         )
+
+    @property
+    def protective(self) -> bool:
+        return is_protective_intent(self.intent_id)
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.amount - self.filled)
 
     def moved(self, state: OrderState, now_ms: int, **changes: object) -> OrderRecord:
         return replace(self, state=advance(self.state, state), updated_ms=now_ms, **changes)  # type: ignore[arg-type]

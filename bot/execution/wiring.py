@@ -1,5 +1,9 @@
 """Wiring an exchange-mode (sandbox / live) Engine: connect, reconcile, re-arm stops, resume.
 
+With ``exchange_stops`` every open position also gets (or keeps) its exchange-side
+stop order once reconciliation has settled what is held; the breakers' persisted
+day-start equity and peak are restored, so a restart does not reset a drawdown.
+
 ``build_exchange_engine`` is what ``run_daemon`` calls for ``mode = "sandbox" | "live"``
 (and the sandbox runner uses). Nothing trades until it has returned: positions and
 their stops come first, then the exchange is reconciled; an unexplained mismatch
@@ -41,18 +45,22 @@ class ExchangeEngine:
     report: ReconcileReport
 
 
-def make_ccxt_client(settings: Any) -> Any:
+def make_ccxt_client(settings: Any, *, pro: bool = False) -> Any:
     """A ccxt async client from the configuration: sandbox unless mode is ``live``.
 
-    ``exchange.http_url`` points it at another server (the loopback exchange).
+    ``pro``: the ccxt.pro (websocket) class, without credentials (market data only).
+    ``exchange.http_url`` / ``ws_url`` point it at another server (the loopback exchange).
     """
-    import ccxt.async_support as ccxt_async
-
     if settings.mode == "live" and not settings.i_understand_live_trading:
         raise RuntimeError("live trading needs i_understand_live_trading = true")
-    cls = getattr(ccxt_async, settings.exchange.name)
+    if pro:
+        import ccxt.pro as ccxt_module
+    else:
+        import ccxt.async_support as ccxt_module
+
+    cls = getattr(ccxt_module, settings.exchange.name)
     params: dict[str, Any] = {"enableRateLimit": True, "timeout": settings.exchange.timeout_ms}
-    if settings.api_key is not None and settings.api_secret is not None:
+    if not pro and settings.api_key is not None and settings.api_secret is not None:
         params |= {"apiKey": settings.api_key.get_secret_value(),
                    "secret": settings.api_secret.get_secret_value()}
     client = cls(params)
@@ -76,8 +84,9 @@ async def build_exchange_engine(
     settings: EngineSettings,
     retry: RetryPolicy | None = None,
     quote: str = "USDT",
+    exchange_stops: bool = False,
 ) -> ExchangeEngine:
-    executor = ExchangeExecutor(client, store, clock, retry=retry)
+    executor = ExchangeExecutor(client, store, clock, retry=retry, exchange_stops=exchange_stops)
     rules = await executor.start(symbols)
     maker, taker = executor.fees(symbols[0]) if symbols else (0.0, settings.fee_rate)
     settings = replace(settings, durable=True, fee_rate=max(maker, taker))
@@ -91,9 +100,11 @@ async def build_exchange_engine(
         positions,
         decided=await store.decided_intent_ids(),
         entered_signals={r.signal_id for r in orders if not r.reduce_only},
-        open_intents=[(r.client_order_id, r.intent()) for r in orders if not r.state.terminal],
+        open_intents=[(r.client_order_id, r.intent()) for r in orders
+                      if not r.state.terminal and not r.protective],
     )
     log.info("stops_rearmed", positions={p.symbol: p.stop_price for p in portfolio.open_positions()})
+    breakers = await store.load_breakers()  # before reconciliation's own equity marks
     # 2-3. orders and trades
     report = ReconcileReport()
     facts = await sync_orders(executor, symbols, report, last_fill_ts(await store.fetch("fills")))
@@ -119,9 +130,13 @@ async def build_exchange_engine(
         reason = "reconciliation mismatch: " + "; ".join(report.mismatches)
         engine.set_state(TradingState.HALTED, reason)
         await store.set_trading_state(TradingState.HALTED.value, reason, now)
+    # 5. the breakers' memory (day-start equity, peak), judged against the reconciled equity
+    await engine.restore_breakers(now, breakers)
     for pos in portfolio.open_positions():
         engine.store.record(portfolio.position_changed(pos.symbol, now))
     await store.flush()
+    # 6. exchange-side stops: every open position gets its stop order before anything trades
+    await engine.rearm_exchange_stops()
     log.info(
         "reconciled", recovered_fills=report.recovered_fills, closed_orders=report.closed_orders,
         live_orders=sum(1 for r in executor.orders.values() if r.state is not OrderState.FILLED

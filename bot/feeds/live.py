@@ -41,6 +41,8 @@ class StreamStats:
     emitted: int = 0
     backfilled: int = 0
     duplicates: int = 0
+    # network errors this stream's watch call raised; ccxt reconnects silently on many
+    # drops, so this undercounts: ``LiveFeed.reconnects`` counts actual re-connections
     reconnects: int = 0
     stale: int = 0
     errors: int = 0
@@ -73,6 +75,7 @@ class LiveFeed:
         self._closing = False
         self._failure: BaseException | None = None
         self.malformed = 0  # undecodable / unprocessable websocket messages survived
+        self.connections: dict[str, int] = defaultdict(int)  # websocket connects per url
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -84,6 +87,7 @@ class LiveFeed:
         await self.check_clock_skew()
         self._hook_klines()
         self._guard_malformed()
+        self._count_connections()
         s = self.settings
         for symbol in s.symbols:
             for tf in s.timeframes:
@@ -202,6 +206,23 @@ class LiveFeed:
             return c
 
         self.exchange.client = client
+
+    @property
+    def reconnects(self) -> int:
+        """Websocket re-connections (every connect to a url after its first), however caused."""
+        return sum(max(0, n - 1) for n in self.connections.values())
+
+    def _count_connections(self) -> None:
+        """Count every established websocket: ccxt calls ``on_connected`` once per connection."""
+        original = self.exchange.on_connected
+
+        def on_connected(client: Any, message: Any = None) -> Any:
+            self.connections[client.url] += 1
+            if self.connections[client.url] > 1:
+                log.info("feed.reconnected", url=client.url, reconnects=self.reconnects)
+            return original(client, message)
+
+        self.exchange.on_connected = on_connected
 
     def _candle(self, symbol: str, tf: str, row: list[Any]) -> Candle:
         return Candle(self.settings.exchange, symbol, tf, int(row[0]), float(row[1]),

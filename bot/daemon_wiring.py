@@ -1,0 +1,256 @@
+"""How the daemon's configuration becomes a restored Engine and a Feed (split from ``bot.daemon``).
+
+Chosen only by configuration, always through the same Engine:
+
+===============  =========  ==============================================================
+feed.source      mode       executor
+===============  =========  ==============================================================
+replay           paper      simulated fills at the next candle (``SimulatedExecutor``)
+exchange         paper      ``PaperBookExecutor``: walks the books the feed streams
+                            (``feed.order_book``), else fills against the next candle
+exchange         sandbox,   ``build_exchange_engine``: real orders through ccxt; positions
+                 live       and stops are re-armed and the exchange reconciled before
+                            anything trades
+===============  =========  ==============================================================
+
+Symbols and timeframes come from the strategies (``feed_series``). The exchange
+feed is a ccxt.pro ``LiveFeed``; it backfills over REST from the last stored candle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from bot.app import (
+    build_engine,
+    engine_settings,
+    feed_series,
+    live_feed_settings,
+    risk_limits,
+)
+from bot.buffer import CandleBuffer
+from bot.clock import Clock, LiveClock, SimClock
+from bot.config import Settings, date_to_ms
+from bot.data import candle_file, load_candles_csv
+from bot.engine import Engine
+from bot.engine_state import DURABLE_STATE_POLL_MS
+from bot.events import timeframe_ms
+from bot.execution.orders import OrderClosed, OrderState
+from bot.feeds.base import Feed
+from bot.feeds.replay import ReplayFeed
+from bot.store import Store
+from risk.gate import TradingState
+from risk.portfolio import Position
+from strategies.base import Strategy
+
+log = structlog.get_logger("bot.daemon")
+
+PROTECTIVE_LEGS = frozenset({"stop", "take_profit", "trailing_stop"})
+Series = tuple[str, str]
+
+
+@dataclass(slots=True)
+class Wiring:
+    engine: Engine
+    feed: Feed
+    clock: Clock  # the engine's: wall clock on the exchange, else market time (``SimClock``)
+    series: list[Series]
+    executor: str  # "simulated" | "paper_book" | "exchange"
+    resume: dict[str, int | None]
+    rest_client: Any = None  # the exchange executor's ccxt client (closed at shutdown)
+    reconcile: dict[str, Any] | None = None
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted({sym for sym, _ in self.series})
+
+    @property
+    def timeframe(self) -> str:
+        """The finest timeframe traded (summaries, staleness)."""
+        return min((tf for _, tf in self.series), key=timeframe_ms)
+
+
+def series_key(series: list[Series], sym: str, tf: str) -> str:
+    """``BTC/USDT`` when the symbol trades on one timeframe, else ``BTC/USDT@4h``."""
+    return sym if sum(1 for s, _ in series if s == sym) == 1 else f"{sym}@{tf}"
+
+
+async def wire(settings: Settings, store: Store, strategies: list[Strategy]) -> Wiring:
+    """Build, restore and (exchange modes) reconcile the Engine; then the Feed that drives it."""
+    series = feed_series(strategies)
+    if not series:
+        raise ValueError("no enabled strategy: nothing to trade")
+    source, mode = settings.feed.source, settings.mode
+    symbols = sorted({sym for sym, _ in series})
+    rest_client = None
+    report: dict[str, Any] | None = None
+    if mode in ("sandbox", "live"):
+        if source != "exchange":
+            raise ValueError(f"mode {mode!r} trades on the exchange: set feed.source = 'exchange'")
+        from bot.execution.wiring import build_exchange_engine, make_ccxt_client
+
+        clock: Clock = LiveClock()
+        rest_client = make_ccxt_client(settings)
+        try:
+            built = await build_exchange_engine(
+                client=rest_client, store=store, clock=clock, strategies=strategies, symbols=symbols,
+                limits=risk_limits(settings), settings=engine_settings(settings, durable=True),
+                exchange_stops=settings.exchange.exchange_stops)
+        except BaseException:
+            await rest_client.close()
+            raise
+        engine, kind = built.engine, "exchange"
+        report = {"recovered_fills": built.report.recovered_fills,
+                  "closed_orders": built.report.closed_orders, "mismatches": list(built.report.mismatches)}
+    else:
+        # paper fills are judged in market time: the clock follows the exchange's timestamps
+        clock = SimClock()
+        held: list[Engine] = []  # the paper book sizes market buys to the cash the portfolio holds
+        executor = paper_book_executor(settings, lambda: held[0].portfolio.cash) \
+            if source == "exchange" else None
+        kind = "simulated" if executor is None else "paper_book"
+        # a daemon: log every order, honour an operator halt, keep the breakers across restarts
+        daemon_settings = dataclasses.replace(engine_settings(settings), log_orders=True, persist_breakers=True,
+                                              state_poll_ms=DURABLE_STATE_POLL_MS)
+        engine = build_engine(settings, strategies=strategies, store=store, clock=clock, executor=executor,
+                              engine=daemon_settings)
+        held.append(engine)
+        await restore_paper(engine, store, settings)
+    await engine.restore_breakers()
+    resume = await warm_buffers(engine, store, settings, series)
+    feed = replay_feed(settings, series, resume) if source == "replay" else exchange_feed(
+        settings, series, resume, LiveClock())
+    log.info("daemon_resumed", cash=round(engine.portfolio.cash, 2), executor=kind,
+             resume={series_key(series, s, tf): resume[f"{s}@{tf}"] for s, tf in series},
+             positions=[p.symbol for p in engine.portfolio.open_positions()],
+             trading_state=engine.state.value)
+    return Wiring(engine, feed, clock, series, kind, resume, rest_client, report)
+
+
+def paper_book_executor(settings: Settings, cash: Callable[[], float]) -> Any:
+    from bot.execution.paper_book import Fees, PaperBookExecutor
+
+    fee = settings.exchange.fee_rate
+    return PaperBookExecutor(default_fees=Fees(fee, fee), latency_ms=settings.exchange.paper_latency_ms,
+                             slippage_bps=settings.backtest.slippage_bps, cash=cash)
+
+
+async def restore_paper(engine: Engine, store: Store, settings: Settings) -> None:
+    """Paper state after a restart: cash, positions with their stops, decisions, trading state."""
+    equity = await store.fetch("equity")
+    if equity:
+        engine.portfolio.cash = float(equity[-1]["cash"])
+    trailing = engine.settings.stops.trailing_stop_pct
+    positions = [Position(r["symbol"], r["amount"], r["avg_price"], r["stop_price"], r["take_profit"],
+                          trailing, r["realized_pnl"], r["ts"])
+                 for r in await store.fetch("positions") if r["amount"] > 0]
+    stored = await store.load_trading_state()
+    state, reason = TradingState.ACTIVE, ""
+    if stored is not None:
+        try:
+            state, reason = TradingState(stored[0]), f"persisted: {stored[1]}"
+        except ValueError:
+            log.error("stored_trading_state_unknown", state=stored[0])
+    engine.restore(positions, decided=await store.decided_intent_ids(), state=state, reason=reason)
+
+
+async def warm_buffers(engine: Engine, store: Store, settings: Settings,
+                       series: list[Series]) -> dict[str, int | None]:
+    """Load the last ``daemon.warmup_bars`` stored candles per series; return the last stored ts."""
+    exch, warm = settings.exchange.name, settings.daemon.warmup_bars
+    resume: dict[str, int | None] = {}
+    for sym, tf in series:
+        last = await store.last_candle_ts(exch, sym, tf)
+        resume[f"{sym}@{tf}"] = last
+        if last is None or warm == 0:
+            continue
+        since = last - (warm - 1) * timeframe_ms(tf)
+        buf = engine.buffers.setdefault((sym, tf), CandleBuffer(sym, tf, engine.settings.buffer_capacity))
+        for candle in await store.load_candles(exch, sym, tf, since, last + 1):
+            buf.append(candle)
+    return resume
+
+
+def replay_feed(settings: Settings, series: list[Series], resume: dict[str, int | None]) -> ReplayFeed:
+    """Recorded candles per series, each resuming right after its last stored candle."""
+    exch, start, end = settings.exchange.name, date_to_ms(settings.backtest.start), date_to_ms(settings.backtest.end)
+    loaded = []
+    for sym, tf in series:
+        since, last = start, resume.get(f"{sym}@{tf}")
+        if last is not None:  # everything up to the last stored candle was processed
+            since = max(since or 0, last + timeframe_ms(tf))
+        loaded.append(load_candles_csv(candle_file(settings.data.dir, exch, sym, tf), exch, sym, tf, since, end))
+    return ReplayFeed(loaded, speed=settings.feed.replay_speed)
+
+
+def exchange_feed(settings: Settings, series: list[Series], resume: dict[str, int | None],
+                  clock: Clock) -> Feed:
+    """The ccxt.pro feed; after a restart it backfills from the oldest last-stored candle.
+
+    ``clock`` is the local wall clock (checked against the exchange's at start).
+    """
+    from bot.feeds.live import LiveFeed
+
+    since = None
+    stored = [(ts, tf) for (sym, tf) in series if (ts := resume.get(f"{sym}@{tf}")) is not None]
+    if stored and settings.daemon.backfill:
+        since = min(ts + timeframe_ms(tf) for ts, tf in stored)
+    lfs = live_feed_settings(settings, since_ms=since)
+    if not settings.daemon.check_clock_skew:
+        lfs = dataclasses.replace(lfs, max_clock_skew_ms=None)
+    from bot.execution.wiring import make_ccxt_client
+
+    return LiveFeed(make_ccxt_client(settings, pro=True), lfs, clock)
+
+
+async def cancel_exchange_orders(engine: Engine, executor: Any, symbols: list[str],
+                                 keep_protective: bool) -> int:
+    """Cancel our open orders at the exchange (protective legs survive when asked); apply the outcome."""
+    n = 0
+    for symbol in symbols:
+        for order in await executor.call(executor.client.fetch_open_orders, symbol):
+            cid = str(order.get("clientOrderId") or "")
+            if not cid.startswith(executor.prefix):
+                continue
+            rec = executor.orders.get(cid)
+            if keep_protective and rec is not None and rec.leg in PROTECTIVE_LEGS:
+                continue
+            await executor.call(executor.client.cancel_order, order["id"], symbol)
+            n += 1
+            if rec is not None:
+                await engine.apply(await executor.resolve(rec))
+    return n
+
+
+async def cancel_paper_orders(engine: Engine, keep_protective: bool) -> int:
+    """Cancel what a simulated / paper-book executor holds open."""
+    executor = engine.executor
+    pending = getattr(executor, "_pending", None)  # SimulatedExecutor
+    n = 0
+    if isinstance(pending, dict):
+        for symbol, orders in list(pending.items()):
+            keep = [o for o in orders if keep_protective and o.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS]
+            n += len(orders) - len(keep)
+            if keep:
+                pending[symbol] = keep
+            else:
+                del pending[symbol]
+        return n
+    book = getattr(executor, "open", None)  # PaperBookExecutor
+    if isinstance(book, dict):
+        now = engine.clock.now_ms()
+        closed = []
+        for oid, order in list(book.items()):
+            if keep_protective and order.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS:
+                continue
+            del book[oid]
+            closed.append(OrderClosed(oid, order.intent_id, order.symbol, OrderState.CANCELED, order.filled,
+                                      now, "daemon shutdown"))
+            n += 1
+        await engine.apply(closed)  # type: ignore[arg-type]
+    return n

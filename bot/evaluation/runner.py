@@ -1,0 +1,185 @@
+"""Evaluate every strategy of a config on one candle history, out of sample.
+
+:func:`evaluate_history` walks the models forward (:mod:`bot.evaluation.walkforward`),
+then backtests, each in its own Engine and portfolio over the same candles and
+with the same costs:
+
+* one :class:`~bot.evaluation.backtest.ProbabilityStrategy` per model and one for
+  the ensemble (the fast path: forecasts computed in batch, replayed bar by bar);
+* every rule-based strategy given (the config's ``[[strategies]]``, typically the
+  baselines), warmed up on the bars before the out-of-sample period.
+
+All runs are scored over the same out-of-sample span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+from tqdm.auto import tqdm
+
+from bot.config import Settings
+from bot.data import arrays_to_candles
+from bot.evaluation.backtest import (
+    SIGNAL_RISK,
+    ProbabilityStrategy,
+    RunRecord,
+    run_strategy,
+    with_costs,
+)
+from bot.evaluation.scoring import score, signal_forecasts
+from bot.evaluation.vote import VoteStrategy
+from bot.evaluation.walkforward import (
+    Forecasts,
+    WalkForwardConfig,
+    WalkForwardResult,
+    prepare_specs,
+    walk_forward,
+)
+from bot.events import timeframe_ms
+from strategies.base import Strategy
+from strategies.history import History
+from strategies.model_config import ModelSpec
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class AssetEvaluation:
+    symbol: str
+    timeframe: str
+    walkforward: WalkForwardResult
+    records: dict[str, RunRecord] = field(default_factory=dict)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    close_ts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    close: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def per_fold_accuracy(self) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for name, f in self.walkforward.forecasts.items():
+            accs = []
+            for k in range(len(self.walkforward.folds)):
+                m = (f.fold == k) & np.isfinite(f.y)
+                accs.append(float(np.mean((f.p[m] >= 0.5) == (f.y[m] >= 0.5))) if m.any() else float("nan"))
+            out[name] = accs
+        return out
+
+
+def _cache_key(history: History, cfg: WalkForwardConfig, specs: Sequence[ModelSpec]) -> str:
+    a = history.arrays
+    blob = json.dumps({
+        "symbol": history.symbol, "tf": history.timeframe, "n": len(history),
+        "first": int(a["ts"][0]) if len(history) else 0, "last": int(a["ts"][-1]) if len(history) else 0,
+        "close_sum": float(np.sum(a["close"])), "cfg": cfg.model_dump(mode="json", exclude={"cache_dir"}),
+        "specs": [s.model_dump(mode="json") for s in specs],
+    }, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cached_walk_forward(
+    history: History, cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None, progress: bool = True
+) -> WalkForwardResult:
+    """:func:`walk_forward`, memoised on disk under ``cfg.cache_dir`` (keyed by data + config)."""
+    specs = prepare_specs(cfg, models)
+    path = None
+    if cfg.cache_dir:
+        name = f"{history.symbol.replace('/', '_')}-{history.timeframe}-{_cache_key(history, cfg, specs)}"
+        path = Path(cfg.cache_dir) / f"{name}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                fc = {n: Forecasts(n, z[f"{n}.ts"], z[f"{n}.p"], z[f"{n}.y"], z[f"{n}.fold"])
+                      for n in meta["names"]}
+            log.info("walk_forward_cached", path=str(path))
+            return WalkForwardResult(meta["symbol"], meta["timeframe"], meta["folds"], fc, meta["seconds"])
+    result = walk_forward(history, cfg, models, progress=progress)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        for n, f in result.forecasts.items():
+            arrays.update({f"{n}.ts": f.ts, f"{n}.p": f.p, f"{n}.y": f.y, f"{n}.fold": f.fold})
+        meta = {"symbol": result.symbol, "timeframe": result.timeframe, "folds": result.folds,
+                "names": list(result.forecasts), "seconds": result.seconds}
+        np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
+    return result
+
+
+async def backtest_all(
+    settings: Settings,
+    history: History,
+    wf: WalkForwardResult,
+    baselines: Sequence[Strategy],
+    cfg: WalkForwardConfig,
+    progress: bool = True,
+) -> AssetEvaluation:
+    """Backtest each forecaster and baseline alone over the out-of-sample span and score it."""
+    ev = AssetEvaluation(history.symbol, history.timeframe, wf)
+    a = history.arrays
+    ev.close_ts, ev.close = np.asarray(a["ts"], dtype=np.int64), np.asarray(a["close"], dtype=np.float64)
+    start = wf.oos_start_ts
+    if not wf.folds:
+        return ev
+    warm = max([s.warmup for s in baselines] + [2])
+    first = max(0, int(np.searchsorted(ev.close_ts, start)) - warm - 1)
+    candles = arrays_to_candles({k: v[first:] for k, v in a.items()}, settings.exchange.name,
+                                history.symbol, history.timeframe)
+    signal_risk = cfg.risk_profile == "signal"
+    costed = with_costs(settings, cfg.spread_bps, signal_risk=signal_risk)
+    jobs: list[tuple[Strategy, Forecasts | None]] = []
+    for name, f in wf.forecasts.items():
+        strat = ProbabilityStrategy.from_arrays(name, history.symbol, history.timeframe, f.ts, f.p,
+                                                long_above=cfg.long_above, exit_below=cfg.exit_below,
+                                                size_pct=cfg.size_pct)
+        jobs.append((strat, f))
+    models = {n: f for n, f in wf.forecasts.items() if n != "ensemble"}
+    if len(models) >= 2:
+        first_f = next(iter(models.values()))
+        voter = VoteStrategy("ensemble_vote", history.symbol, history.timeframe, first_f.ts,
+                             {n: f.p for n, f in models.items()})
+        jobs.append((voter, None))
+    jobs += [(s, None) for s in baselines]
+    for strat, f in tqdm(jobs, desc=f"backtests {history.symbol} {history.timeframe}", disable=not progress):
+        rec = await run_strategy(costed, strat, candles, start_ts=start,
+                                 size_pct=cfg.size_pct if signal_risk else None,
+                                 limits=SIGNAL_RISK if signal_risk else None)
+        if f is not None:
+            fc = {"ts": f.ts, "p": f.p, "y": f.y}
+        else:
+            fc = signal_forecasts(rec, ev.close_ts, ev.close)
+            keep = fc["ts"] >= start
+            fc = {k: v[keep] for k, v in fc.items()}
+        rec.predictions = fc
+        ev.records[strat.name] = rec
+        ev.scores[strat.name] = score(rec, fc)
+    return ev
+
+
+def evaluate_history(
+    settings: Settings,
+    history: History,
+    cfg: WalkForwardConfig,
+    baselines: Sequence[Strategy],
+    models: Sequence[ModelSpec] | None = None,
+    progress: bool = True,
+) -> AssetEvaluation:
+    """Walk forward (cached) and backtest everything on ``history``; synchronous entry point."""
+    wf = cached_walk_forward(history, cfg, models, progress)
+    return asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress))
+
+
+def oos_bars(ev: AssetEvaluation) -> int:
+    return int(np.sum(ev.close_ts >= ev.walkforward.oos_start_ts))
+
+
+def span_days(ev: AssetEvaluation) -> float:
+    if not len(ev.close_ts):
+        return 0.0
+    return float(ev.close_ts[-1] - ev.walkforward.oos_start_ts + timeframe_ms(ev.timeframe)) / 86_400_000

@@ -1,0 +1,234 @@
+"""Walk-forward evaluation: train on the past, forecast the next period, retrain, roll on.
+
+The reference article's procedure: train on the first years, test on the next
+quarter, retrain including that quarter, test on the following one, and so on.
+:class:`WalkForwardConfig` holds the schedule; ``retrain_every`` is the same
+cadence the live daemon retrains on (one setting for both).
+
+Leakage rules, asserted by :func:`check_fold`:
+
+* a fold trains (and early-stops / calibrates) only on windows whose label is
+  known before the fold's first test bar: window end ``t`` with ``t + horizon <
+  first test row``; the last ``val_fraction`` of those (after a purge of
+  ``horizon`` rows) is the validation split;
+* normalisation statistics are fitted on the rows the training windows read;
+* features are causal (computed bar by bar), so computing them once over the
+  whole history leaks nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import numpy as np
+import structlog
+import torch
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from bot.evaluation.schedule import WalkForwardConfig
+from strategies.features import FeatureSpec, compute_features, get_spec
+from strategies.history import History
+from strategies.model_config import ModelSpec, default_models
+from strategies.models import build_model
+from strategies.targets import TargetSpec, compute_target
+from strategies.windows import Normalizer, Windows, valid_ends
+
+log = structlog.get_logger(__name__)
+
+DAY_MS = 86_400_000
+@dataclass(frozen=True, slots=True)
+class Fold:
+    index: int
+    train: np.ndarray  # window-end rows fitted on
+    val: np.ndarray  # window-end rows for early stopping / calibration
+    test: np.ndarray  # window-end rows forecast (out of sample)
+    test_start_ts: int
+    test_end_ts: int
+
+    def describe(self, ts: np.ndarray) -> dict[str, object]:
+        return {
+            "fold": self.index, "train_from": int(ts[self.train[0]]), "train_to": int(ts[self.val[-1]]),
+            "test_from": self.test_start_ts, "test_to": self.test_end_ts,
+            "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test),
+        }
+
+
+def _ms(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
+
+
+def _add_months(d: date, months: int) -> date:
+    m = d.month - 1 + months
+    return date(d.year + m // 12, m % 12 + 1, 1)
+
+
+def period_starts(first_ms: int, last_ms: int, cadence: str, min_train_days: int) -> list[int]:
+    """Test-period boundaries (ms): calendar-aligned for month/quarter/half/year."""
+    begin = first_ms + min_train_days * DAY_MS
+    if cadence[-1] in "dw" and cadence[:-1].isdigit():
+        step = int(cadence[:-1]) * (7 if cadence[-1] == "w" else 1) * DAY_MS
+        return list(range(begin, last_ms + 1, step))
+    months = {"month": 1, "quarter": 3, "half": 6, "year": 12}[cadence]
+    d = datetime.fromtimestamp(begin / 1000, UTC).date()
+    start = date(d.year, ((d.month - 1) // months) * months + 1, 1)
+    if _ms(start) < begin:
+        start = _add_months(start, months)
+    out = []
+    while _ms(start) <= last_ms:
+        out.append(_ms(start))
+        start = _add_months(start, months)
+    return out
+
+
+def make_folds(
+    ts: np.ndarray, ends: np.ndarray, cfg: WalkForwardConfig, horizon: int = 1
+) -> list[Fold]:
+    """Folds over window-end rows ``ends`` (rows with a full valid window) of times ``ts``."""
+    ts = np.asarray(ts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    if len(ends) == 0:
+        return []
+    bounds = period_starts(int(ts[0]), int(ts[-1]), cfg.retrain_every, cfg.min_train_days)
+    folds: list[Fold] = []
+    for i, lo_ms in enumerate(bounds):
+        hi_ms = bounds[i + 1] if i + 1 < len(bounds) else int(ts[-1]) + 1
+        test = ends[(ts[ends] >= lo_ms) & (ts[ends] < hi_ms)]
+        if len(test) == 0:
+            continue
+        first_test_row = int(np.searchsorted(ts, lo_ms))
+        eligible = ends[ends + horizon < first_test_row]
+        if cfg.max_train_days is not None:
+            eligible = eligible[ts[eligible] >= lo_ms - cfg.max_train_days * DAY_MS]
+        if len(eligible) < 50:
+            continue
+        cut = int(eligible[int(len(eligible) * (1 - cfg.val_fraction))])
+        train = eligible[eligible + horizon < cut]
+        val = eligible[eligible >= cut]
+        if len(train) < 20 or len(val) < 10:
+            continue
+        folds.append(Fold(len(folds), train, val, test, lo_ms, hi_ms))
+    return folds
+
+
+def check_fold(fold: Fold, horizon: int, window: int) -> None:
+    """Raise if a fold could have seen its test period (labels or inputs)."""
+    first_test = int(fold.test.min())
+    fitted = np.concatenate([fold.train, fold.val])
+    if int(fitted.max()) + horizon >= first_test:
+        raise AssertionError(f"fold {fold.index}: a training label reads a test row")
+    if int(fold.train.max()) + horizon >= int(fold.val.min()):
+        raise AssertionError(f"fold {fold.index}: a training label reads a validation row")
+    if np.intersect1d(fitted, fold.test).size:
+        raise AssertionError(f"fold {fold.index}: train and test share rows")
+
+
+@dataclass
+class Forecasts:
+    """Out-of-sample forecasts of one model over all folds, in time order."""
+
+    name: str
+    ts: np.ndarray  # open time of the decision bar (ms)
+    p: np.ndarray  # calibrated P(up)
+    y: np.ndarray  # realised direction (NaN at the very end)
+    fold: np.ndarray  # fold index of each forecast
+
+
+@dataclass
+class WalkForwardResult:
+    symbol: str
+    timeframe: str
+    folds: list[dict[str, object]]
+    forecasts: dict[str, Forecasts]  # by model name (plus "ensemble")
+    seconds: float = 0.0
+
+    @property
+    def oos_start_ts(self) -> int:
+        return int(self.folds[0]["test_from"]) if self.folds else 0  # type: ignore[arg-type]
+
+
+def prepare_specs(cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None) -> list[ModelSpec]:
+    """Direction classifiers to walk forward, with the config's speed overrides applied."""
+    out = []
+    for spec in models or default_models():
+        if spec.task != "classification":
+            continue
+        update: dict[str, object] = {}
+        if cfg.max_train_windows is not None:
+            update["max_train_windows"] = min(spec.max_train_windows or 10**9, cfg.max_train_windows)
+        if cfg.epochs is not None:
+            update["epochs"] = cfg.epochs
+        out.append(spec.model_copy(update=update) if update else spec)
+    return out
+
+
+def fit_fold(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarray, fold: Fold) -> np.ndarray:
+    """Fit ``spec`` on the fold's training windows; return P(up) for its test windows."""
+    w = spec.window
+    lo, hi = int(fold.train[0]), int(fold.train[-1])
+    normalizer = Normalizer.fit(features[lo - w + 1 : hi + 1])
+    np.random.seed(spec.seed)
+    torch.manual_seed(spec.seed)
+    model = build_model(spec, features.shape[1], normalizer)
+    mk = lambda rows: Windows(features, rows, y[rows].astype(np.float32), w, ts[rows])
+    model.fit(mk(fold.train), mk(fold.val))
+    model.calibrate(mk(fold.val))
+    return model.predict_windows(mk(fold.test))
+
+
+def walk_forward(
+    history: History,
+    cfg: WalkForwardConfig,
+    models: Sequence[ModelSpec] | None = None,
+    feature_spec: FeatureSpec | None = None,
+    progress: bool = True,
+) -> WalkForwardResult:
+    """Train every model fold by fold and collect out-of-sample forecasts (+ their mean)."""
+    import time
+
+    t0 = time.perf_counter()
+    torch.set_num_threads(cfg.threads)
+    specs = prepare_specs(cfg, models)
+    arrays = history.arrays
+    ts = np.asarray(arrays["ts"], dtype=np.int64)
+    feats: dict[str, np.ndarray] = {}
+    forecasts: dict[str, Forecasts] = {}
+    fold_meta: list[dict[str, object]] = []
+    # one common fold schedule: rows where every model has a full window
+    max_window = max((s.window for s in specs), default=2)
+    horizon = max((s.horizon for s in specs), default=1)
+    spec0 = feature_spec or get_spec(specs[0].features if specs else "default")
+    f0 = feats.setdefault(spec0.name, compute_features(arrays, spec0))
+    ends = valid_ends(f0, None, max_window)
+    folds = make_folds(ts, ends, cfg, horizon)
+    for fold in folds:
+        check_fold(fold, horizon, max_window)
+        fold_meta.append(fold.describe(ts))
+    bar = tqdm(total=len(folds) * len(specs), desc=f"walk-forward {history.symbol} {history.timeframe}",
+               disable=not progress)
+    limiter = threadpool_limits(cfg.threads)  # OpenMP/BLAS (scikit-learn) as well as torch
+    for spec in specs:
+        fspec = feature_spec or get_spec(spec.features)
+        features = feats.setdefault(fspec.name, compute_features(arrays, fspec))
+        ys = compute_target(arrays["close"], TargetSpec("direction", spec.horizon))
+        parts_p, parts_i = [], []
+        for fold in folds:
+            parts_p.append(fit_fold(spec, features, ys, ts, fold))
+            parts_i.append(np.full(len(fold.test), fold.index))
+            bar.update(1)
+        rows = np.concatenate([f.test for f in folds]) if folds else np.zeros(0, dtype=np.int64)
+        forecasts[spec.name] = Forecasts(
+            spec.name, ts[rows], np.concatenate(parts_p) if parts_p else np.zeros(0),
+            ys[rows], np.concatenate(parts_i) if parts_i else np.zeros(0, dtype=np.int64))
+    bar.close()
+    limiter.restore_original_limits()
+    if len(forecasts) > 1:
+        first = next(iter(forecasts.values()))
+        mean = np.mean([f.p for f in forecasts.values()], axis=0)
+        forecasts["ensemble"] = Forecasts("ensemble", first.ts, mean, first.y, first.fold)
+    seconds = time.perf_counter() - t0
+    log.info("walk_forward_done", symbol=history.symbol, timeframe=history.timeframe,
+             folds=len(folds), models=len(specs), seconds=round(seconds, 1))
+    return WalkForwardResult(history.symbol, history.timeframe, fold_meta, forecasts, seconds)

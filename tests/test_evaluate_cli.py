@@ -1,0 +1,98 @@
+"""``neuralbot evaluate`` on a small, never-seen candle file runs end to end (and writes a report)."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.commands import evaluation as cmd
+from bot.data import load_ohlcv_arrays
+from strategies.model_config import ModelSpec
+from tests.conftest import BTC_1H
+
+TINY = [
+    ModelSpec(name="gbm", kind="gbm", preset="gbm", window=24, gbm_max_iter=5, gbm_lags=(0, 1)),
+    ModelSpec(name="lstm", kind="lstm", preset="small", window=24, epochs=1, hidden=(8,), dense=(8,),
+              max_train_windows=200),
+]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="neuralbot")
+    cmd.add_parsers(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+@pytest.fixture
+def small_file(tmp_path: Path, data_dir: Path) -> Path:
+    """2,400 real hourly candles under a name the bot has never seen (timeframe from spacing)."""
+    a = load_ohlcv_arrays(BTC_1H)
+    start = int(np.searchsorted(a["ts"], 1546300800000))  # 2019-01-01
+    path = tmp_path / "mystery-candles.csv.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("timestamp,open,high,low,close,volume\n")
+        for i in range(start, start + 2400):
+            fh.write(f"{a['ts'][i]},{a['open'][i]},{a['high'][i]},{a['low'][i]},{a['close'][i]},{a['volume'][i]}\n")
+    return path
+
+
+def test_evaluate_small_unseen_file_end_to_end(
+    small_file: Path, write_config, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY)
+    config = write_config(
+        '[[strategies]]\nname = "ma"\nkind = "ma_crossover"\nparams = { fast = 10, slow = 30 }\n\n'
+        '[[strategies]]\nname = "hold"\nkind = "buy_and_hold"\n'
+    )
+    report = tmp_path / "report"
+    args = parse(["evaluate", "--config", str(config), "--data", str(small_file), "--json",
+                  "--no-progress", "--report", str(report)])
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    (key,) = out
+    assert key.endswith(" 1h")  # inferred from the bar spacing
+    scores = out[key]
+    assert set(scores) == {"gbm", "lstm", "ensemble", "ensemble_vote", "ma", "hold"}
+    for name, s in scores.items():
+        for field in ("win_rate", "sharpe", "sortino", "max_drawdown", "annual_return", "profit_factor",
+                      "trades", "exposure", "turnover", "trades_per_month", "accuracy", "accuracy_ci"):
+            assert field in s, (name, field)
+        assert s["bars"] > 0 and s["first_ts"] == scores["gbm"]["first_ts"]  # same span for all
+    assert scores["hold"]["exposure"] > 0.9
+    assert scores["gbm"]["brier"] is not None and 0 <= scores["gbm"]["ece"] <= 1
+    html = (report / "index.html").read_text()
+    for png in ("equity", "drawdown", "monthly", "reliability", "folds"):
+        assert any(p.name.startswith(png) for p in report.glob("*.png")), png
+        assert f"{png}-" in html
+    assert json.loads((report / "metrics.json").read_text())
+
+
+def test_evaluate_reports_a_missing_file(write_config, tmp_path: Path) -> None:
+    args = parse(["evaluate", "--config", str(write_config()), "--data", str(tmp_path / "nope.csv")])
+    assert args.func(args) == 1
+
+
+def test_symbol_and_timeframe_from_the_file_name() -> None:
+    assert cmd.infer_symbol_timeframe(Path("ETH_USDT-4h.csv.gz"), np.array([0, 1])) == ("ETH/USDT", "4h")
+    assert cmd.infer_symbol_timeframe(Path("x.csv"), np.array([0, 86_400_000, 172_800_000]))[1] == "1d"
+
+
+def test_walkforward_command_on_configured_symbol(
+    write_config, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.evaluation.walkforward import WalkForwardConfig
+
+    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY[:1])
+    monkeypatch.setattr(cmd, "walkforward_config", lambda settings: WalkForwardConfig(
+        min_train_days=60, retrain_every="30d", cache_dir=None))
+    config = write_config("[backtest]\nstart = 2019-01-01\nend = 2019-05-01\n")
+    args = parse(["walkforward", "--config", str(config), "--json", "--no-progress"])
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["BTC/USDT 1h"]) == {"gbm", "ma"}
