@@ -83,10 +83,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(f"error: {exc} (set data.dir in the config or NEURALBOT_DATA__DIR)", file=sys.stderr)
         return EXIT_FAILURE
     summary = dict(result.summary)
-    if args.report:
-        from bot.commands.evaluation import write_backtest_report
+    if args.report or args.json:
+        from bot.commands.evaluation import evaluate_backtest, strategy_scores, write_backtest_report
 
-        summary["report"] = str(write_backtest_report(result, args.report, settings=settings))
+        ev = evaluate_backtest(result, settings)
+        if args.report:
+            summary["report"] = str(write_backtest_report(ev, args.report, f"Backtest {result.portfolio}"))
+        if args.json:
+            summary["strategies"] = strategy_scores(ev)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
@@ -172,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--timeframe", help="override the configured timeframe (e.g. 1h)")
     bt.add_argument("--from", dest="start", type=_date, help="first day (YYYY-MM-DD, inclusive)")
     bt.add_argument("--to", dest="end", type=_date, help="last day (YYYY-MM-DD, exclusive)")
-    bt.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    bt.add_argument("--json", action="store_true",
+                    help="print the metrics as one JSON object (also per strategy, each replayed alone)")
     bt.add_argument("--report", metavar="DIR", help="also write an HTML report (equity, drawdowns, trades, "
                     "each strategy alone vs buy-and-hold) into DIR")
     bt.add_argument("-v", "--verbose", action="store_true", help="log every order and fill")

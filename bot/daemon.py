@@ -176,7 +176,8 @@ class Daemon:
             from bot.retrain import Retrainer
 
             self.retrainer = Retrainer(self.settings.retrain, self.settings, metrics=self.metrics,
-                                       notifier=self.notifier, hosts=self.engine.strategies if self.engine else [])
+                                       notifier=self.notifier, hosts=self.engine.strategies if self.engine else [],
+                                       cadence=retrain_cadence(self.settings))
             await self.retrainer.start()
 
     async def _stop_services(self) -> None:
@@ -330,7 +331,7 @@ class Daemon:
         configure_logging(new.logging.level, new.logging.format, run_id=self.run_id, mode=old.mode)
         self.notifier.reconfigure(self.settings.notify)
         if self.retrainer is not None:
-            self.retrainer.reconfigure(self.settings.retrain)
+            self.retrainer.reconfigure(self.settings.retrain, retrain_cadence(self.settings))
         self.generation += 1
         self.last_reload = {"ok": True, "ms": LiveClock().now_ms(), "restart_required": restart}
         log.info("config_reloaded", generation=self.generation, restart_required=restart)
@@ -377,6 +378,11 @@ class Daemon:
             tmp.replace(path)
         except OSError as exc:
             log.warning("state_file_failed", path=str(path), error=repr(exc))
+
+
+def retrain_cadence(settings: Settings) -> str | None:
+    """The scheduled retrain cadence: the walk-forward one, unless ``retrain.scheduled`` is off."""
+    return settings.walkforward.retrain_every if settings.retrain.scheduled else None
 
 
 def _section(settings: Any, name: str) -> Any:

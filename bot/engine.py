@@ -39,7 +39,7 @@ from risk.breakers import BreakerMemory, Breakers
 from risk.gate import RiskGate, TradingState
 from risk.market import MarketRules
 from risk.portfolio import Portfolio, Position
-from risk.sizing import average_true_range
+from risk.sizing import RollingATR
 from strategies.base import BarContext, Strategy
 
 __all__ = ["Engine", "EngineSettings", "EngineStats", "Listener", "Reservation"]
@@ -86,7 +86,8 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         self._pending_exits: set[str] = set()
         self._order_times: deque[int] = deque()
         self._reserved: dict[str, Reservation] = {}  # intent id -> commitment of a live entry
-        self._atr: dict[str, float] = {}
+        self._atr: dict[str, float] = {}  # latest ATR per symbol (sizing, ATR stops)
+        self._rolling_atr: dict[tuple[str, str], RollingATR] = {}
         self._listeners: list[Listener] = []
         self._since_flush = 0
         self._stops_dirty: set[str] = set()  # symbols whose exchange-side stop may be stale
@@ -152,12 +153,15 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         await self._apply(await self.executor.on_market(candle))
         self.portfolio.mark(candle.symbol, candle.close)
         await self._protect_on_bar(candle)
-        n = self.settings.atr_period
-        if len(buffer) > n:
-            w = buffer.window(n + 1)
-            atr = average_true_range(w.high, w.low, w.close, n)
-            if atr is not None:
-                self._atr[candle.symbol] = atr
+        rolling = self._rolling_atr.get(key)
+        if rolling is None:  # first candle of this series here: start from what the buffer holds
+            rolling = self._rolling_atr[key] = RollingATR(self.settings.atr_period)
+            w = buffer.window(self.settings.atr_period + 1)
+            atr = rolling.seed(w.high, w.low, w.close)
+        else:
+            atr = rolling.update(candle.high, candle.low, candle.close)
+        if atr is not None:
+            self._atr[candle.symbol] = atr
 
         if hasattr(self.clock, "advance_to"):
             self.clock.advance_to(candle.close_ts)  # type: ignore[attr-defined]

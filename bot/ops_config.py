@@ -85,7 +85,7 @@ class RetrainConfig(Section):
     models_dir: Path = Path("models")  # registry root (strategies.registry layout)
     symbol: str = "BTC/USDT"  # history the models are trained on
     timeframe: str = "1h"
-    cadence_hours: float | None = Field(168.0, gt=0)  # scheduled retrain; None = only on triggers
+    scheduled: bool = True  # retrain at every [walkforward] retrain_every boundary (false: triggers only)
     accuracy_drop_pct: float = Field(10.0, gt=0, lt=100)  # relative drop of rolling accuracy
     accuracy_window: int = Field(200, ge=10)  # resolved predictions in the rolling accuracy
     train_bars: int = Field(8760, ge=500)  # history used to fit a candidate

@@ -3,7 +3,8 @@
 Triggers (checked every ``check_interval_s``, at most one job at a time, and no
 sooner than ``min_interval_hours`` after the previous attempt):
 
-* schedule: the newest model is older than ``cadence_hours``;
+* schedule: a ``[walkforward] retrain_every`` boundary (e.g. a new quarter) has passed
+  since the newest model was trained: the cadence walk-forward evaluation measured;
 * accuracy drop: the rolling hit rate of the running models' direction calls
   (``Signal.probability`` vs the next bar) falls more than ``accuracy_drop_pct``
   percent (relative) below the rate measured over the first full window after the
@@ -39,6 +40,7 @@ import structlog
 
 from bot.clock import Clock, LiveClock
 from bot.events import Candle, Signal
+from bot.evaluation.schedule import retrain_due
 from bot.ops_config import RetrainConfig
 from bot.retrain_job import DEFAULT_TRAINER, RetrainJob, Verdict, run_in_child
 
@@ -103,8 +105,10 @@ def _trades(host: Any, symbol: str, timeframe: str) -> bool:
 
 class Retrainer:
     def __init__(self, config: RetrainConfig, settings: Any, *, metrics: Any = None, notifier: Any = None,
-                 hosts: Iterable[Any] = (), clock: Clock | None = None, trainer: str = DEFAULT_TRAINER) -> None:
+                 hosts: Iterable[Any] = (), clock: Clock | None = None, trainer: str = DEFAULT_TRAINER,
+                 cadence: str | None = None) -> None:
         self.config = config
+        self.cadence = cadence  # [walkforward] retrain_every; None: retrain only on triggers
         self.settings = settings
         self.metrics = metrics
         self.notifier = notifier
@@ -129,8 +133,8 @@ class Retrainer:
 
         self._metas = {p.parent.name: read_meta(p.parent) for p in sorted(self.root.glob("*/meta.json"))}
 
-    def reconfigure(self, config: RetrainConfig) -> None:
-        self.config = config
+    def reconfigure(self, config: RetrainConfig, cadence: str | None = None) -> None:
+        self.config, self.cadence = config, cadence
         self.tracker.window, self.tracker.drop_pct = config.accuracy_window, config.accuracy_drop_pct
         self.refresh()
 
@@ -164,8 +168,8 @@ class Retrainer:
         expired = [n for n, a in ages.items() if a > self.config.max_model_age_days * 86400]
         if expired:
             return f"expired: {', '.join(expired)}"
-        if self.config.cadence_hours is not None and min(ages.values()) > self.config.cadence_hours * 3600:
-            return "schedule"
+        if self.cadence is not None and retrain_due(now - int(min(ages.values()) * 1000), now, self.cadence):
+            return f"schedule: every {self.cadence}"
         if self.tracker.dropped():
             return f"accuracy drop: {self.tracker.accuracy():.3f} vs baseline {self.tracker.baseline:.3f}"
         return None

@@ -11,7 +11,9 @@ Sizing proposes; the risk gate still checks every cap afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -42,6 +44,33 @@ def average_true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: 
     tr = np.maximum(h - lo, np.maximum(np.abs(h - prev), np.abs(lo - prev)))
     value = float(tr.mean())
     return value if np.isfinite(value) and value > 0 else None
+
+
+class RollingATR:
+    """:func:`average_true_range` kept up to date one bar at a time (O(1) per bar, no numpy)."""
+
+    def __init__(self, n: int = 14) -> None:
+        self.n = n
+        self._tr: deque[float] = deque(maxlen=n)
+        self._prev_close: float | None = None
+
+    def update(self, high: float, low: float, close: float) -> float | None:
+        """Add a closed bar; the ATR over the last ``n`` bars, ``None`` until there are ``n + 1``."""
+        prev = self._prev_close
+        if prev is not None:
+            self._tr.append(max(high - low, abs(high - prev), abs(low - prev)))
+        self._prev_close = close
+        if len(self._tr) < self.n or self.n <= 0:
+            return None
+        value = sum(self._tr) / self.n
+        return value if math.isfinite(value) and value > 0 else None
+
+    def seed(self, high: Sequence[float], low: Sequence[float], close: Sequence[float]) -> float | None:
+        """Start from history (e.g. a warmed buffer); the ATR after its last bar."""
+        value = None
+        for h, lo, c in zip(high, low, close, strict=True):
+            value = self.update(float(h), float(lo), float(c))
+        return value
 
 
 def entry_amount(

@@ -43,6 +43,13 @@ def test_backtest_example_config_json(tmp_path: Path, data_dir: Path) -> None:
     with sqlite3.connect(tmp_path / "bt.sqlite") as db:
         (fills,) = db.execute("SELECT COUNT(*) FROM fills WHERE portfolio = ?", (summary["portfolio"],)).fetchone()
     assert fills == summary["fills"] > 0
+    # per strategy: the run itself, and the configured strategy and buy-and-hold replayed alone
+    per = summary["strategies"]
+    assert {"portfolio", "buy_and_hold"} <= set(per) and per["portfolio"]["bars"] == summary["candles"]
+    (alone,) = set(per) - {"portfolio", "buy_and_hold"}  # the example's one strategy, replayed alone
+    for key in ("trades", "final_equity", "sharpe", "max_drawdown"):
+        assert per[alone][key] == per["portfolio"][key]
+    assert per["buy_and_hold"]["exposure"] > 0.9  # held all along (sized and stopped by [risk])
 
 
 def test_daemon_stops_cleanly_on_sigterm(write_config, tmp_path: Path) -> None:

@@ -25,3 +25,4 @@ def test_backtest_report_has_plots_trades_and_baselines(
     for png in ("equity", "drawdown", "monthly"):
         assert list((tmp_path / "rep").glob(f"{png}-*.png")) and f"{png}-" in html
     assert list((tmp_path / "rep").glob("trades-*-ma.csv"))
+    assert set(summary["strategies"]) == set(section["strategies"])  # --json: per strategy too

@@ -151,14 +151,16 @@ def test_triggers_schedule_expiry_and_min_interval(tmp_path: Path) -> None:
     d.mkdir(parents=True)
     (d / "meta.json").write_text('{"created_at": "2024-01-01T00:00:00Z", "name": "m1"}')
     created = 1704067200000
-    cfg = RetrainConfig(enabled=True, models_dir=tmp_path, cadence_hours=24, max_model_age_days=10,
-                        min_interval_hours=6)
+    cfg = RetrainConfig(enabled=True, models_dir=tmp_path, max_model_age_days=10, min_interval_hours=6)
     settings = SimpleNamespace()
     clock = FakeClock(created + 3_600_000)
-    r = Retrainer(cfg, settings, clock=clock)
+    r = Retrainer(cfg, settings, clock=clock, cadence="1d")
     assert r.due() is None
     clock.ms = created + 25 * 3_600_000
-    assert r.due() == "schedule"
+    assert r.due() == "schedule: every 1d"
+    r.reconfigure(cfg, None)
+    assert r.due() is None  # triggers only
+    r.reconfigure(cfg, "1d")
     clock.ms = created + 11 * 86_400_000
     assert r.due() == "expired: m1"
     assert r.model_report()["m1"]["expired"] is True

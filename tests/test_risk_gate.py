@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.clock import SimClock
 from bot.engine import Engine, EngineSettings
@@ -18,7 +20,7 @@ from risk.breakers import Breakers, daily_loss_breach, drawdown_breach
 from risk.gate import RiskContext, RiskGate, RiskLimits, TradingState
 from risk.market import MarketRules
 from risk.portfolio import Portfolio
-from risk.sizing import agreement, agreement_factor, average_true_range, entry_amount
+from risk.sizing import RollingATR, agreement, agreement_factor, average_true_range, entry_amount
 
 LIMITS = RiskLimits()
 
@@ -119,6 +121,29 @@ def test_atr_matches_a_hand_computation() -> None:
     # TR2 = max(2, |12-9.5|, |10-9.5|) = 2.5; TR3 = max(3, |11-11.5|, |8-11.5|) = 3.5
     assert average_true_range(high, low, close, 2) == pytest.approx(3.0)
     assert average_true_range(high, low, close, 3) is None
+    rolling = RollingATR(2)
+    assert [rolling.update(h, lo, c) for h, lo, c in zip(high, low, close)] == [None, None, pytest.approx(3.0)]
+
+
+@given(bars=st.lists(st.tuples(st.floats(1, 1e5), st.floats(0, 0.2), st.floats(0, 1)), min_size=1, max_size=60),
+       n=st.integers(1, 20), seeded=st.integers(0, 60))
+@settings(max_examples=60, deadline=None)
+def test_rolling_atr_equals_the_batch_atr_bar_by_bar(
+    bars: list[tuple[float, float, float]], n: int, seeded: int
+) -> None:
+    """The Engine's incremental ATR (seeded from a warmed buffer, then bar by bar) = the batch one."""
+    close = np.array([p for p, _, _ in bars])
+    high = close * (1 + np.array([r for _, r, _ in bars]))
+    low = high - (high - close * 0.8) * np.array([f for _, _, f in bars])
+    k = min(seeded, len(bars))
+    rolling = RollingATR(n)
+    rolling.seed(high[:k], low[:k], close[:k])
+    for i in range(k, len(bars)):
+        got, want = rolling.update(high[i], low[i], close[i]), average_true_range(
+            high[: i + 1], low[: i + 1], close[: i + 1], n)
+        assert (got is None) == (want is None)
+        if want is not None:
+            assert got == pytest.approx(want, rel=1e-12)
 
 
 def test_breakers_reduce_on_daily_loss_and_halt_on_drawdown() -> None:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from bot.evaluation.walkforward import (
-    DAY_MS,
-    WalkForwardConfig,
-    check_fold,
-    make_folds,
-    period_starts,
-)
+from bot.evaluation.schedule import DAY_MS, WalkForwardConfig, period_starts, retrain_due
+from bot.evaluation.walkforward import check_fold, make_folds
 from tests.conftest import BTC_1H
 
 HOUR = 3_600_000
@@ -95,3 +91,24 @@ def test_folds_on_real_btc_data() -> None:
     assert len(folds) == 7  # 2019Q4 .. 2021Q2
     for fold in folds:
         check_fold(fold, 1, 48)
+
+
+@pytest.mark.parametrize(
+    ("trained", "now", "cadence", "due"),
+    [
+        ("2021-02-10", "2021-03-31", "quarter", False),  # same quarter
+        ("2021-02-10", "2021-04-01", "quarter", True),  # a new quarter: what walk-forward retrains on
+        ("2021-04-01", "2021-06-30", "quarter", False),  # trained at the boundary itself
+        ("2021-02-10", "2021-02-16", "7d", False),
+        ("2021-02-10", "2021-02-17", "1w", True),
+        ("2021-12-31", "2022-01-01", "year", True),
+    ],
+    ids=["same-quarter", "next-quarter", "at-boundary", "6-of-7-days", "a-week", "new-year"],
+)
+def test_daemon_retrain_schedule_follows_the_walk_forward_cadence(
+    trained: str, now: str, cadence: str, due: bool
+) -> None:
+    def ms(day: str) -> int:
+        return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() * 1000)
+
+    assert retrain_due(ms(trained), ms(now), cadence) is due

@@ -185,19 +185,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 # -- backtest --report ----------------------------------------------------------------
 
 
-def write_backtest_report(result: Any, report_dir: Path | str, settings: Any = None) -> Path:
-    """HTML report of a finished ``neuralbot backtest`` (``result``: ``bot.app.BacktestResult``).
+def evaluate_backtest(result: Any, settings: Any = None) -> Any:
+    """Score a finished ``neuralbot backtest`` (``result``: ``bot.app.BacktestResult``).
 
     The run's own portfolio is read back from its SQLite store. With ``settings``,
-    every configured strategy is also replayed alone over the same candles and costs,
-    next to buy-and-hold, so each can be compared with the baselines.
+    every configured strategy and buy-and-hold are also replayed alone over the same
+    candles and costs, so each can be compared with the baselines.
     """
     import asyncio
 
+    return asyncio.run(_backtest_eval(result, settings))
+
+
+def write_backtest_report(ev: Any, report_dir: Path | str, title: str) -> Path:
+    """The HTML report (plots, tables, trade lists) of :func:`evaluate_backtest`'s result."""
     from bot.evaluation.report import write_report
 
-    ev = asyncio.run(_backtest_eval(result, settings))
-    return write_report([ev], Path(report_dir), title=f"Backtest {result.portfolio}")
+    return write_report([ev], Path(report_dir), title=title)
+
+
+def strategy_scores(ev: Any) -> dict[str, dict[str, Any]]:
+    """Metrics per strategy (``portfolio`` = the run itself), JSON-safe."""
+    return _json_safe(ev.scores)  # type: ignore[no-any-return]
 
 
 async def _backtest_eval(result: Any, settings: Any) -> Any:

@@ -1,15 +1,21 @@
-"""``[walkforward]``: the walk-forward retraining schedule (no torch import, so config stays light)."""
+"""``[walkforward]``: the retraining schedule shared by walk-forward evaluation and the daemon.
+
+``retrain_every`` sets both the length of each walk-forward test period and when the
+live daemon's scheduled retrain falls due (:func:`retrain_due`). No torch import here,
+so loading the configuration stays light.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from bot.config_section import Section
 
+DAY_MS = 86_400_000
 _CADENCE = re.compile(r"^(month|quarter|half|year|\d+[dw])$")
 
 
@@ -40,3 +46,36 @@ class WalkForwardConfig(Section):
         if not _CADENCE.match(v):
             raise ValueError("expected month, quarter, half, year, <N>d or <N>w")
         return v
+
+
+def _ms(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
+
+
+def _add_months(d: date, months: int) -> date:
+    m = d.month - 1 + months
+    return date(d.year + m // 12, m % 12 + 1, 1)
+
+
+def period_starts(first_ms: int, last_ms: int, cadence: str, min_train_days: int) -> list[int]:
+    """Test-period boundaries (ms): calendar-aligned for month/quarter/half/year."""
+    begin = first_ms + min_train_days * DAY_MS
+    if cadence[-1] in "dw" and cadence[:-1].isdigit():
+        step = int(cadence[:-1]) * (7 if cadence[-1] == "w" else 1) * DAY_MS
+        return list(range(begin, last_ms + 1, step))
+    months = {"month": 1, "quarter": 3, "half": 6, "year": 12}[cadence]
+    d = datetime.fromtimestamp(begin / 1000, UTC).date()
+    start = date(d.year, ((d.month - 1) // months) * months + 1, 1)
+    if _ms(start) < begin:
+        start = _add_months(start, months)
+    out = []
+    while _ms(start) <= last_ms:
+        out.append(_ms(start))
+        start = _add_months(start, months)
+    return out
+
+
+def retrain_due(trained_ms: int, now_ms: int, cadence: str) -> bool:
+    """Whether a retraining boundary of ``cadence`` lies after ``trained_ms`` and by ``now_ms``:
+    the start of a new calendar month/quarter/half/year (UTC), or ``<N>d``/``<N>w`` elapsed."""
+    return any(b > trained_ms for b in period_starts(trained_ms, now_ms, cadence, 0))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 
 import numpy as np
 import structlog
@@ -28,7 +27,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from bot.evaluation.schedule import WalkForwardConfig
+from bot.evaluation.schedule import DAY_MS, WalkForwardConfig, period_starts
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History
 from strategies.model_config import ModelSpec, default_models
@@ -38,7 +37,6 @@ from strategies.windows import Normalizer, Windows, valid_ends
 
 log = structlog.get_logger(__name__)
 
-DAY_MS = 86_400_000
 @dataclass(frozen=True, slots=True)
 class Fold:
     index: int
@@ -54,33 +52,6 @@ class Fold:
             "test_from": self.test_start_ts, "test_to": self.test_end_ts,
             "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test),
         }
-
-
-def _ms(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
-
-
-def _add_months(d: date, months: int) -> date:
-    m = d.month - 1 + months
-    return date(d.year + m // 12, m % 12 + 1, 1)
-
-
-def period_starts(first_ms: int, last_ms: int, cadence: str, min_train_days: int) -> list[int]:
-    """Test-period boundaries (ms): calendar-aligned for month/quarter/half/year."""
-    begin = first_ms + min_train_days * DAY_MS
-    if cadence[-1] in "dw" and cadence[:-1].isdigit():
-        step = int(cadence[:-1]) * (7 if cadence[-1] == "w" else 1) * DAY_MS
-        return list(range(begin, last_ms + 1, step))
-    months = {"month": 1, "quarter": 3, "half": 6, "year": 12}[cadence]
-    d = datetime.fromtimestamp(begin / 1000, UTC).date()
-    start = date(d.year, ((d.month - 1) // months) * months + 1, 1)
-    if _ms(start) < begin:
-        start = _add_months(start, months)
-    out = []
-    while _ms(start) <= last_ms:
-        out.append(_ms(start))
-        start = _add_months(start, months)
-    return out
 
 
 def make_folds(
