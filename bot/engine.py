@@ -30,7 +30,7 @@ from bot.clock import Clock
 from bot.engine_orders import OrderFlowMixin
 from bot.engine_protect import ProtectionMixin
 from bot.engine_state import EngineSettings, EngineStats, Listener, TradingStateMixin
-from bot.events import Candle, Fact, MarketEvent, OrderBook, OrderIntent, Signal, Trade
+from bot.events import Candle, Fact, MarketEvent, OrderBook, OrderIntent, Signal, SignalExplained, Trade
 from bot.execution.base import ExecutionPort
 from bot.feeds.base import Feed
 from bot.reservations import Reservation
@@ -176,6 +176,9 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
             signal = strategy.evaluate(ctx)
             if signal is not None:
                 await self.on_signal(signal, candle.close)
+                attributions = strategy.explain(signal)  # after the order left
+                if attributions:
+                    self._emit(SignalExplained(signal.signal_id, signal.ts, attributions))
         self._check_breakers(candle.close_ts)
         self._emit(self.portfolio.snapshot(candle.close_ts))
 

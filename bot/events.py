@@ -178,6 +178,16 @@ class Signal:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalExplained:
+    """Feature attributions of a stored signal, computed after the Engine acted on it
+    (off the order path: the order leaves first, the explanation follows)."""
+
+    signal_id: str
+    ts: int
+    attributions: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
 class OrderIntent:
     """What a strategy (via sizing) would like to trade, before the risk gate."""
 
@@ -256,4 +266,4 @@ class EquitySnapshot:
     heat: float = 0.0  # sum of loss-to-stop over open positions, in quote
 
 
-Fact = OrderDenied | OrderSubmitted | OrderFilled | PositionChanged | EquitySnapshot
+Fact = OrderDenied | OrderSubmitted | OrderFilled | PositionChanged | EquitySnapshot | SignalExplained

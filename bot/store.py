@@ -32,6 +32,7 @@ from bot.events import (
     OrderSubmitted,
     PositionChanged,
     Signal,
+    SignalExplained,
 )
 from bot.store_schema import MIGRATIONS, SCHEMA_VERSION, migrate, user_version
 from risk.breakers import BreakerMemory
@@ -129,6 +130,11 @@ class Store:
                     item.size_pct, json.dumps(item.votes), json.dumps(item.attributions),
                     item.reason,
                 ),
+            )
+        if isinstance(item, SignalExplained):
+            return (
+                "UPDATE signals SET attributions_json = ? WHERE portfolio = ? AND signal_id = ?",
+                (json.dumps(item.attributions), p, item.signal_id),
             )
         if isinstance(item, OrderSubmitted):
             return (

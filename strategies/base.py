@@ -44,6 +44,14 @@ class Strategy(ABC):
     def evaluate(self, ctx: BarContext) -> Signal | None:
         """Judge the bar that just closed; ``None`` means "no opinion"."""
 
+    def explain(self, signal: Signal) -> dict[str, float]:
+        """Feature attributions of ``signal`` (one this strategy just returned), or ``{}``.
+
+        The Engine asks after it has acted on the signal, so explaining never delays an
+        order; the answer is stored with the signal. Default: no explanation.
+        """
+        return {}
+
     def signal(
         self, ctx: BarContext, direction: Direction, strength: float, reason: str = "", **extra: Any
     ) -> Signal:

@@ -19,7 +19,8 @@ signals of all members are combined:
   lost), or, with ``exit_when = "all_flat"``, hold until every member is flat.
 
 Votes are stored as ``"<timeframe>:<member>" -> direction``; attributions are
-the mean of the members' attributions.
+the mean of the members' attributions (:meth:`explain`, asked by the Engine
+after it acted).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class Confluence(Strategy):
         risk = max((s.risk_level for s in ready), key=lambda r: RISK_ORDER.get(r, 0))
         extra: dict[str, Any] = dict(
             probability=round(sum(probs) / len(probs), 6) if probs else None, horizon=self.horizon,
-            risk_level=risk, votes=votes, attributions=_mean_attributions(ready),
+            risk_level=risk, votes=votes,
         )
         summary = f"{len(longs)}/{len(ready)} timeframes long (need {self.require}): " + ", ".join(
             f"{k}={v}" for k, v in votes.items())
@@ -145,8 +146,13 @@ class Confluence(Strategy):
         return self.signal(ctx, held, 50.0, reason=summary + "; hold", size_pct=0.0, **extra)
 
 
-def _mean_attributions(signals: Sequence[Signal], k: int = 5) -> dict[str, float]:
-    with_attr = [s.attributions for s in signals if s.attributions]
+    def explain(self, signal: Signal) -> dict[str, float]:
+        """The mean of the members' attributions for the signals this one combined."""
+        latest = [(m, self._latest.get((signal.symbol, m.label))) for m in self.members]
+        return _mean_attributions([m.strategy.explain(s) for m, s in latest if s is not None])
+
+def _mean_attributions(explained: Sequence[dict[str, float]], k: int = 5) -> dict[str, float]:
+    with_attr = [a for a in explained if a]
     if not with_attr:
         return {}
     total: dict[str, float] = {}

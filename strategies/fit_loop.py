@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from strategies.models.base import FitReport
+from strategies.models.base import PREDICT_BATCH, FitReport
 from strategies.windows import Windows
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def fit_torch(model: TorchModel, train: Windows, val: Windows, progress: bool = 
             opt.step()
             total += loss.item() * len(sel)
         train_losses.append(total / max(len(order), 1))
-        val_losses.append(_eval_loss(model, van, val_loss_fn, y_va, 4096))
+        val_losses.append(_eval_loss(model, van, val_loss_fn, y_va, PREDICT_BATCH))
         sched.step(val_losses[-1])
         if val_losses[-1] < best_loss - 1e-6:
             best_loss, best_epoch, stale = val_losses[-1], epoch + 1, 0

@@ -5,9 +5,9 @@ Live path (paper/live/backtest alike): the strategy keeps one
 candle it is shown (``warmup = 1``, so the Engine shows it every accepted bar);
 each model predicts P(up) from the latest window, the votes are counted
 (:mod:`strategies.ensemble`) and the decision becomes a Signal with strength,
-confidence interval, horizon, risk level, size, votes and (for acted signals by
-default) feature attributions (:mod:`strategies.explain`). No Engine change is
-needed.
+confidence interval, horizon, risk level, size and votes. Feature attributions
+(:mod:`strategies.explain`; for acted signals by default) come from :meth:`explain`,
+which the Engine calls after it has acted, so explaining never delays an order.
 
 Fast path (evaluation): :meth:`NeuralEnsemble.precompute` computes the features
 of a whole history and every model's predictions for all of its windows in one
@@ -22,7 +22,8 @@ Models come from the registry: ``<models_dir>/<SYMBOL>_<timeframe>/<name>/``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from strategies.ensemble import EXIT_RULES, Decision, VotingRule, decide, log_lo
 from strategies.explain import attributions, combine, top_shares
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History
-from strategies.models.base import Model
+from strategies.models.base import PREDICT_BATCH, Model
 from strategies.registry import load_model, model_dir, read_meta
 from strategies.signals import SignalPolicy, annualised_vol
 from strategies.windows import Windows, valid_ends
@@ -128,8 +129,10 @@ class NeuralEnsemble(Strategy):
                                    risk_multipliers=mult)
         if exit_rule not in EXIT_RULES:
             raise ValueError(f"exit_rule must be one of {EXIT_RULES}, got {exit_rule!r}")
-        self.exit_rule, self.explain, self.top_features, self.ig_steps = (
+        self.exit_rule, self.explain_mode, self.top_features, self.ig_steps = (
             exit_rule, explain, top_features, ig_steps)
+        # per symbol: the last signal to explain and how (computed on demand, once)
+        self._unexplained: dict[str, tuple[str, Callable[[], dict[str, float]]]] = {}
         self.spec: FeatureSpec = get_spec(features)
         self.vol_bars = max(1, int(round(vol_days * 86_400_000 / timeframe_ms(timeframe))))
         self.warmup = 1  # see every bar: the feature buffer lives here
@@ -173,7 +176,7 @@ class NeuralEnsemble(Strategy):
         return loaded, losses
 
     # -- fast path ---------------------------------------------------------------------
-    def precompute(self, symbol: str, history: History, batch_size: int = 4096) -> PredictionTable:
+    def precompute(self, symbol: str, history: History, batch_size: int = PREDICT_BATCH) -> PredictionTable:
         """Predict every window of ``history`` in one batch per model; ``evaluate`` then looks up."""
         book = self._books[symbol]
         feats = compute_features(history.arrays, self.spec)
@@ -249,23 +252,34 @@ class NeuralEnsemble(Strategy):
         v = vote(probs, self.rule, book.weights)
         annual = annualised_vol(vol, timeframe_ms(self.timeframe)) if np.isfinite(vol) else None
         d = decide(v, self.rule, self.policy, ctx.position, annual, self.exit_rule)
-        attr: dict[str, float] = {}
-        if self.explain == "all" or (self.explain == "acted" and d.acted):
-            attr = self._explain(book, window, v.weights)
-        return self._to_signal(ctx, d, v.probability, v.votes, attr)
+        sig = self._to_signal(ctx, d, v.probability, v.votes)
+        if self.explain_mode == "all" or (self.explain_mode == "acted" and d.acted):
+            # the window getter reads this bar's buffer, valid until the next evaluate
+            self._unexplained[sig.symbol] = (sig.signal_id, functools.cache(
+                functools.partial(self._explain, book, window, v.weights)))
+        else:
+            self._unexplained.pop(sig.symbol, None)
+        return sig
+
+    def explain(self, signal: Signal) -> dict[str, float]:
+        """Integrated-gradients (networks) / occlusion (GBM) attributions of the latest signal,
+        weighted like the vote: top ``top_features`` features and their shares."""
+        pending = self._unexplained.get(signal.symbol)
+        if pending is None or pending[0] != signal.signal_id:
+            return {}
+        return pending[1]()
 
     def _explain(self, book: _Book, window: Any, weights: Mapping[str, float]) -> dict[str, float]:
         per = {n: attributions(m, np.asarray(window(m.window)), self.ig_steps)
                for n, m in book.models.items()}
         return top_shares(combine(per, weights), self.spec.columns, self.top_features)
 
-    def _to_signal(self, ctx: BarContext, d: Decision, p: float, votes: dict[str, str],
-                   attr: dict[str, float]) -> Signal:
+    def _to_signal(self, ctx: BarContext, d: Decision, p: float, votes: dict[str, str]) -> Signal:
         return self.signal(
             ctx, d.direction, round(d.strength, 4), reason=d.reason, size_pct=round(d.size_pct, 4),
             probability=round(p, 6), confidence_low=round(d.confidence[0], 6),
             confidence_high=round(d.confidence[1], 6), horizon=self.horizon, risk_level=d.risk,
-            votes=dict(votes), attributions=attr,
+            votes=dict(votes),
         )
 
     # -- hot swap ------------------------------------------------------------------------

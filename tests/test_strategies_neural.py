@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from bot.buffer import CandleBuffer
 from bot.clock import SimClock
 from bot.config import Settings
 from bot.data import arrays_to_candles
-from bot.events import Direction, Signal
+from bot.events import Direction, OrderSubmitted, Signal, SignalExplained
 from bot.feeds.replay import ReplayFeed
 from bot.store import Store
 from strategies.base import BarContext
@@ -35,8 +37,8 @@ def drive(strategy: NeuralEnsemble, arrays: dict[str, np.ndarray]) -> list[Signa
     for c in arrays_to_candles(arrays, "binance", SYMBOL, "1h"):
         buf.append(c)
         sig = strategy.evaluate(BarContext(c, buf.window(2), 0.0))
-        if sig is not None:
-            out.append(sig)
+        if sig is not None:  # as the Engine does: explained after acting, stored with the signal
+            out.append(dataclasses.replace(sig, attributions=strategy.explain(sig)))
     return out
 
 
@@ -115,6 +117,8 @@ async def test_runs_through_the_engine_and_stores_signals(tmp_path: Path, data_d
     store = await Store.open(tmp_path / "s.sqlite", portfolio="t")
     try:
         engine = build_engine(settings, strategies=[strategy], store=store, clock=SimClock())
+        seen: list[object] = []
+        engine.subscribe(seen.append)
         stats = await engine.run(ReplayFeed([candles]))
         rows = await store.fetch("signals")
     finally:
@@ -123,6 +127,12 @@ async def test_runs_through_the_engine_and_stores_signals(tmp_path: Path, data_d
     assert stats.fills >= 1
     stored = [r for r in rows if r["attributions_json"] not in ("{}", None)]
     assert stored and all(len(json.loads(r["votes_json"])) == 5 for r in rows)
+    # explanations never delay an order: each comes after its signal's order request
+    explained = {e.signal_id: i for i, e in enumerate(seen) if isinstance(e, SignalExplained)}
+    submitted = {e.intent_id.rsplit(":", 1)[0]: i for i, e in enumerate(seen) if isinstance(e, OrderSubmitted)}
+    acted = explained.keys() & submitted.keys()
+    assert acted and all(submitted[sid] < explained[sid] for sid in acted)
+    assert {r["signal_id"] for r in stored} == explained.keys()
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,10 @@ from strategies.windows import Normalizer, Windows
 MODEL_API_VERSION = 1
 
 
+# windows per inference batch: small enough to stay in cache (measured faster than 4096 on 2 cores)
+PREDICT_BATCH = 512
+
+
 @dataclass(frozen=True, slots=True)
 class FitReport:
     epochs_run: int
@@ -106,12 +110,12 @@ class Model(ABC):
         """Uncalibrated logits / standardised values of raw windows."""
         return self._raw_output(self.normalizer.transform(self._check_input(windows)))
 
-    def predict_windows(self, w: Windows, batch_size: int = 4096) -> np.ndarray:
+    def predict_windows(self, w: Windows, batch_size: int = PREDICT_BATCH) -> np.ndarray:
         """Predictions for every window of ``w`` (raw features), normalising the matrix once."""
         wn = w.with_features(self.normalizer.transform(w.features))
         return self._finish(self._raw_windows(wn, batch_size))
 
-    def _raw_windows(self, wn: Windows, batch_size: int = 4096) -> np.ndarray:
+    def _raw_windows(self, wn: Windows, batch_size: int = PREDICT_BATCH) -> np.ndarray:
         out = [self._raw_output(wn.x(slice(i, i + batch_size))) for i in range(0, len(wn), batch_size)]
         return np.concatenate(out) if out else np.zeros(0)
 

@@ -56,7 +56,8 @@ class TorchModel(Model):
 
     # -- Model API ------------------------------------------------------------------
     def _raw_output(self, xn: np.ndarray) -> np.ndarray:
-        self.module.eval()
+        if self.module.training:  # eval() walks every submodule: not on each prediction
+            self.module.eval()
         with torch.inference_mode():
             out = self.module(torch.from_numpy(np.ascontiguousarray(xn, dtype=np.float32)))
         return out.double().numpy()
