@@ -7,7 +7,8 @@ directory only, never from the TOML, and are never printed.
 
 A bad configuration raises ``ConfigError`` naming every offending key path, the
 bad value and what is expected; the CLI turns that into exit code 2. Rules that
-span several fields are small named checks in ``CROSS_FIELD_CHECKS``.
+span several fields are small named checks in ``CROSS_FIELD_CHECKS``
+(:mod:`bot.config_checks`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.config_checks import CROSS_FIELD_CHECKS
 from bot.config_section import Section
 from bot.evaluation.schedule import WalkForwardConfig
 from bot.events import TIMEFRAME_MS
@@ -226,115 +227,6 @@ class Settings(BaseSettings):
         for key in SECRET_KEYS:
             data[key] = "**********" if getattr(self, key) is not None else None
         return data
-
-
-# -- cross-field checks: each returns a (key path, message) problem or None --------------
-
-CrossCheck = Callable[[Settings], tuple[str, str] | None]
-
-
-def live_requires_opt_in(s: Settings) -> tuple[str, str] | None:
-    if s.mode == "live" and not s.i_understand_live_trading:
-        return (
-            "i_understand_live_trading",
-            'mode = "live" trades real money; set i_understand_live_trading = true to confirm',
-        )
-    return None
-
-
-def exchange_modes_require_keys(s: Settings) -> tuple[str, str] | None:
-    if s.mode in ("live", "sandbox") and (s.api_key is None or s.api_secret is None):
-        return (
-            "api_key",
-            f'mode = "{s.mode}" needs API credentials: set NEURALBOT_API_KEY and NEURALBOT_API_SECRET'
-            " (or files api_key/api_secret in NEURALBOT_SECRETS_DIR)",
-        )
-    return None
-
-
-def stop_below_take_profit(s: Settings) -> tuple[str, str] | None:
-    tp = s.risk.take_profit_pct
-    if tp is not None and tp <= s.risk.stop_loss_pct:
-        return (
-            "risk.take_profit_pct",
-            f"take profit {tp}% must be above stop loss {s.risk.stop_loss_pct}%",
-        )
-    return None
-
-
-def heat_covers_one_position(s: Settings) -> tuple[str, str] | None:
-    worst = s.risk.max_position_pct * s.risk.stop_loss_pct / 100.0
-    if worst > s.risk.max_heat_pct:
-        return (
-            "risk.max_heat_pct",
-            f"{s.risk.max_heat_pct}% cannot hold even one full position at its stop"
-            f" ({s.risk.max_position_pct}% x {s.risk.stop_loss_pct}% = {worst:.2f}%)",
-        )
-    return None
-
-
-def backtest_dates_ordered(s: Settings) -> tuple[str, str] | None:
-    b = s.backtest
-    if b.start is not None and b.end is not None and b.end <= b.start:
-        return ("backtest.end", f"end {b.end} must be after start {b.start}")
-    return None
-
-
-def model_names_unique(s: Settings) -> tuple[str, str] | None:
-    names = [m.name for m in s.models]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        return ("models", f"model names must be unique; repeated: {', '.join(dupes)}")
-    return None
-
-
-def strategy_names_unique(s: Settings) -> tuple[str, str] | None:
-    names = [st.name for st in s.strategies]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        return ("strategies", f"strategy names must be unique; repeated: {', '.join(dupes)}")
-    return None
-
-
-def needs_a_strategy(s: Settings) -> tuple[str, str] | None:
-    if not any(st.enabled for st in s.strategies):
-        return ("strategies", "no enabled strategy; add a [[strategies]] table (see config.example.toml)")
-    return None
-
-
-def strategy_params_accepted(s: Settings) -> tuple[str, str] | None:
-    from strategies.catalog import StrategyParamError, validate_params
-
-    for i, st in enumerate(s.strategies):
-        try:
-            validate_params(st.kind, st.params, where=f"strategies[{i}]")
-        except StrategyParamError as exc:
-            return (exc.key, str(exc).split(": ", 1)[1])
-    return None
-
-
-def symbol_cap_covers_one_trade(s: Settings) -> tuple[str, str] | None:
-    if s.risk.max_symbol_exposure_pct < s.risk.max_position_pct:
-        return (
-            "risk.max_symbol_exposure_pct",
-            f"{s.risk.max_symbol_exposure_pct}% is below max_position_pct"
-            f" {s.risk.max_position_pct}%: no full-size trade could pass",
-        )
-    return None
-
-
-CROSS_FIELD_CHECKS: tuple[CrossCheck, ...] = (
-    symbol_cap_covers_one_trade,
-    live_requires_opt_in,
-    exchange_modes_require_keys,
-    stop_below_take_profit,
-    heat_covers_one_position,
-    backtest_dates_ordered,
-    strategy_names_unique,
-    model_names_unique,
-    needs_a_strategy,
-    strategy_params_accepted,
-)
 
 
 # -- loading ----------------------------------------------------------------------------
