@@ -94,7 +94,7 @@ class CandleBuffer:
         block = self._data[:, self._start + self._len - n : self._start + self._len]
         block = block.view()
         block.flags.writeable = False
-        return OHLCV(*(block[i] for i in range(6)))
+        return OHLCV(block[0], block[1], block[2], block[3], block[4], block[5])
 
     @property
     def last_close(self) -> float | None:

@@ -23,7 +23,7 @@ state, breakers, operator halt), ``bot.engine_orders`` (decisions and facts),
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from bot.buffer import CandleBuffer
 from bot.clock import Clock
@@ -94,6 +94,8 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         self._syncing_stops = False
         self._saved_breakers: BreakerMemory | None = None
         self._last_state_poll: int | None = None
+        # a simulated clock follows the candles (backtest, paper); a live one does not
+        self._advance_clock: Callable[[int], None] | None = getattr(clock, "advance_to", None)
 
     # -- wiring -----------------------------------------------------------------
 
@@ -150,7 +152,9 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
             self.stats.first_ts = candle.ts
         self.stats.last_ts = candle.ts
 
-        await self._apply(await self.executor.on_market(candle))
+        facts = await self.executor.on_market(candle)  # fills of orders resting until this bar
+        if facts:
+            await self._apply(facts)
         self.portfolio.mark(candle.symbol, candle.close)
         await self._protect_on_bar(candle)
         rolling = self._rolling_atr.get(key)
@@ -163,8 +167,9 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         if atr is not None:
             self._atr[candle.symbol] = atr
 
-        if hasattr(self.clock, "advance_to"):
-            self.clock.advance_to(candle.close_ts)  # type: ignore[attr-defined]
+        close_ts = candle.close_ts
+        if self._advance_clock is not None:
+            self._advance_clock(close_ts)
         for strategy in self._routes.get(key, ()):
             if len(buffer) < strategy.warmup:
                 continue
@@ -179,8 +184,8 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
                 attributions = strategy.explain(signal)  # after the order left
                 if attributions:
                     self._emit(SignalExplained(signal.signal_id, signal.ts, attributions))
-        self._check_breakers(candle.close_ts)
-        self._emit(self.portfolio.snapshot(candle.close_ts))
+        self._check_breakers(close_ts)
+        self._emit(self.portfolio.snapshot(close_ts))
 
     # -- restart and operator actions ----------------------------------------------
 

@@ -40,6 +40,10 @@ class ProtectionMixin:
 
     async def _protect_on_bar(self, candle: Candle) -> None:
         pos = self.portfolio.position(candle.symbol)
+        if not pos.is_open:  # nothing to stop out or trail; only stale exchange stops to settle
+            if self._stops_dirty:
+                await self._sync_stops()
+            return
         hit = exit_on_bar(pos, candle.open, candle.high, candle.low)
         if hit is not None:
             if candle.symbol not in self._pending_exits:

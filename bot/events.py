@@ -85,8 +85,8 @@ class Candle:
 
     def problem(self) -> str | None:
         """Why this candle is unusable, or ``None`` if it is sane."""
-        values = (self.open, self.high, self.low, self.close, self.volume)
-        if any(not math.isfinite(v) for v in values):
+        # one check for all five: NaN and infinities propagate through the sum
+        if not math.isfinite(self.open + self.high + self.low + self.close + self.volume):
             return "non-finite value"
         if min(self.open, self.high, self.low, self.close) <= 0:
             return "non-positive price"

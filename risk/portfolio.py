@@ -43,6 +43,7 @@ class Portfolio:
             raise ValueError("starting cash cannot be negative")
         self.cash = cash
         self.positions: dict[str, Position] = {}
+        self._flat: dict[str, Position] = {}
         self.last_price: dict[str, float] = {}
         self.fees_paid = 0.0
         # below these amounts a remainder cannot be traded (lot size / min notional): dust
@@ -50,7 +51,10 @@ class Portfolio:
         self.dust_held: dict[str, float] = {}  # untradeable remainders written off
 
     def position(self, symbol: str) -> Position:
-        return self.positions.get(symbol) or Position(symbol)
+        pos = self.positions.get(symbol)
+        if pos is None:  # flat: one shared (frozen) empty position per symbol
+            pos = self._flat.get(symbol) or self._flat.setdefault(symbol, Position(symbol))
+        return pos
 
     def open_positions(self) -> list[Position]:
         return [p for p in self.positions.values() if p.is_open]
