@@ -62,7 +62,9 @@ def make_ccxt_binance(
         import ccxt.pro as ccxt_mod
     else:
         import ccxt.async_support as ccxt_mod  # type: ignore[no-redef]
-    params: dict[str, Any] = {"enableRateLimit": True, **config}
+    from bot.execution.retry import CCXT_RATE_LIMIT  # the bot's own rate limiting, as in production
+
+    params: dict[str, Any] = {**CCXT_RATE_LIMIT, **config}
     if api_key:
         params |= {"apiKey": api_key, "secret": secret}
     exchange = ccxt_mod.binance(params)

@@ -59,7 +59,9 @@ def make_ccxt_client(settings: Any, *, pro: bool = False) -> Any:
         import ccxt.async_support as ccxt_module
 
     cls = getattr(ccxt_module, settings.exchange.name)
-    params: dict[str, Any] = {"enableRateLimit": True, "timeout": settings.exchange.timeout_ms}
+    from bot.execution.retry import CCXT_RATE_LIMIT
+
+    params: dict[str, Any] = {**CCXT_RATE_LIMIT, "timeout": settings.exchange.timeout_ms}
     if not pro and settings.api_key is not None and settings.api_secret is not None:
         params |= {"apiKey": settings.api_key.get_secret_value(),
                    "secret": settings.api_secret.get_secret_value()}
