@@ -184,8 +184,9 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
                 attributions = strategy.explain(signal)  # after the order left
                 if attributions:
                     self._emit(SignalExplained(signal.signal_id, signal.ts, attributions))
-        self._check_breakers(close_ts)
-        self._emit(self.portfolio.snapshot(close_ts))
+        snapshot = self.portfolio.snapshot(close_ts)
+        self._check_breakers(close_ts, snapshot.equity)
+        self._emit(snapshot)
 
     # -- restart and operator actions ----------------------------------------------
 

@@ -103,11 +103,11 @@ class TradingStateMixin:
         log.warning("trading_state_changed", old=self.state.value, new=new.value, reason=reason)
         self.state, self.state_reason = new, reason
 
-    def _check_breakers(self, ts: int) -> None:
+    def _check_breakers(self, ts: int, equity: float | None = None) -> None:
         if self.state is TradingState.REDUCING and self.breakers.daily_reset_due(ts):
             self.breakers.reducing_day = None
             self.set_state(TradingState.ACTIVE, "new UTC day: daily loss limit reset", force=True)
-        due = self.breakers.update(ts, self.portfolio.equity())
+        due = self.breakers.update(ts, self.portfolio.equity() if equity is None else equity)
         if due is not None:
             self.set_state(*due)
         if self.settings.breakers_persisted:

@@ -151,6 +151,7 @@ class Confluence(Strategy):
         latest = [(m, self._latest.get((signal.symbol, m.label))) for m in self.members]
         return _mean_attributions([m.strategy.explain(s) for m, s in latest if s is not None])
 
+
 def _mean_attributions(explained: Sequence[dict[str, float]], k: int = 5) -> dict[str, float]:
     with_attr = [a for a in explained if a]
     if not with_attr:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shutil
 import tempfile
@@ -28,7 +29,8 @@ def drive(strategy: Strategy, candles: list[Candle]) -> list[Signal]:
     for c in candles:
         buf.append(c)
         sig = strategy.evaluate(BarContext(c, buf.window(2), position))
-        if sig is not None:
+        if sig is not None:  # explained after acting, as the Engine does
+            sig = dataclasses.replace(sig, attributions=strategy.explain(sig))
             out.append(sig)
             if sig.direction is Direction.LONG and sig.size_pct > 0:
                 position = 1.0
@@ -148,7 +150,7 @@ def test_neural_member_on_daily_candles_aggregated_from_hours() -> None:
     c = build_strategy("confluence", "c", (SYMBOL,), "1h", {"require": 1, "members": [
         {"timeframe": "1d", "kind": "neural",
          "params": {"models_dir": str(models), "models": ["lstm", "gbm"], "vote_k": 2,
-                    "threshold": 0.5, "act_strength": 50.0, "saturation": 0.55}}]})
+                    "threshold": 0.5, "act_strength": 50.0, "saturation": 0.55, "explain": "all"}}]})
     arrays = history("2020-06-01", "2021-01-01").arrays
     sigs = drive(c, arrays_to_candles(arrays, "binance", SYMBOL, "1h"))
     # 1D features need 169 daily bars (ret_168): signals start about six months in.
@@ -157,3 +159,5 @@ def test_neural_member_on_daily_candles_aggregated_from_hours() -> None:
     assert all(set(s.votes) == {"1d:neural"} for s in sigs)
     assert {s.horizon for s in sigs} == {"1d"}
     assert np.isfinite([s.probability for s in sigs]).all()
+    # explanations: the daily member's attributions, asked for through the confluence
+    assert all(0 < len(s.attributions) <= 5 for s in sigs)
