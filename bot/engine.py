@@ -96,6 +96,7 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         self._last_state_poll: int | None = None
         # a simulated clock follows the candles (backtest, paper); a live one does not
         self._advance_clock: Callable[[int], None] | None = getattr(clock, "advance_to", None)
+        self._polls_state = self.settings.state_poll_interval_ms > 0  # operator halts (daemon)
 
     # -- wiring -----------------------------------------------------------------
 
@@ -123,7 +124,8 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         return self.stats
 
     async def on_event(self, event: MarketEvent) -> None:
-        await self.poll_trading_state()
+        if self._polls_state:
+            await self.poll_trading_state()
         if isinstance(event, Candle):
             await self.on_candle(event)
         elif isinstance(event, Trade):

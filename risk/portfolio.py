@@ -74,8 +74,12 @@ class Portfolio:
         return sum(p.risk_to_stop() for p in self.open_positions())
 
     def snapshot(self, ts: int) -> EquitySnapshot:
-        exposure = self.exposure()
-        return EquitySnapshot(ts, self.cash, self.cash + exposure, exposure, self.heat())
+        exposure = heat = 0.0  # exposure() and heat() in one pass (once per candle)
+        for p in self.positions.values():
+            if p.is_open:
+                exposure += p.amount * self.last_price.get(p.symbol, p.avg_price)
+                heat += p.risk_to_stop()
+        return EquitySnapshot(ts, self.cash, self.cash + exposure, exposure, heat)
 
     def report(self) -> dict[str, Any]:
         """Open positions (with unrealised P&L at the last price) and equity, as plain data."""
