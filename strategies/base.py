@@ -9,16 +9,15 @@ candle before that candle has closed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from bot.buffer import OHLCV
 from bot.events import Candle, Direction, Signal
 
 
-@dataclass(frozen=True, slots=True)
-class BarContext:
-    """What a strategy may look at when a bar closes."""
+class BarContext(NamedTuple):
+    """What a strategy may look at when a bar closes (immutable; built once per bar and
+    strategy, so a tuple rather than a frozen dataclass)."""
 
     candle: Candle  # the bar that just closed
     window: OHLCV  # recent closed bars, oldest first, ending with ``candle``
