@@ -158,7 +158,8 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         if facts:
             await self._apply(facts)
         self.portfolio.mark(candle.symbol, candle.close)
-        await self._protect_on_bar(candle)
+        if self._stops_dirty or candle.symbol in self.portfolio.positions:  # else nothing to protect
+            await self._protect_on_bar(candle)
         rolling = self._rolling_atr.get(key)
         if rolling is None:  # first candle of this series here: start from what the buffer holds
             rolling = self._rolling_atr[key] = RollingATR(self.settings.atr_period)
