@@ -15,8 +15,6 @@ import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from risk.market import MarketRules
 
 
@@ -36,18 +34,11 @@ def agreement_factor(share: float | None, floor: float = 0.5) -> float:
     return min(1.0, (share - floor) / (1.0 - floor)) if floor < 1.0 else 1.0
 
 
-def average_true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int = 14) -> float | None:
-    """Simple-average ATR over the last ``n`` bars; ``None`` if there are too few bars."""
-    if len(close) < n + 1 or n <= 0:
-        return None
-    h, lo, prev = high[-n:], low[-n:], close[-n - 1 : -1]
-    tr = np.maximum(h - lo, np.maximum(np.abs(h - prev), np.abs(lo - prev)))
-    value = float(tr.mean())
-    return value if np.isfinite(value) and value > 0 else None
-
-
 class RollingATR:
-    """:func:`average_true_range` kept up to date one bar at a time (O(1) per bar, no numpy)."""
+    """Simple-average ATR over the last ``n`` bars, kept up to date one bar at a time (O(1)).
+
+    True range = max(high - low, |high - previous close|, |low - previous close|).
+    """
 
     def __init__(self, n: int = 14) -> None:
         self.n = n

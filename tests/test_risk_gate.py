@@ -20,7 +20,7 @@ from risk.breakers import Breakers, daily_loss_breach, drawdown_breach
 from risk.gate import RiskContext, RiskGate, RiskLimits, TradingState
 from risk.market import MarketRules
 from risk.portfolio import Portfolio
-from risk.sizing import RollingATR, agreement, agreement_factor, average_true_range, entry_amount
+from risk.sizing import RollingATR, agreement, agreement_factor, entry_amount
 
 LIMITS = RiskLimits()
 
@@ -112,6 +112,15 @@ def test_sizing_respects_caps_agreement_and_lot_size() -> None:
     assert agreement({"a": "long", "b": "long", "c": "flat", "d": "long"}, "long") == 0.75
     assert agreement_factor(0.75) == pytest.approx(0.5)
     assert agreement_factor(0.5) == 0.0 and agreement_factor(None) == 1.0
+
+
+def average_true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> float | None:
+    """The batch definition the Engine's incremental ATR must equal (vectorised)."""
+    if len(close) < n + 1:
+        return None
+    h, lo, prev = high[-n:], low[-n:], close[-n - 1 : -1]
+    value = float(np.maximum(h - lo, np.maximum(np.abs(h - prev), np.abs(lo - prev))).mean())
+    return value if np.isfinite(value) and value > 0 else None
 
 
 def test_atr_matches_a_hand_computation() -> None:
