@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 DISPLAY: dict[str, str] = {
     "lstm": "LSTM", "bilstm": "BiLSTM", "cnn_lstm": "CNN-LSTM", "transformer": "Transformer",
-    "gbm": "Gradient boosting", "ensemble": "Ensemble (mean of 5)",
-    "ensemble_vote": "Ensemble vote (4 of 5, P>=0.55, strength>=65)", "ma_crossover": "MA crossover (20/50)",
+    "gbm": "Gradient boosting", "ensemble": "Ensemble (mean of the models)",
+    "ensemble_vote": "Ensemble vote (min(4, n) of n, P>=0.55, strength>=65)", "ma_crossover": "MA crossover (20/50)",
     "rsi_macd": "RSI + MACD", "buy_and_hold": "Buy and hold",
 }
 
