@@ -95,4 +95,4 @@ def test_walkforward_command_on_configured_symbol(
     args = parse(["walkforward", "--config", str(config), "--json", "--no-progress"])
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["BTC/USDT 1h"]) == {"gbm", "ma"}
+    assert set(out["BTC/USDT 1h"]) == {"gbm", "ma", "buy_and_hold"}  # the baseline is always there

@@ -61,7 +61,9 @@ def model_specs(settings: Any) -> list[Any] | None:
 
 
 def rule_strategies(settings: Any, symbol: str, timeframe: str) -> list[Any]:
-    """The config's enabled non-model strategies, re-targeted at ``symbol``/``timeframe``."""
+    """The config's enabled non-model strategies, re-targeted at ``symbol``/``timeframe``,
+    and buy-and-hold beside them when the config does not have it (the baseline to beat)."""
+    from strategies.baselines import BuyAndHold
     from strategies.catalog import build_strategy
 
     out = []
@@ -69,6 +71,8 @@ def rule_strategies(settings: Any, symbol: str, timeframe: str) -> list[Any]:
         if cfg.enabled and cfg.kind not in MODEL_KINDS:
             out.append(build_strategy(cfg.kind, cfg.name, (symbol,), timeframe, cfg.params,
                                       where=f"strategies[{i}]"))
+    if not any(isinstance(x, BuyAndHold) for x in out):
+        out.append(BuyAndHold("buy_and_hold", (symbol,), timeframe))
     return out
 
 
@@ -126,7 +130,6 @@ def _json_safe(obj: Any) -> Any:
 
 def cmd_walkforward(args: argparse.Namespace) -> int:
     from bot.cli import load_config_or_exit
-    from bot.config import date_to_ms  # noqa: F401  (validates the config module is importable)
     from bot.evaluation.runner import evaluate_history
     from bot.logging_setup import configure_logging
     from strategies.history import load_history
@@ -243,14 +246,10 @@ async def _add_alone_runs(ev: Any, settings: Any, first_ts: int, end_ts: int) ->
     from bot.data import candle_file, load_candles_csv
     from bot.evaluation.backtest import run_strategy
     from bot.evaluation.scoring import score
-    from strategies.baselines import BuyAndHold
 
     symbol, tf = settings.backtest.symbols[0], settings.backtest.timeframe
     candles = load_candles_csv(candle_file(Path(settings.data.dir), settings.exchange.name, symbol, tf),
                                settings.exchange.name, symbol, tf, first_ts, end_ts)
-    strategies = rule_strategies(settings, symbol, tf)
-    if not any(isinstance(x, BuyAndHold) for x in strategies):
-        strategies.append(BuyAndHold("buy_and_hold", (symbol,), tf))
-    for strat in strategies:
+    for strat in rule_strategies(settings, symbol, tf):
         rec = await run_strategy(settings, strat, candles)
         ev.records[strat.name], ev.scores[strat.name] = rec, score(rec)
