@@ -62,20 +62,19 @@ def backtest_dates_ordered(s: Settings) -> tuple[str, str] | None:
     return None
 
 
-def model_names_unique(s: Settings) -> tuple[str, str] | None:
-    names = [m.name for m in s.models]
+def _repeated(key: str, what: str, names: list[str]) -> tuple[str, str] | None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        return ("models", f"model names must be unique; repeated: {', '.join(dupes)}")
+        return (key, f"{what} names must be unique; repeated: {', '.join(dupes)}")
     return None
+
+
+def model_names_unique(s: Settings) -> tuple[str, str] | None:
+    return _repeated("models", "model", [m.name for m in s.models])
 
 
 def strategy_names_unique(s: Settings) -> tuple[str, str] | None:
-    names = [st.name for st in s.strategies]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        return ("strategies", f"strategy names must be unique; repeated: {', '.join(dupes)}")
-    return None
+    return _repeated("strategies", "strategy", [st.name for st in s.strategies])
 
 
 def needs_a_strategy(s: Settings) -> tuple[str, str] | None:

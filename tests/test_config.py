@@ -53,9 +53,15 @@ def test_environment_overrides_toml(write_config, monkeypatch: pytest.MonkeyPatc
         ("api_key = \"abc\"\n", "api_key", "never read from the TOML"),
         ("[notify]\ntelegram_token = \"t\"\n", "notify.telegram_token", "NEURALBOT_NOTIFY__TELEGRAM_TOKEN"),
         ("nonsense = 1\n", "nonsense", "unknown key"),
+        ("[[strategies]]\nname = \"a\"\nkind = \"buy_and_hold\"\n[[strategies]]\nname = \"a\"\n"
+         "kind = \"buy_and_hold\"\n", "strategies", "repeated: a"),
+        ("[[models]]\nname = \"m\"\nkind = \"gbm\"\n[[models]]\nname = \"m\"\nkind = \"lstm\"\n",
+         "models", "repeated: m"),
+        ("[walkforward]\nretrain_every = \"fortnight\"\n", "walkforward.retrain_every", "quarter"),
     ],
     ids=["typo", "cap-out-of-range", "wrong-type", "bad-timeframe", "live-without-opt-in",
-         "stop-above-target", "secret-in-toml", "nested-secret-in-toml", "unknown-top-level"],
+         "stop-above-target", "secret-in-toml", "nested-secret-in-toml", "unknown-top-level",
+         "duplicate-strategy-names", "duplicate-model-names", "bad-retrain-cadence"],
 )
 def test_bad_config_names_the_key(write_config, body: str, key: str, fragment: str) -> None:
     path = write_config(body)
