@@ -121,8 +121,9 @@ def build_engine(
     executor: ExecutionPort | None = None,
     initial_equity: float | None = None,
     engine: EngineSettings | None = None,
+    limits: RiskLimits | None = None,
 ) -> Engine:
-    """The Engine every mode runs; ``engine`` overrides the settings derived from the config."""
+    """The Engine every mode runs; ``engine`` and ``limits`` override what the config derives."""
     portfolio = Portfolio(initial_equity or settings.backtest.initial_equity)
     if executor is None:
         executor = SimulatedExecutor(
@@ -132,7 +133,7 @@ def build_engine(
         )
     return Engine(
         strategies=strategies,
-        gate=RiskGate(risk_limits(settings)),
+        gate=RiskGate(limits or risk_limits(settings)),
         executor=executor,
         portfolio=portfolio,
         store=store,

@@ -23,7 +23,7 @@ import numpy as np
 
 from bot.clock import SimClock
 from bot.config import Settings
-from bot.engine import Engine, EngineStats
+from bot.engine import EngineStats
 from bot.events import (
     Candle,
     Direction,
@@ -191,18 +191,16 @@ def with_costs(
 ) -> Settings:
     """A settings copy whose simulated slippage also pays half the quoted spread per fill.
 
-    ``signal_risk`` also sets the stop loss to :data:`SIGNAL_STOP_LOSS_PCT` with no
-    take-profit or trailing stop (pair with ``limits=SIGNAL_RISK`` in :func:`run_strategy`).
+    ``signal_risk`` also sets the risk limits to :data:`SIGNAL_RISK` and the stop loss to
+    :data:`SIGNAL_STOP_LOSS_PCT` with no take-profit or trailing stop.
     """
     bt = settings.backtest.model_copy(
         update={"slippage_bps": settings.backtest.slippage_bps + spread_bps / 2.0})
     update: dict[str, Any] = {"backtest": bt}
     if signal_risk:
         wanted: dict[str, Any] = {
-            "max_position_pct": 100.0, "max_symbol_exposure_pct": 100.0, "max_heat_pct": 100.0,
-            "min_strength": 0.0, "stop_loss_pct": SIGNAL_STOP_LOSS_PCT, "take_profit_pct": None,
+            **SIGNAL_RISK, "stop_loss_pct": SIGNAL_STOP_LOSS_PCT, "take_profit_pct": None,
             "trailing_stop_pct": None, "risk_per_trade_pct": None,
-            **{k: None for k in ("daily_loss_limit_pct", "max_drawdown_pct", "max_orders_per_minute")},
         }
         known = type(settings.risk).model_fields
         update["risk"] = settings.risk.model_copy(update={k: v for k, v in wanted.items() if k in known})
@@ -228,17 +226,20 @@ async def run_strategy(
     starts there too. ``limits`` overrides fields of the configured
     :class:`risk.gate.RiskLimits` (unknown names are ignored), e.g. :data:`SIGNAL_RISK`.
     """
-    from bot.app import build_engine  # composition root (imported late: app imports us)
+    from bot.app import build_engine, risk_limits  # composition root (imported late: app imports us)
 
     initial = initial_equity or settings.backtest.initial_equity
     store = MemoryStore(portfolio=f"eval-{strategy.name}")
     wrapped: Strategy = strategy
     if start_ts is not None or size_pct is not None:
         wrapped = StartGate(strategy, start_ts, size_pct)
-    engine = build_engine(settings, strategies=[wrapped], store=store,  # type: ignore[arg-type]
-                          clock=SimClock(), initial_equity=initial)
+    risk = None
     if limits:
-        engine = _with_limits(engine, limits)
+        base = risk_limits(settings)
+        known = {f.name for f in fields(base)}
+        risk = replace(base, **{k: v for k, v in limits.items() if k in known})
+    engine = build_engine(settings, strategies=[wrapped], store=store,  # type: ignore[arg-type]
+                          clock=SimClock(), initial_equity=initial, limits=risk)
     stats = await engine.run(ReplayFeed([candles]))
     ts = np.asarray(store.eq_ts, dtype=np.int64)
     equity = np.asarray(store.eq_equity, dtype=np.float64)
@@ -251,17 +252,4 @@ async def run_strategy(
         strategy=strategy.name, symbol=symbol, timeframe=strategy.timeframe,
         initial_equity=initial, ts=ts, equity=equity, exposure=exposure, fills=store.fills,
         signals=store.signals, stats=stats, fees=engine.portfolio.fees_paid,
-    )
-
-
-def _with_limits(engine: Engine, overrides: Mapping[str, Any]) -> Engine:
-    """The same Engine wiring with some risk limits replaced (limits are read at construction)."""
-    from risk.gate import RiskGate
-
-    known = {f.name for f in fields(engine.gate.limits)}
-    limits = replace(engine.gate.limits, **{k: v for k, v in overrides.items() if k in known})
-    return Engine(
-        strategies=engine.strategies, gate=RiskGate(limits, engine.gate.checks),
-        executor=engine.executor, portfolio=engine.portfolio, store=engine.store,
-        clock=engine.clock, settings=engine.settings, markets=engine.markets,
     )

@@ -29,7 +29,6 @@ from tqdm.auto import tqdm
 from bot.config import Settings
 from bot.data import arrays_to_candles
 from bot.evaluation.backtest import (
-    SIGNAL_RISK,
     ProbabilityStrategy,
     RunRecord,
     run_strategy,
@@ -147,9 +146,8 @@ async def backtest_all(
         jobs.append((voter, None))
     jobs += [(s, None) for s in baselines]
     for strat, f in tqdm(jobs, desc=f"backtests {history.symbol} {history.timeframe}", disable=not progress):
-        rec = await run_strategy(costed, strat, candles, start_ts=start,
-                                 size_pct=cfg.size_pct if signal_risk else None,
-                                 limits=SIGNAL_RISK if signal_risk else None)
+        rec = await run_strategy(costed, strat, candles, start_ts=start,  # costed carries SIGNAL_RISK
+                                 size_pct=cfg.size_pct if signal_risk else None)
         if f is not None:
             fc = {"ts": f.ts, "p": f.p, "y": f.y}
         else:
