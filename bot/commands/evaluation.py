@@ -105,10 +105,11 @@ def fit_schedule(cfg: Any, ts: np.ndarray) -> Any:
 
 
 def _emit(evals: list[Any], args: argparse.Namespace, title: str) -> None:
+    from bot.evaluation.report import json_safe
     from bot.evaluation.tables import comparison_table, fold_table
 
     if args.json:
-        print(json.dumps(_json_safe({f"{e.symbol} {e.timeframe}": e.scores for e in evals}), sort_keys=True))
+        print(json.dumps(json_safe({f"{e.symbol} {e.timeframe}": e.scores for e in evals}), sort_keys=True))
     else:
         for e in evals:
             print(f"\n{e.symbol} {e.timeframe}\n")
@@ -120,12 +121,6 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str) -> None:
 
         path = write_report(evals, args.report, title=title)
         print(f"report: {path}", file=sys.stderr)
-
-
-def _json_safe(obj: Any) -> Any:
-    from bot.evaluation.report import _json_safe as safe
-
-    return safe(obj)
 
 
 def cmd_walkforward(args: argparse.Namespace) -> int:
@@ -209,7 +204,9 @@ def write_backtest_report(ev: Any, report_dir: Path | str, title: str) -> Path:
 
 def strategy_scores(ev: Any) -> dict[str, dict[str, Any]]:
     """Metrics per strategy (``portfolio`` = the run itself), JSON-safe."""
-    return _json_safe(ev.scores)  # type: ignore[no-any-return]
+    from bot.evaluation.report import json_safe
+
+    return json_safe(ev.scores)  # type: ignore[no-any-return]
 
 
 async def _backtest_eval(result: Any, settings: Any) -> Any:

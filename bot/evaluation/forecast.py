@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from strategies.metrics_cls import brier, ece
+
 
 @dataclass(frozen=True, slots=True)
 class DirectionalAccuracy:
@@ -70,14 +72,19 @@ def binomial_test(k: int, n: int, p0: float = 0.5) -> float:
     return min(1.0, total)
 
 
-def directional_accuracy(y: np.ndarray, p: np.ndarray) -> DirectionalAccuracy:
-    """Hit rate of ``p >= 0.5`` against ``y``, ignoring pairs where either is NaN."""
+def _finite_pairs(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forecasts and outcomes where both are known (a walk-forward leaves NaN before its first fold)."""
     y = np.asarray(y, dtype=np.float64).ravel()
     p = np.asarray(p, dtype=np.float64).ravel()
     if y.shape != p.shape:
         raise ValueError(f"shape mismatch {y.shape} vs {p.shape}")
     ok = np.isfinite(y) & np.isfinite(p)
-    y, p = y[ok], p[ok]
+    return y[ok], p[ok]
+
+
+def directional_accuracy(y: np.ndarray, p: np.ndarray) -> DirectionalAccuracy:
+    """Hit rate of ``p >= 0.5`` against ``y``, ignoring pairs where either is NaN."""
+    y, p = _finite_pairs(y, p)
     n = len(y)
     correct = int(np.sum((p >= 0.5) == (y >= 0.5)))
     lo, hi = wilson_interval(correct, n)
@@ -86,10 +93,9 @@ def directional_accuracy(y: np.ndarray, p: np.ndarray) -> DirectionalAccuracy:
 
 
 def brier_score(y: np.ndarray, p: np.ndarray) -> float:
-    y = np.asarray(y, dtype=np.float64).ravel()
-    p = np.asarray(p, dtype=np.float64).ravel()
-    ok = np.isfinite(y) & np.isfinite(p)
-    return float(np.mean((p[ok] - y[ok]) ** 2)) if ok.any() else float("nan")
+    """:func:`strategies.metrics_cls.brier` over the finite pairs (NaN when there are none)."""
+    y, p = _finite_pairs(y, p)
+    return brier(y, p) if len(y) else float("nan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +109,8 @@ class ReliabilityBins:
 
 
 def reliability_bins(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> ReliabilityBins:
-    y = np.asarray(y, dtype=np.float64).ravel()
-    p = np.asarray(p, dtype=np.float64).ravel()
-    ok = np.isfinite(y) & np.isfinite(p)
-    y, p = y[ok], np.clip(p[ok], 0.0, 1.0)
+    y, p = _finite_pairs(y, p)
+    p = np.clip(p, 0.0, 1.0)
     idx = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
     count = np.bincount(idx, minlength=n_bins)
     sum_p = np.bincount(idx, weights=p, minlength=n_bins)
@@ -118,10 +122,6 @@ def reliability_bins(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> Reliabil
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
-    """Count-weighted mean |mean forecast - observed frequency| over equal-width bins."""
-    b = reliability_bins(y, p, n_bins)
-    total = int(b.count.sum())
-    if total == 0:
-        return float("nan")
-    used = b.count > 0
-    return float(np.sum(b.count[used] * np.abs(b.mean_p[used] - b.freq[used])) / total)
+    """:func:`strategies.metrics_cls.ece` over the finite pairs (NaN when there are none)."""
+    y, p = _finite_pairs(y, p)
+    return ece(y, p, n_bins) if len(y) else float("nan")

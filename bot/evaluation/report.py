@@ -201,15 +201,15 @@ def write_report(evals: Sequence[AssetEvaluation], out_dir: Path | str, title: s
                              + "</table>")
     parts.append("</body></html>")
     (out / "index.html").write_text("\n".join(parts))
-    (out / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2, sort_keys=True))
+    (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2, sort_keys=True))
     return out / "index.html"
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, (float, np.floating)):
         return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, np.integer):
