@@ -44,7 +44,6 @@ from bot.execution.orders import OrderClosed, OrderState
 from bot.feeds.base import Feed
 from bot.feeds.replay import ReplayFeed
 from bot.store import Store
-from risk.gate import TradingState
 from risk.portfolio import Position
 from strategies.base import Strategy
 
@@ -149,14 +148,8 @@ async def restore_paper(engine: Engine, store: Store, settings: Settings) -> Non
     positions = [Position(r["symbol"], r["amount"], r["avg_price"], r["stop_price"], r["take_profit"],
                           trailing, r["realized_pnl"], r["ts"])
                  for r in await store.fetch("positions") if r["amount"] > 0]
-    stored = await store.load_trading_state()
-    state, reason = TradingState.ACTIVE, ""
-    if stored is not None:
-        try:
-            state, reason = TradingState(stored[0]), f"persisted: {stored[1]}"
-        except ValueError:
-            log.error("stored_trading_state_unknown", state=stored[0])
-    engine.restore(positions, decided=await store.decided_intent_ids(), state=state, reason=reason)
+    engine.restore(positions, decided=await store.decided_intent_ids())
+    await engine.poll_trading_state(force=True)  # a stored HALTED / REDUCING outlives the restart
 
 
 async def warm_buffers(engine: Engine, store: Store, settings: Settings,

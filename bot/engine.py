@@ -199,8 +199,6 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         decided: Iterable[str] = (),
         entered_signals: Iterable[str] = (),
         open_intents: Iterable[tuple[str, OrderIntent]] = (),
-        state: TradingState = TradingState.ACTIVE,
-        reason: str = "",
     ) -> None:
         """Resume after a restart: positions (with their stops) first, then memory of decisions."""
         for pos in positions:
@@ -211,8 +209,6 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
             self._intents[intent.intent_id] = intent
             self._order_intent[order_id] = intent.intent_id
             (self._pending_exits if intent.reduce_only else self._pending_entries).add(intent.symbol)
-        if state is not TradingState.ACTIVE:
-            self.set_state(state, reason)
 
     def unprotected(self) -> list[str]:
         """Open positions without a stop (must be empty whenever the engine trades)."""

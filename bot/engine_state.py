@@ -153,4 +153,4 @@ class TradingStateMixin:
             log.error("stored_trading_state_unknown", state=stored[0])
             return
         if escalate(self.state, wanted) is not self.state:
-            self.set_state(wanted, f"stored by operator: {stored[1]}")
+            self.set_state(wanted, f"stored trading state: {stored[1]}")
