@@ -187,6 +187,10 @@ class SignalExplained:
     attributions: dict[str, float]
 
 
+#: ``OrderIntent.leg`` values that exit a position because a protective level was hit.
+PROTECTIVE_LEGS = frozenset({"stop", "take_profit", "trailing_stop"})
+
+
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
     """What a strategy (via sizing) would like to trade, before the risk gate."""

@@ -31,12 +31,11 @@ import aiohttp
 import structlog
 
 from bot.clock import Clock, LiveClock
-from bot.events import Fact, OrderFilled, Signal
+from bot.events import PROTECTIVE_LEGS, Fact, OrderFilled, Signal
 from bot.ops_config import NotifyConfig
 
 log = structlog.get_logger(__name__)
 
-PROTECTIVE_LEGS = frozenset({"stop", "take_profit", "trailing_stop"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.events import (
+    PROTECTIVE_LEGS,
     Candle,
     Fact,
     MarketEvent,
@@ -35,7 +36,8 @@ from bot.events import (
 )
 from bot.execution.orders import OrderClosed, OrderState
 
-PROTECTIVE_LEGS = frozenset({"stop", "take_profit", "trailing_stop", "flatten"})
+# exits at a protective level, and flatten: never price-protected; without a book they fill at their price
+RESTING_EXIT_LEGS = PROTECTIVE_LEGS | {"flatten"}
 EPS = 1e-12
 Level = tuple[float, float]
 
@@ -149,7 +151,7 @@ class PaperBookExecutor:
             now_ms + self.latency_ms,
         )
         if (
-            self.protection is not None and intent.leg not in PROTECTIVE_LEGS
+            self.protection is not None and intent.leg not in RESTING_EXIT_LEGS
             and not intent.reduce_only and intent.order_type is OrderType.MARKET and intent.price
         ):
             order.protect = intent.price * (
@@ -160,7 +162,7 @@ class PaperBookExecutor:
             intent.order_type, intent.price, now_ms,
         )]
         self.open[order.order_id] = order
-        if intent.symbol not in self.books and intent.leg in PROTECTIVE_LEGS and intent.price:
+        if intent.symbol not in self.books and intent.leg in RESTING_EXIT_LEGS and intent.price:
             out += self._fill(order, intent.price * self._slip(order.side), now_ms, "taker")
             out += self._close_if_done(order, now_ms, final=True)
         elif intent.symbol in self.books and self.latency_ms <= 0:

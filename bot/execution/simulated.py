@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.events import (
+    PROTECTIVE_LEGS,
     Candle,
     Fact,
     MarketEvent,
@@ -21,7 +22,6 @@ from bot.events import (
     Side,
 )
 
-PROTECTIVE_LEGS = frozenset({"stop", "take_profit", "trailing_stop"})
 
 
 class SimulatedExecutor:
