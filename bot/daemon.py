@@ -34,7 +34,7 @@ import structlog
 from bot.app import build_strategies, engine_settings, risk_limits, summarize
 from bot.clock import Clock, LiveClock
 from bot.config import ConfigError, Settings, load_settings
-from bot.daemon_wiring import Wiring, cancel_exchange_orders, cancel_paper_orders, wire
+from bot.daemon_wiring import Wiring, cancel_paper_orders, wire
 from bot.engine import Engine
 from bot.events import Candle, OrderSubmitted, timeframe_ms
 from bot.feeds.base import Feed
@@ -295,7 +295,9 @@ class Daemon:
         mode = self.settings.daemon.shutdown
         keep = mode == "leave_stops"
         if self.wiring is not None and self.wiring.executor == "exchange":
-            cancelled = await cancel_exchange_orders(engine, engine.executor, self.symbols, keep)
+            cancelled, facts = await engine.executor.cancel_open(  # type: ignore[attr-defined]
+                self.symbols, keep_protective=keep)
+            await engine.apply(facts)
         else:
             cancelled = await cancel_paper_orders(engine, keep)
         await self._persist()

@@ -39,7 +39,7 @@ from bot.config import Settings, date_to_ms
 from bot.data import candle_file, load_candles_csv
 from bot.engine import Engine
 from bot.engine_state import DURABLE_STATE_POLL_MS
-from bot.events import timeframe_ms
+from bot.events import PROTECTIVE_LEGS, timeframe_ms
 from bot.execution.orders import OrderClosed, OrderState
 from bot.feeds.base import Feed
 from bot.feeds.replay import ReplayFeed
@@ -49,7 +49,6 @@ from strategies.base import Strategy
 
 log = structlog.get_logger("bot.daemon")
 
-PROTECTIVE_LEGS = frozenset({"stop", "take_profit", "trailing_stop"})
 Series = tuple[str, str]
 
 
@@ -199,25 +198,6 @@ def exchange_feed(settings: Settings, series: list[Series], resume: dict[str, in
     from bot.execution.wiring import make_ccxt_client
 
     return LiveFeed(make_ccxt_client(settings, pro=True), lfs, clock)
-
-
-async def cancel_exchange_orders(engine: Engine, executor: Any, symbols: list[str],
-                                 keep_protective: bool) -> int:
-    """Cancel our open orders at the exchange (protective legs survive when asked); apply the outcome."""
-    n = 0
-    for symbol in symbols:
-        for order in await executor.call(executor.client.fetch_open_orders, symbol):
-            cid = str(order.get("clientOrderId") or "")
-            if not cid.startswith(executor.prefix):
-                continue
-            rec = executor.orders.get(cid)
-            if keep_protective and rec is not None and rec.leg in PROTECTIVE_LEGS:
-                continue
-            await executor.call(executor.client.cancel_order, order["id"], symbol)
-            n += 1
-            if rec is not None:
-                await engine.apply(await executor.resolve(rec))
-    return n
 
 
 async def cancel_paper_orders(engine: Engine, keep_protective: bool) -> int:

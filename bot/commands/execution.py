@@ -62,7 +62,7 @@ async def halt(settings: Any, flatten: bool) -> dict[str, Any]:
         try:
             executor = ExchangeExecutor(client, store, clock)
             await executor.start(symbols)
-            facts = await executor.cancel_entries(symbols)
+            _, facts = await executor.cancel_open(symbols, entries_only=True)
             summary["canceled"] = sum(1 for f in facts if isinstance(f, OrderClosed))
             if flatten:
                 built = await build_exchange_engine(

@@ -26,6 +26,7 @@ import structlog
 
 from bot.clock import Clock
 from bot.events import (
+    PROTECTIVE_LEGS,
     Fact,
     MarketEvent,
     OrderDenied,
@@ -266,26 +267,26 @@ class ExchangeExecutor:
 
     # -- operator actions -----------------------------------------------------------------
 
-    async def cancel_open_orders(self, keep_protective: bool = False) -> int:
-        """Cancel every live order of ours (daemon shutdown); returns how many were live."""
-        stops = self.stop_orders or ExchangeStops(self)
-        before = len(self.live_orders())
-        await stops.cancel_open_orders(keep_protective)
-        return before - len(self.live_orders())
-
-    async def cancel_entries(self, symbols: Iterable[str]) -> Out:
-        """Cancel every open buy order of ours on ``symbols`` (``halt``)."""
+    async def cancel_open(self, symbols: Iterable[str], *, entries_only: bool = False,
+                          keep_protective: bool = False) -> tuple[int, Out]:
+        """Cancel our open orders on ``symbols`` as the exchange lists them: only buys with
+        ``entries_only`` (``halt``); stop / take-profit legs stay with ``keep_protective``
+        (daemon shutdown). Returns how many were cancelled and their resolved outcomes."""
+        n = 0
         out: Out = []
         for symbol in symbols:
             for order in await self.call(self.client.fetch_open_orders, symbol):
                 cid = str(order.get("clientOrderId") or "")
-                if order.get("side") != "buy" or not cid.startswith(self.prefix):
+                if not cid.startswith(self.prefix) or (entries_only and order.get("side") != "buy"):
+                    continue
+                rec = self.orders.get(cid)
+                if keep_protective and rec is not None and rec.leg in PROTECTIVE_LEGS:
                     continue
                 await self.call(self.client.cancel_order, order["id"], symbol)
-                rec = self.orders.get(cid)
+                n += 1
                 if rec is not None:
                     out += await self.resolve(rec)
-        return out
+        return n, out
 
 
 class OutcomeUnknown(RuntimeError):

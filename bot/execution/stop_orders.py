@@ -96,11 +96,3 @@ class ExchangeStops:
             log.error("exchange_stop_cancel_failed", cid=rec.client_order_id, error=str(exc)[:200])
             return []
         return await ex.resolve(rec)
-
-    async def cancel_open_orders(self, keep_protective: bool) -> Out:
-        """Cancel our live orders (``daemon.shutdown``); exchange stops stay if ``keep_protective``."""
-        out: Out = []
-        for rec in self.executor.live_orders():
-            if not (keep_protective and rec.protective):
-                out += await self.cancel(rec)
-        return out
