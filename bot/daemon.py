@@ -34,7 +34,7 @@ import structlog
 from bot.app import build_strategies, engine_settings, risk_limits, summarize
 from bot.clock import Clock, LiveClock
 from bot.config import ConfigError, Settings, load_settings
-from bot.daemon_wiring import Wiring, cancel_paper_orders, wire
+from bot.daemon_wiring import Wiring, wire
 from bot.engine import Engine
 from bot.events import Candle, OrderSubmitted, timeframe_ms
 from bot.feeds.base import Feed
@@ -297,9 +297,10 @@ class Daemon:
         if self.wiring is not None and self.wiring.executor == "exchange":
             cancelled, facts = await engine.executor.cancel_open(  # type: ignore[attr-defined]
                 self.symbols, keep_protective=keep)
-            await engine.apply(facts)
-        else:
-            cancelled = await cancel_paper_orders(engine, keep)
+        else:  # simulated or paper book
+            cancelled, facts = engine.executor.cancel_resting(  # type: ignore[attr-defined]
+                engine.clock.now_ms(), keep_protective=keep)
+        await engine.apply(facts)
         await self._persist()
         self._check_state()
         summary = await summarize(engine, store, self.timeframe, self._initial_equity)

@@ -39,8 +39,7 @@ from bot.config import Settings, date_to_ms
 from bot.data import candle_file, load_candles_csv
 from bot.engine import Engine
 from bot.engine_state import DURABLE_STATE_POLL_MS
-from bot.events import PROTECTIVE_LEGS, timeframe_ms
-from bot.execution.orders import OrderClosed, OrderState
+from bot.events import timeframe_ms
 from bot.feeds.base import Feed
 from bot.feeds.replay import ReplayFeed
 from bot.store import Store
@@ -198,32 +197,3 @@ def exchange_feed(settings: Settings, series: list[Series], resume: dict[str, in
     from bot.execution.wiring import make_ccxt_client
 
     return LiveFeed(make_ccxt_client(settings, pro=True), lfs, clock)
-
-
-async def cancel_paper_orders(engine: Engine, keep_protective: bool) -> int:
-    """Cancel what a simulated / paper-book executor holds open."""
-    executor = engine.executor
-    pending = getattr(executor, "_pending", None)  # SimulatedExecutor
-    n = 0
-    if isinstance(pending, dict):
-        for symbol, orders in list(pending.items()):
-            keep = [o for o in orders if keep_protective and o.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS]
-            n += len(orders) - len(keep)
-            if keep:
-                pending[symbol] = keep
-            else:
-                del pending[symbol]
-        return n
-    book = getattr(executor, "open", None)  # PaperBookExecutor
-    if isinstance(book, dict):
-        now = engine.clock.now_ms()
-        closed = []
-        for oid, order in list(book.items()):
-            if keep_protective and order.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS:
-                continue
-            del book[oid]
-            closed.append(OrderClosed(oid, order.intent_id, order.symbol, OrderState.CANCELED, order.filled,
-                                      now, "daemon shutdown"))
-            n += 1
-        await engine.apply(closed)  # type: ignore[arg-type]
-    return n

@@ -285,11 +285,13 @@ class PaperBookExecutor:
         reason = "" if done else f"book could not supply {order.left:.8g} within the price band"
         return [OrderClosed(order.order_id, order.intent_id, order.symbol, state, order.filled, ts, reason)]
 
-    def cancel_entries(self, now_ms: int) -> list[Fact | OrderClosed]:
-        """Cancel every resting buy (``halt``)."""
+    def cancel_resting(self, now_ms: int, keep_protective: bool) -> tuple[int, list[Fact | OrderClosed]]:
+        """Cancel resting orders (daemon shutdown); stop / take-profit legs stay with ``keep_protective``."""
         out: list[Fact | OrderClosed] = []
-        for order in [o for o in self.open.values() if o.side is Side.BUY]:
+        for order in list(self.open.values()):
+            if keep_protective and order.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS:
+                continue
             self.open.pop(order.order_id)
             out.append(OrderClosed(order.order_id, order.intent_id, order.symbol,
-                                   OrderState.CANCELED, order.filled, now_ms, "halt"))
-        return out
+                                   OrderState.CANCELED, order.filled, now_ms, "daemon shutdown"))
+        return len(out), out

@@ -39,6 +39,19 @@ class SimulatedExecutor:
     def pending(self, symbol: str) -> list[OrderSubmitted]:
         return list(self._pending.get(symbol, ()))
 
+    def cancel_resting(self, now_ms: int, keep_protective: bool) -> tuple[int, list[Fact]]:
+        """Drop orders waiting for the next open (daemon shutdown); stop / take-profit legs stay
+        with ``keep_protective``. Nothing was placed anywhere, so there are no facts."""
+        n = 0
+        for symbol, orders in list(self._pending.items()):
+            keep = [o for o in orders if keep_protective and o.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS]
+            n += len(orders) - len(keep)
+            if keep:
+                self._pending[symbol] = keep
+            else:
+                del self._pending[symbol]
+        return n, []
+
     async def submit(self, intent: OrderIntent, now_ms: int) -> list[Fact]:
         order = OrderSubmitted(
             order_id=intent.intent_id,
