@@ -97,7 +97,6 @@ def ensemble_backtest(settings: Settings) -> tuple[float, float, int]:
     import numpy as np
     import torch
 
-    from bot.evaluation.walkforward import Fold, fit_fold  # noqa: F401
     from strategies.features import DEFAULT_SPEC, compute_features
     from strategies.history import load_history
     from strategies.model_config import default_models
