@@ -86,12 +86,10 @@ def test_symbol_and_timeframe_from_the_file_name() -> None:
 def test_walkforward_command_on_configured_symbol(
     write_config, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bot.evaluation.walkforward import WalkForwardConfig
-
     monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY[:1])
-    monkeypatch.setattr(cmd, "walkforward_config", lambda settings: WalkForwardConfig(
-        min_train_days=60, retrain_every="30d", cache_dir=None))
-    config = write_config("[backtest]\nstart = 2019-01-01\nend = 2019-05-01\n")
+    config = write_config("[backtest]\nstart = 2019-01-01\nend = 2019-05-01\n"
+                          f'[walkforward]\nmin_train_days = 60\nretrain_every = "30d"\n'
+                          f'cache_dir = "{tmp_path / "wf-cache"}"\n')
     args = parse(["walkforward", "--config", str(config), "--json", "--no-progress"])
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out)

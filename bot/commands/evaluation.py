@@ -50,11 +50,6 @@ def add_parsers(subparsers: Any) -> None:
 # -- configuration ------------------------------------------------------------------
 
 
-def walkforward_config(settings: Any) -> Any:
-    """The ``[walkforward]`` section (defaults when the config leaves it out)."""
-    return settings.walkforward
-
-
 def model_specs(settings: Any) -> list[Any] | None:
     models = getattr(settings, "models", None)
     return list(models) if models else None
@@ -131,7 +126,7 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
 
     settings = load_config_or_exit(args)
     configure_logging("WARNING", settings.logging.format)
-    cfg = walkforward_config(settings)
+    cfg = settings.walkforward
     timeframe = args.timeframe or settings.backtest.timeframe
     symbols = [args.symbol] if args.symbol else list(settings.backtest.symbols)
     start = str(cfg.start or settings.backtest.start or "") or None
@@ -169,7 +164,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if len(history) < 200:
         print(f"error: {args.data}: only {len(history)} usable candles; need at least 200", file=sys.stderr)
         return EXIT_FAILURE
-    cfg = fit_schedule(walkforward_config(settings), history.arrays["ts"])
+    cfg = fit_schedule(settings.walkforward, history.arrays["ts"])
     ev = evaluate_history(settings, history, cfg.model_copy(update={"cache_dir": None}),
                           rule_strategies(settings, symbol, timeframe), model_specs(settings),
                           progress=not args.no_progress)
