@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.ops",
     "bot.commands.train",
     "bot.commands.evaluation",
+    "bot.commands.research",
 )
 
 

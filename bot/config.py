@@ -31,7 +31,9 @@ from pydantic_settings import (
 
 from bot.config_checks import CROSS_FIELD_CHECKS
 from bot.config_section import Section
+from bot.evaluation.compute import ComputeConfig
 from bot.evaluation.schedule import WalkForwardConfig
+from bot.evaluation.search_space import HyperoptConfig
 from bot.events import TIMEFRAME_MS
 from bot.ops_config import DaemonConfig, HealthConfig, NotifyConfig, RetrainConfig
 from strategies.model_config import ModelSpec, TrainConfig, default_models
@@ -195,6 +197,8 @@ class Settings(BaseSettings):
     models: list[ModelSpec] = Field(default_factory=list)  # [[models]]; empty = the default five
     train: TrainSection = Field(default_factory=TrainSection)
     walkforward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
+    hyperopt: HyperoptConfig = Field(default_factory=HyperoptConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)

@@ -104,6 +104,13 @@ def symbol_cap_covers_one_trade(s: Settings) -> tuple[str, str] | None:
     return None
 
 
+def hyperopt_space_names_settings(s: Settings) -> tuple[str, str] | None:
+    from bot.evaluation.search_space import check_space
+
+    problems = check_space(s.model_dump(mode="json"), s.hyperopt.space)
+    return problems[0] if problems else None
+
+
 CROSS_FIELD_CHECKS: tuple[CrossCheck, ...] = (
     symbol_cap_covers_one_trade,
     live_requires_opt_in,
@@ -115,4 +122,5 @@ CROSS_FIELD_CHECKS: tuple[CrossCheck, ...] = (
     model_names_unique,
     needs_a_strategy,
     strategy_params_accepted,
+    hyperopt_space_names_settings,
 )

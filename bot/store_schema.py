@@ -91,6 +91,19 @@ MIGRATIONS: tuple[str, ...] = (
         peak_equity REAL NOT NULL, reducing_day INTEGER, ts INTEGER NOT NULL
     );
     """,
+    # v5 (research): the trial ledger, every configuration evaluated by hyperopt,
+    # walkforward or evaluate; its count and spread deflate the winners' Sharpe ratios.
+    """
+    CREATE TABLE trials (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, study TEXT NOT NULL, source TEXT NOT NULL,
+        span TEXT NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL, timeframe TEXT NOT NULL,
+        params_hash TEXT NOT NULL, params_json TEXT NOT NULL, seed INTEGER,
+        data_from INTEGER NOT NULL, data_to INTEGER NOT NULL, data_hash TEXT NOT NULL,
+        returns_json TEXT NOT NULL, metrics_json TEXT NOT NULL, created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX trials_by_study ON trials (study, span);
+    CREATE INDEX trials_by_series ON trials (symbol, timeframe, span);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -114,6 +127,9 @@ async def migrate(db: aiosqlite.Connection, target_version: int = SCHEMA_VERSION
         statements = [s.strip() for s in script.split(";") if s.strip()]
         await db.execute("BEGIN IMMEDIATE")
         try:
+            if await user_version(db) >= version:  # another process migrated while we waited
+                await db.execute("COMMIT")
+                continue
             for statement in statements:
                 await db.execute(statement)
             await db.execute(f"PRAGMA user_version = {version}")

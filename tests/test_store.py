@@ -100,3 +100,16 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     async with aiosqlite.connect(path) as db:
         with pytest.raises(RuntimeError, match="newer than this program"):
             await migrate(db)
+
+
+async def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
+    """Two processes opening a new store at once (a search and its reader): one migrates, none fails."""
+    import asyncio
+
+    path = tmp_path / "race.sqlite"
+    stores = await asyncio.gather(*(Store.open(path) for _ in range(4)))
+    try:
+        assert [await s.schema_version() for s in stores] == [SCHEMA_VERSION] * 4
+    finally:
+        for s in stores:
+            await s.close()
