@@ -110,23 +110,26 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
     shared = compute.share(inner)
 
     def evaluate(trials: list[Any]) -> None:
-        jobs, todo = [], []
+        waiting: dict[str, list[Any]] = {}  # params hash -> the trials that asked for it
+        todo: dict[str, dict[str, Any]] = {}
         for t in trials:
             params = {k: spec.suggest(t, k) for k, spec in cfg.space.items()}
-            hit = known.get(params_hash(params))
-            if hit is not None:  # finished before a crash: tell, do not re-run
+            h = params_hash(params)
+            hit = known.get(h)
+            if hit is not None:  # evaluated before (maybe before a crash): tell, do not re-run
                 study.tell(t, objective_value(hit["metrics"], cfg.objective, cfg.turnover_penalty))
                 continue
-            todo.append((t, params))
-            jobs.append((apply_params(base, params), shared, history.symbol, history.timeframe,
-                         cfg.strategy, None, split))
+            waiting.setdefault(h, []).append(t)
+            todo.setdefault(h, params)
+        jobs = [(apply_params(base, p), shared, history.symbol, history.timeframe, cfg.strategy, None, split)
+                for p in todo.values()]
         outcomes: list[TrialOutcome] = compute.map(evaluate_configuration, jobs, desc="trials")
-        records = [_record(study_name, "hyperopt", "inner", o, history, params, inner_hash, settings)
-                   for (_, params), o in zip(todo, outcomes, strict=True)]
-        _ledger_add(ledger_path, records)
-        for (t, params), o in zip(todo, outcomes, strict=True):
-            known[params_hash(params)] = {"metrics": o.metrics}
-            study.tell(t, objective_value(o.metrics, cfg.objective, cfg.turnover_penalty))
+        _ledger_add(ledger_path, [_record(study_name, "hyperopt", "inner", o, history, p, inner_hash, settings)
+                                  for p, o in zip(todo.values(), outcomes, strict=True)])
+        for h, o in zip(todo, outcomes, strict=True):
+            known[h] = {"metrics": o.metrics}
+            for t in waiting[h]:
+                study.tell(t, objective_value(o.metrics, cfg.objective, cfg.turnover_penalty))
 
     def done() -> int:
         return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
