@@ -94,3 +94,38 @@ def test_walkforward_command_on_configured_symbol(
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["BTC/USDT 1h"]) == {"gbm", "ma", "buy_and_hold"}  # the baseline is always there
+
+
+def test_walkforward_records_every_strategy_in_the_ledger_and_deflates(
+    write_config, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each run appends its strategies to the trial ledger; the deflated Sharpe counts them all."""
+    import asyncio
+
+    from bot.store_trials import TrialLedger
+
+    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY[:1])
+    outs = []
+    for fast in (10, 12):  # a second configuration tried on the same series
+        config = write_config("[backtest]\nstart = 2019-01-01\nend = 2019-05-01\n"
+                              f'[walkforward]\nmin_train_days = 60\nretrain_every = "30d"\n'
+                              f'cache_dir = "{tmp_path / "wf-cache"}"\n'
+                              f'[[strategies]]\nname = "ma"\nkind = "ma_crossover"\n'
+                              f"params = {{ fast = {fast}, slow = 30 }}\n")
+        args = parse(["walkforward", "--config", str(config), "--json", "--no-progress"])
+        assert args.func(args) == 0
+        outs.append(json.loads(capsys.readouterr().out)["BTC/USDT 1h"])
+
+    async def rows() -> list[dict]:
+        ledger = await TrialLedger.open(tmp_path / "bot.sqlite")
+        try:
+            return await ledger.trials()
+        finally:
+            await ledger.close()
+
+    ledger = asyncio.run(rows())
+    assert sorted(r["strategy"] for r in ledger) == sorted(["gbm", "ma", "buy_and_hold"] * 2)
+    assert all(r["source"] == "walkforward" and r["span"] == "oos" for r in ledger)
+    assert outs[0]["ma"]["n_trials"] == 3 and outs[1]["ma"]["n_trials"] == 6
+    for s in outs[1].values():
+        assert 0.0 <= s["dsr"] <= s["psr"] + 1e-12 <= 1.0 + 1e-12  # deflating never raises the odds

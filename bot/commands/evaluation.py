@@ -99,8 +99,11 @@ def fit_schedule(cfg: Any, ts: np.ndarray) -> Any:
 # -- commands -----------------------------------------------------------------------
 
 
-def _emit(evals: list[Any], args: argparse.Namespace, title: str) -> None:
+def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any, source: str) -> None:
+    from bot.evaluation.luck import record_and_deflate
     from bot.evaluation.report import json_safe
+
+    record_and_deflate(settings, evals, source)
     from bot.evaluation.tables import comparison_table, fold_table
 
     if args.json:
@@ -140,7 +143,7 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
             return EXIT_FAILURE
         evals.append(evaluate_history(settings, history, cfg, rule_strategies(settings, symbol, timeframe),
                                       model_specs(settings), progress=not args.no_progress))
-    _emit(evals, args, f"Walk-forward {', '.join(symbols)} {timeframe}")
+    _emit(evals, args, f"Walk-forward {', '.join(symbols)} {timeframe}", settings, "walkforward")
     return EXIT_OK
 
 
@@ -171,7 +174,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not ev.walkforward.folds:
         print(f"error: {args.data}: too short for a walk-forward fold", file=sys.stderr)
         return EXIT_FAILURE
-    _emit([ev], args, f"Evaluation of {args.data.name} ({symbol} {timeframe})")
+    _emit([ev], args, f"Evaluation of {args.data.name} ({symbol} {timeframe})", settings, "evaluate")
     return EXIT_OK
 
 
