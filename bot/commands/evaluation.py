@@ -33,6 +33,7 @@ def add_parsers(subparsers: Any) -> None:
     wf.add_argument("--symbol", help="only this symbol")
     wf.add_argument("--timeframe", help="override the configured timeframe")
     wf.add_argument("--no-progress", action="store_true", help="no progress bars")
+    wf.add_argument("--ray-address", metavar="ADDR", help="run the folds on this Ray cluster ([compute])")
     wf.set_defaults(func=cmd_walkforward)
 
     ev = subparsers.add_parser("evaluate", help="walk-forward evaluate every strategy on one candle file")
@@ -123,6 +124,7 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
 
 def cmd_walkforward(args: argparse.Namespace) -> int:
     from bot.cli import load_config_or_exit
+    from bot.evaluation.compute import Compute
     from bot.evaluation.runner import evaluate_history
     from bot.logging_setup import configure_logging
     from strategies.history import load_history
@@ -134,15 +136,20 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
     symbols = [args.symbol] if args.symbol else list(settings.backtest.symbols)
     start = str(cfg.start or settings.backtest.start or "") or None
     end = str(cfg.end or settings.backtest.end or "") or None
+    ccfg = settings.compute
+    if args.ray_address:
+        ccfg = ccfg.model_copy(update={"backend": "ray", "address": args.ray_address})
     evals = []
-    for symbol in symbols:
-        try:
-            history = load_history(settings.data.dir, symbol, timeframe, start, end, settings.exchange.name)
-        except FileNotFoundError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
-        evals.append(evaluate_history(settings, history, cfg, rule_strategies(settings, symbol, timeframe),
-                                      model_specs(settings), progress=not args.no_progress))
+    with Compute(ccfg, progress=not args.no_progress) as compute:
+        for symbol in symbols:
+            try:
+                history = load_history(settings.data.dir, symbol, timeframe, start, end, settings.exchange.name)
+            except FileNotFoundError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
+            evals.append(evaluate_history(settings, history, cfg, rule_strategies(settings, symbol, timeframe),
+                                          model_specs(settings), progress=not args.no_progress,
+                                          compute=compute))
     _emit(evals, args, f"Walk-forward {', '.join(symbols)} {timeframe}", settings, "walkforward")
     return EXIT_OK
 

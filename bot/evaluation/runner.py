@@ -34,6 +34,7 @@ from bot.evaluation.backtest import (
     run_strategy,
     with_costs,
 )
+from bot.evaluation.compute import Compute
 from bot.evaluation.scoring import score, signal_forecasts
 from bot.evaluation.vote import VoteStrategy
 from bot.evaluation.walkforward import (
@@ -84,7 +85,8 @@ def _cache_key(history: History, cfg: WalkForwardConfig, specs: Sequence[ModelSp
 
 
 def cached_walk_forward(
-    history: History, cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None, progress: bool = True
+    history: History, cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None, progress: bool = True,
+    compute: Compute | None = None,
 ) -> WalkForwardResult:
     """:func:`walk_forward`, memoised on disk under ``cfg.cache_dir`` (keyed by data + config)."""
     specs = prepare_specs(cfg, models)
@@ -99,7 +101,7 @@ def cached_walk_forward(
                       for n in meta["names"]}
             log.info("walk_forward_cached", path=str(path))
             return WalkForwardResult(meta["symbol"], meta["timeframe"], meta["folds"], fc, meta["seconds"])
-    result = walk_forward(history, cfg, models, progress=progress)
+    result = walk_forward(history, cfg, models, progress=progress, compute=compute)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
@@ -167,9 +169,10 @@ def evaluate_history(
     baselines: Sequence[Strategy],
     models: Sequence[ModelSpec] | None = None,
     progress: bool = True,
+    compute: Compute | None = None,
 ) -> AssetEvaluation:
     """Walk forward (cached) and backtest everything on ``history``; synchronous entry point."""
-    wf = cached_walk_forward(history, cfg, models, progress)
+    wf = cached_walk_forward(history, cfg, models, progress, compute)
     return asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress))
 
 

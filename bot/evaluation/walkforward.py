@@ -25,8 +25,8 @@ import numpy as np
 import structlog
 import torch
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
+from bot.evaluation.compute import Compute, ComputeConfig
 from bot.evaluation.schedule import DAY_MS, WalkForwardConfig, period_starts
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History
@@ -149,18 +149,33 @@ def fit_fold(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarra
     return model.predict_windows(mk(fold.test))
 
 
+def _fit_task(spec: ModelSpec, shared: tuple[np.ndarray, np.ndarray, np.ndarray], fold: Fold,
+              threads: int) -> np.ndarray:
+    """One (model, fold) fit as a self-contained task (runs the same in a Ray worker)."""
+    torch.set_num_threads(threads)
+    with threadpool_limits(threads):  # OpenMP/BLAS (scikit-learn) as well as torch
+        features, ys, ts = shared
+        return fit_fold(spec, features, ys, ts, fold)
+
+
 def walk_forward(
     history: History,
     cfg: WalkForwardConfig,
     models: Sequence[ModelSpec] | None = None,
     feature_spec: FeatureSpec | None = None,
     progress: bool = True,
+    compute: Compute | None = None,
 ) -> WalkForwardResult:
-    """Train every model fold by fold and collect out-of-sample forecasts (+ their mean)."""
+    """Train every model fold by fold and collect out-of-sample forecasts (+ their mean).
+
+    The (model, fold) fits are independent tasks: serial by default, Ray tasks with a
+    Ray ``compute``; the forecasts are the same either way (each fit seeds itself).
+    """
     import time
 
     t0 = time.perf_counter()
     torch.set_num_threads(cfg.threads)
+    runner = compute or Compute(ComputeConfig(), progress=progress)
     specs = prepare_specs(cfg, models)
     arrays = history.arrays
     ts = np.asarray(arrays["ts"], dtype=np.int64)
@@ -177,24 +192,22 @@ def walk_forward(
     for fold in folds:
         check_fold(fold, horizon, max_window)
         fold_meta.append(fold.describe(ts))
-    bar = tqdm(total=len(folds) * len(specs), desc=f"walk-forward {history.symbol} {history.timeframe}",
-               disable=not progress)
-    limiter = threadpool_limits(cfg.threads)  # OpenMP/BLAS (scikit-learn) as well as torch
+    jobs, owners = [], []
     for spec in specs:
         fspec = feature_spec or get_spec(spec.features)
-        features = feats.setdefault(fspec.name, compute_features(arrays, fspec))
+        if fspec.name not in feats:
+            feats[fspec.name] = compute_features(arrays, fspec)
         ys = compute_target(arrays["close"], TargetSpec("direction", spec.horizon))
-        parts_p, parts_i = [], []
-        for fold in folds:
-            parts_p.append(fit_fold(spec, features, ys, ts, fold))
-            parts_i.append(np.full(len(fold.test), fold.index))
-            bar.update(1)
-        rows = np.concatenate([f.test for f in folds]) if folds else np.zeros(0, dtype=np.int64)
-        forecasts[spec.name] = Forecasts(
-            spec.name, ts[rows], np.concatenate(parts_p) if parts_p else np.zeros(0),
-            ys[rows], np.concatenate(parts_i) if parts_i else np.zeros(0, dtype=np.int64))
-    bar.close()
-    limiter.restore_original_limits()
+        shared = runner.share((feats[fspec.name], ys, ts))
+        jobs += [(spec, shared, fold, cfg.threads) for fold in folds]
+        owners.append((spec, ys))
+    parts = runner.map(_fit_task, jobs, desc=f"walk-forward {history.symbol} {history.timeframe}")
+    rows = np.concatenate([f.test for f in folds]) if folds else np.zeros(0, dtype=np.int64)
+    fold_ids = np.concatenate([np.full(len(f.test), f.index) for f in folds]) if folds else np.zeros(0, np.int64)
+    for k, (spec, ys) in enumerate(owners):
+        mine = parts[k * len(folds):(k + 1) * len(folds)]
+        forecasts[spec.name] = Forecasts(spec.name, ts[rows], np.concatenate(mine) if mine else np.zeros(0),
+                                         ys[rows], fold_ids)
     if len(forecasts) > 1:
         first = next(iter(forecasts.values()))
         mean = np.mean([f.p for f in forecasts.values()], axis=0)
