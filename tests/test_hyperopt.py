@@ -20,6 +20,7 @@ from bot.evaluation.compute import Compute, ComputeConfig
 from bot.evaluation.hyperopt import outer_start_ms, run_hyperopt
 from bot.store_trials import TrialLedger
 from strategies.history import load_history
+from tests.netns import loopback_only, require_netns
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,10 +68,11 @@ def _trials(path: Path, **where: str) -> list[dict]:
     return asyncio.run(go())
 
 
-def _run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], timeout: float = 240, netns: bool = False) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEURALBOT_")}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=REPO,
+    env.update(PYTHONPATH=str(REPO), RAY_AUTH_MODE="disabled")
+    argv = [sys.executable, "-m", "bot", *args]
+    return subprocess.run(loopback_only(argv) if netns else argv, capture_output=True, text=True, cwd=REPO,
                           env=env, timeout=timeout)
 
 
@@ -152,12 +154,14 @@ def test_killed_search_resumes_without_rerunning_finished_trials(write_config, t
 @pytest.mark.slow
 def test_serial_and_ray_give_identical_results(write_config, tmp_path: Path) -> None:
     pytest.importorskip("ray")
+    require_netns()  # Ray binds the machine's address unless loopback is all there is
     outs = {}
     for backend in ("serial", "ray"):
         cfg = _config(write_config, tmp_path, trials=4, backend=backend, name=f"{backend}.toml")
         text = cfg.read_text().replace(str(tmp_path / "bot.sqlite"), str(tmp_path / f"{backend}.sqlite"))
         cfg.write_text(text)
-        proc = _run(["hyperopt", "--config", str(cfg), "--json", "--no-progress"], timeout=300)
+        proc = _run(["hyperopt", "--config", str(cfg), "--json", "--no-progress"], timeout=300,
+                    netns=backend == "ray")
         assert proc.returncode == 0, proc.stderr
         outs[backend] = json.loads(proc.stdout)["BTC/USDT 1h"]
         outs[backend].pop("seconds")
