@@ -192,14 +192,16 @@ def walk_forward(
     for fold in folds:
         check_fold(fold, horizon, max_window)
         fold_meta.append(fold.describe(ts))
-    jobs, owners = [], []
+    jobs, owners, shared = [], [], {}
     for spec in specs:
         fspec = feature_spec or get_spec(spec.features)
         if fspec.name not in feats:
             feats[fspec.name] = compute_features(arrays, fspec)
         ys = compute_target(arrays["close"], TargetSpec("direction", spec.horizon))
-        shared = runner.share((feats[fspec.name], ys, ts))
-        jobs += [(spec, shared, fold, cfg.threads) for fold in folds]
+        key = (fspec.name, spec.horizon)
+        if key not in shared:  # into the object store once per (features, target), not per task
+            shared[key] = runner.share((feats[fspec.name], ys, ts))
+        jobs += [(spec, shared[key], fold, cfg.threads) for fold in folds]
         owners.append((spec, ys))
     parts = runner.map(_fit_task, jobs, desc=f"walk-forward {history.symbol} {history.timeframe}")
     rows = np.concatenate([f.test for f in folds]) if folds else np.zeros(0, dtype=np.int64)
