@@ -9,7 +9,7 @@ candle before that candle has closed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from bot.buffer import OHLCV
 from bot.events import Candle, Direction, Signal
@@ -67,3 +67,19 @@ class Strategy(ABC):
             reason=reason,
             **extra,
         )
+
+
+@runtime_checkable
+class ModelHost(Protocol):
+    """A strategy running registry models per (symbol, timeframe): the retrainer may replace
+    them (``swap_model``) or keep them from opening positions (``hold_entries``)."""
+
+    name: str
+    symbols: tuple[str, ...]
+    timeframe: str
+
+    def swap_model(self, name: str, model: Any, symbol: str | None = None) -> int:
+        """Replace member ``name`` (for ``symbol``, or every symbol) between bars; how many took it."""
+
+    def hold_entries(self, symbol: str, reason: str | None) -> None:
+        """``reason``: open no new position on ``symbol`` (exits unchanged); ``None``: lift the hold."""
