@@ -141,11 +141,7 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
 
     async def on_candle(self, candle: Candle) -> None:
         key = (candle.symbol, candle.timeframe)
-        buffer = self.buffers.get(key)
-        if buffer is None:
-            buffer = self.buffers[key] = CandleBuffer(
-                candle.symbol, candle.timeframe, self.settings.buffer_capacity
-            )
+        buffer = self._buffer(key)
         if buffer.append(candle) is not None:
             self.stats.rejected += 1
             return
@@ -176,12 +172,7 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         for strategy in self._routes.get(key, ()):
             if len(buffer) < strategy.warmup:
                 continue
-            ctx = BarContext(
-                candle=candle,
-                window=buffer.window(max(strategy.warmup, 2)),
-                position=self.portfolio.position(candle.symbol).amount,
-            )
-            signal = strategy.evaluate(ctx)
+            signal = strategy.evaluate(self._context(strategy, candle, buffer))
             if signal is not None:
                 await self.on_signal(signal, candle.close)
                 attributions = strategy.explain(signal)  # after the order left
@@ -191,7 +182,41 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         self._check_breakers(close_ts, snapshot.equity)
         self._emit(snapshot)
 
+    def _buffer(self, key: tuple[str, str]) -> CandleBuffer:
+        buffer = self.buffers.get(key)
+        if buffer is None:
+            buffer = self.buffers[key] = CandleBuffer(*key, self.settings.buffer_capacity)
+        return buffer
+
+    def _context(self, strategy: Strategy, candle: Candle, buffer: CandleBuffer) -> BarContext:
+        return BarContext(
+            candle=candle,
+            window=buffer.window(max(strategy.warmup, 2)),
+            position=self.portfolio.position(candle.symbol).amount,
+        )
+
     # -- restart and operator actions ----------------------------------------------
+
+    def history_bars(self, symbol: str, timeframe: str) -> int:
+        """Closed bars of a series its strategies must see before trading to be warm."""
+        return max((s.history_bars() for s in self._routes.get((symbol, timeframe), ())), default=0)
+
+    def warm(self, candles: Iterable[Candle]) -> int:
+        """Absorb closed history before trading (a restart): candle buffers and every routed
+        strategy's state (``Strategy.warm``). No signal, no order, no stored fact; returns
+        how many candles were accepted."""
+        accepted = 0
+        for candle in candles:
+            key = (candle.symbol, candle.timeframe)
+            buffer = self._buffer(key)
+            if buffer.append(candle) is not None:
+                continue
+            accepted += 1
+            for strategy in self._routes.get(key, ()):
+                if len(buffer) >= strategy.warmup:
+                    strategy.warm(self._context(strategy, candle, buffer))
+        return accepted
+
 
     def restore(
         self,

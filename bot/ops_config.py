@@ -103,7 +103,8 @@ class DaemonConfig(Section):
     # On SIGTERM/SIGINT: "leave_stops" cancels pending entries but leaves protective
     # stop / take-profit orders resting on the exchange; "cancel_orders" cancels all.
     shutdown: ShutdownMode = "leave_stops"
-    warmup_bars: int = Field(500, ge=0)  # candles loaded from the store into buffers at start
+    warmup_bars: int = Field(500, ge=0)  # at least this many closed bars warm each series at start
+    max_warmup_bars: int = Field(50_000, ge=0)  # at most this many (strategies may ask for more)
     backfill: bool = True  # fetch missing candles over REST at start (exchange feed)
     check_clock_skew: bool = True  # refuse to trade when the local clock disagrees with the exchange
     flush_interval_s: float = Field(1.0, gt=0)  # store flush cadence while running

@@ -43,6 +43,20 @@ class Strategy(ABC):
     def evaluate(self, ctx: BarContext) -> Signal | None:
         """Judge the bar that just closed; ``None`` means "no opinion"."""
 
+    def history_bars(self) -> int:
+        """Closed bars of ``timeframe`` this strategy must have seen to be warm after a restart:
+        from then on it gives the signals it would have given had it never stopped.
+        Default: ``warmup`` (a strategy that reads only ``ctx.window``)."""
+        return self.warmup
+
+    def warm(self, ctx: BarContext) -> None:
+        """Absorb one closed bar of history before trading starts (a restart), without signalling.
+
+        Default: evaluate it and drop the signal, so whatever state the strategy keeps
+        becomes what it would have been had it seen the bar live.
+        """
+        self.evaluate(ctx)
+
     def explain(self, signal: Signal) -> dict[str, float]:
         """Feature attributions of ``signal`` (one this strategy just returned), or ``{}``.
 

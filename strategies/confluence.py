@@ -89,6 +89,11 @@ class Confluence(Strategy):
         self._bufs: dict[tuple[str, str], CandleBuffer] = {}
         self._latest: dict[tuple[str, str], Signal] = {}
 
+    def history_bars(self) -> int:
+        """Base bars that warm every member on its own timeframe (plus one partial bucket)."""
+        base = timeframe_ms(self.timeframe)
+        return max((m.strategy.history_bars() + 1) * (timeframe_ms(m.timeframe) // base) for m in self.members)
+
     def _feed(self, symbol: str, m: Member, ctx: BarContext) -> bool:
         """Push the base candle to member ``m``; True when it produced a new signal."""
         key = (symbol, m.label)

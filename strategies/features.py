@@ -48,6 +48,10 @@ _FACTORIES: dict[str, Callable[..., ind.Indicator]] = {
 }
 
 
+RECURSIVE_KINDS = frozenset({"atr", "rsi", "macd"})  # Wilder / EMA smoothing: infinite memory
+SETTLE_MULTIPLE = 24  # Wilder (1 - 1/n)^(24 n) < 4e-11 for every n >= 2; EMAs fade faster
+
+
 @dataclass(frozen=True, slots=True)
 class FeatureDef:
     """One indicator: ``name`` prefixes its output columns (``macd_line`` ...)."""
@@ -104,6 +108,13 @@ class FeatureSpec:
     @property
     def max_lookback(self) -> int:
         return max(f.lookback for f in self.features)
+
+    @property
+    def settle_bars(self) -> int:
+        """Candles after which every feature no longer depends on where the history began:
+        recursive (exponentially smoothed) indicators need ``SETTLE_MULTIPLE`` x their lookback
+        for the start to fade below float precision; the others their lookback."""
+        return max(f.lookback * (SETTLE_MULTIPLE if f.kind in RECURSIVE_KINDS else 1) for f in self.features)
 
     def to_dict(self) -> dict[str, object]:
         return {

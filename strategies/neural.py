@@ -242,6 +242,17 @@ class NeuralEnsemble(Strategy):
 
         return probs, vol, live_window
 
+    # -- restart -------------------------------------------------------------------------
+    def history_bars(self) -> int:
+        """Settled features for a full buffer (every model's window and the volatility span)."""
+        return self.spec.settle_bars + max(b.buffer.capacity for b in self._books.values())
+
+    def warm(self, ctx: BarContext) -> None:
+        """A bar of history only feeds the live feature buffer: no prediction is needed."""
+        book = self._books.get(ctx.candle.symbol)
+        if book is not None and book.table is None:
+            book.buffer.on_candle(ctx.candle)
+
     def evaluate(self, ctx: BarContext) -> Signal | None:
         book = self._books.get(ctx.candle.symbol)
         if book is None:
