@@ -12,7 +12,7 @@ Per closed candle, in this order (no step sees a candle before it has closed):
    become an intent, which the risk gate approves (-> executor) or denies (stored);
 5. equity is marked at the close and the circuit breakers look at it.
 Trades and book updates let resting orders fill, stops trigger and trail between
-closes. Backtest, paper and live differ only in the Feed, the ExecutionPort and
+closes, and reach the strategies that read them (``Strategy.on_market``). Backtest, paper and live differ only in the Feed, the ExecutionPort and
 the Clock. Exchange mode adds ``durable``: facts are flushed as they happen.
 
 The Engine is split by concern: ``bot.engine_state`` (settings, stats, trading
@@ -75,9 +75,14 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         self.stats = EngineStats()
         self.buffers: dict[tuple[str, str], CandleBuffer] = {}
         self._routes: dict[tuple[str, str], list[Strategy]] = defaultdict(list)
+        # books and trades go to the strategies that read them (``Strategy.market_streams``)
+        self._market_routes: dict[tuple[str, str], list[Strategy]] = defaultdict(list)
         for strategy in strategies:
+            streams = strategy.market_streams()
             for symbol in strategy.symbols:
                 self._routes[(symbol, strategy.timeframe)].append(strategy)
+                for stream in streams:
+                    self._market_routes[(symbol, stream)].append(strategy)
         self._decided: set[str] = set()
         self._entered_signals: set[str] = set()
         self._intents: dict[str, OrderIntent] = {}  # approved, by intent id
@@ -129,8 +134,12 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         if isinstance(event, Candle):
             await self.on_candle(event)
         elif isinstance(event, Trade):
+            for strategy in self._market_routes.get((event.symbol, "trades"), ()):
+                strategy.on_market(event)
             await self._on_price(event, event.symbol, event.price, event.ts)
         elif isinstance(event, OrderBook):
+            for strategy in self._market_routes.get((event.symbol, "order_book"), ()):
+                strategy.on_market(event)
             if event.best_bid is not None:  # a long exits into the bid
                 await self._on_price(event, event.symbol, event.best_bid, event.ts)
         if self.settings.durable or self._since_flush >= self.settings.flush_every:

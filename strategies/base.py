@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from bot.buffer import OHLCV
-from bot.events import Candle, Direction, Signal
+from bot.events import Candle, Direction, OrderBook, Signal, Trade
 
 
 class BarContext(NamedTuple):
@@ -42,6 +42,15 @@ class Strategy(ABC):
     @abstractmethod
     def evaluate(self, ctx: BarContext) -> Signal | None:
         """Judge the bar that just closed; ``None`` means "no opinion"."""
+
+    def market_streams(self) -> frozenset[str]:
+        """Streams besides closed candles this strategy reads (``"order_book"``, ``"trades"``);
+        the live feed subscribes to them and ``on_market`` receives them. Default: none."""
+        return frozenset()
+
+    def on_market(self, event: OrderBook | Trade) -> None:
+        """A book update or public trade of one of ``symbols``, between bar closes (only for
+        the streams ``market_streams`` names). Default: ignored."""
 
     def history_bars(self) -> int:
         """Closed bars of ``timeframe`` this strategy must have seen to be warm after a restart:

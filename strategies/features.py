@@ -48,6 +48,7 @@ _FACTORIES: dict[str, Callable[..., ind.Indicator]] = {
 }
 
 
+STREAM_OF = {"book_imbalance": "order_book", "spread": "order_book", "volume_delta": "trades"}
 RECURSIVE_KINDS = frozenset({"atr", "rsi", "macd"})  # Wilder / EMA smoothing: infinite memory
 SETTLE_MULTIPLE = 24  # Wilder (1 - 1/n)^(24 n) < 4e-11 for every n >= 2; EMAs fade faster
 
@@ -108,6 +109,11 @@ class FeatureSpec:
     @property
     def max_lookback(self) -> int:
         return max(f.lookback for f in self.features)
+
+    @property
+    def streams(self) -> frozenset[str]:
+        """The market streams besides candles these features read: ``order_book``, ``trades``."""
+        return frozenset(STREAM_OF[f.kind] for f in self.features if f.kind in STREAM_OF)
 
     @property
     def settle_bars(self) -> int:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from bot.events import Direction, Signal, timeframe_ms
+from bot.events import Direction, OrderBook, Signal, Trade, timeframe_ms
 from bot.feature_buffer import FeatureBuffer
 from strategies.base import BarContext, Strategy
 from strategies.ensemble import EXIT_RULES, Decision, VotingRule, decide, log_loss_weights, vote
@@ -241,6 +241,20 @@ class NeuralEnsemble(Strategy):
             return book.buffer.window(w)
 
         return probs, vol, live_window
+
+    # -- market data between bars ------------------------------------------------------------
+    def market_streams(self) -> frozenset[str]:
+        return self.spec.streams  # the ``full`` spec: book imbalance, spread, volume delta
+
+    def on_market(self, event: OrderBook | Trade) -> None:
+        """Books and trades feed the live buffer's microstructure inputs of the next bar."""
+        book = self._books.get(event.symbol)
+        if book is None:
+            return
+        if isinstance(event, OrderBook):
+            book.buffer.on_order_book(event)
+        else:
+            book.buffer.on_trade_event(event)
 
     # -- restart -------------------------------------------------------------------------
     def history_bars(self) -> int:
