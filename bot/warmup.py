@@ -42,9 +42,11 @@ async def warm_up(engine: Engine, store: Store, settings: Settings, series: list
 
         rest, own = make_ccxt_client(settings), True  # public market data only
     try:
+        # the exchange's clock says which bars have closed (a loopback exchange runs its own time)
+        now = int(await rest.fetch_time()) if rest is not None else LiveClock().now_ms()
         resume: dict[str, int | None] = {}
         for sym, tf in series:
-            candles = await _history(engine, store, settings, sym, tf, rest)
+            candles = await _history(engine, store, settings, sym, tf, rest, now)
             engine.warm(candles)
             resume[f"{sym}@{tf}"] = candles[-1].ts if candles else await store.last_candle_ts(
                 settings.exchange.name, sym, tf)
@@ -55,7 +57,7 @@ async def warm_up(engine: Engine, store: Store, settings: Settings, series: list
 
 
 async def _history(engine: Engine, store: Store, settings: Settings, sym: str, tf: str,
-                   rest: Any) -> list[Candle]:
+                   rest: Any, now: int) -> list[Candle]:
     """The last ``N`` closed bars of a series: stored ones, completed from the data source."""
     exch, d, step = settings.exchange.name, settings.daemon, timeframe_ms(tf)
     asked = engine.history_bars(sym, tf)
@@ -73,7 +75,7 @@ async def _history(engine: Engine, store: Store, settings: Settings, sym: str, t
         if end is None:
             return []
     else:
-        end = LiveClock().now_ms() // step * step  # the bar in progress is not history yet
+        end = now // step * step  # the bar in progress is not history yet
     since = end - need * step
     candles = await store.load_candles(exch, sym, tf, since, end) if last is not None else []
     if len(candles) < need:

@@ -5,6 +5,7 @@ real torch models; its live feature rows carry book imbalance, spread and volume
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from bot.daemon import Daemon
 from bot.demo_live import LoopbackExchange
 from bot.events import timeframe_ms
 from bot.exchange_sim.settings import SimSettings
-from strategies.features import FULL_SPEC
+from strategies.features import FULL_SPEC, get_spec
 from strategies.model_config import ModelSpec
 from strategies.models import build_model
 from strategies.registry import model_dir, save_model
@@ -83,8 +84,15 @@ async def test_a_live_full_spec_strategy_sees_books_and_trades(tmp_path: Path, d
         assert daemon.engine is not None and daemon.engine.stats.candles >= 12, "no live candles"
         buffer = daemon.engine.strategies[0].book("BTC/USDT").buffer  # type: ignore[attr-defined]
         live = np.array(buffer.window(daemon.engine.stats.candles - 1))
+        first_live = daemon.engine.stats.first_ts
         stop.set()
         await asyncio.wait_for(run, WAIT_S)
+    # an empty store: the strategy was warmed over REST and signals from the first live bar
+    with sqlite3.connect(tmp_path / "bot.sqlite") as db:
+        first_signal = db.execute("SELECT MIN(ts) FROM signals WHERE strategy = 'full'").fetchone()[0]
+        warmed = db.execute("SELECT COUNT(*) FROM candles WHERE ts < ?", (first_live,)).fetchone()[0]
+    assert first_signal == first_live + timeframe_ms("1h"), (first_signal, first_live)
+    assert warmed >= 0.99 * daemon.engine.history_bars("BTC/USDT", "1h")  # the span it asked for, less the data's gaps
     cols = list(FULL_SPEC.columns)
     for name in ("book_imbalance", "spread_bps", "volume_delta"):
         values = live[:, cols.index(name)]
@@ -92,3 +100,22 @@ async def test_a_live_full_spec_strategy_sees_books_and_trades(tmp_path: Path, d
     spread = live[:, cols.index("spread_bps")]
     assert ((spread[spread != 0] > 0) & (spread[spread != 0] < 100)).all(), spread
     assert (np.abs(live[:, cols.index("book_imbalance")]) <= 1).all()
+
+
+def test_the_feed_streams_what_a_strategy_reads(tmp_path: Path, data_dir: Path) -> None:
+    from bot.app import live_feed_settings
+
+    models = tmp_path / "models"
+    spec = ModelSpec(name="a", kind="lstm", window=24, hidden=(8,), dense=(8,), features="full")
+    save_model(build_model(spec, FULL_SPEC.n_features), model_dir(models, "BTC/USDT", "1h", "a"), FULL_SPEC)
+    body = CONFIG.format(http="http://127.0.0.1:1", ws="ws://127.0.0.1:1", store=tmp_path / "s.sqlite",
+                         data=data_dir, models=models).replace("order_book = true\ntrades = true\n", "")
+    config = tmp_path / "config.toml"
+    config.write_text(body)
+    lfs = live_feed_settings(load_settings(config))
+    assert lfs.order_book and lfs.trades  # off in [feed], on because the strategy reads them
+    config.write_text(body.replace('features = "full", ', "").replace('models = ["a"], ', 'models = ["b"], '))
+    save_model(build_model(ModelSpec(name="b", kind="lstm", window=24, hidden=(8,), dense=(8,)), 13),
+               model_dir(models, "BTC/USDT", "1h", "b"), get_spec("default"))
+    lfs = live_feed_settings(load_settings(config))
+    assert not lfs.order_book and not lfs.trades
