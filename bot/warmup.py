@@ -10,8 +10,8 @@ confluence's 1D/1W members...), at least ``daemon.warmup_bars`` and at most
 
 The bars come from the store first (everything the daemon processed is stored); what
 the store lacks comes from the recorded data (replay feed) or is paged over REST from
-the exchange into the store (exchange feed, unless ``daemon.backfill = false``), so the
-next restart finds it locally. The feed then resumes after the last warmed bar.
+the exchange (exchange feed, unless ``daemon.backfill = false``; kept in memory: the
+store holds what the daemon processed). The feed then resumes after the last warmed bar.
 """
 
 from __future__ import annotations
@@ -80,15 +80,14 @@ async def _history(engine: Engine, store: Store, settings: Settings, sym: str, t
     candles = await store.load_candles(exch, sym, tf, since, end) if last is not None else []
     if len(candles) < need:
         before = candles[0].ts if candles else end
-        older = await _source(settings, store, rest, sym, tf, since, before)
+        older = await _source(settings, rest, sym, tf, since, before)
         candles = older + candles
     log.info("warmup_loaded", symbol=sym, timeframe=tf, bars=len(candles), needed=need,
              first_ts=candles[0].ts if candles else None, last_ts=candles[-1].ts if candles else None)
     return candles
 
 
-async def _source(settings: Settings, store: Store, rest: Any, sym: str, tf: str,
-                  since: int, until: int) -> list[Candle]:
+async def _source(settings: Settings, rest: Any, sym: str, tf: str, since: int, until: int) -> list[Candle]:
     """Bars in ``[since, until)`` the store lacks: recorded data, or the exchange over REST."""
     exch = settings.exchange.name
     if settings.feed.source == "replay":
@@ -98,20 +97,21 @@ async def _source(settings: Settings, store: Store, rest: Any, sym: str, tf: str
         return []
     from bot.history import download
 
-    await download(rest, _FromStart(store), exchange_name=exch, symbol=sym, timeframe=tf,
-                   since_ms=since, until_ms=until)
-    return await store.load_candles(exch, sym, tf, since, until)
+    fetched = _Collected()
+    await download(rest, fetched, exchange_name=exch, symbol=sym, timeframe=tf, since_ms=since, until_ms=until)
+    return fetched.candles
 
 
-class _FromStart:
-    """The store, seen by ``bot.history.download`` as holding nothing yet: it pages from
-    ``since`` (older than anything stored) instead of resuming after the last stored bar."""
+class _Collected:
+    """Where ``bot.history.download`` pages REST history for a warm-up: kept in memory (the
+    store holds what the daemon processed), paged from ``since`` whatever the store holds."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self) -> None:
+        self.candles: list[Candle] = []
 
     async def upsert_candles(self, candles: list[Candle]) -> int:
-        return await self.store.upsert_candles(candles)
+        self.candles += candles
+        return len(candles)
 
     async def last_candle_ts(self, exchange: str, symbol: str, timeframe: str) -> int | None:
         return None
