@@ -12,8 +12,9 @@ Per closed candle, in this order (no step sees a candle before it has closed):
    become an intent, which the risk gate approves (-> executor) or denies (stored);
 5. equity is marked at the close and the circuit breakers look at it.
 Trades and book updates let resting orders fill, stops trigger and trail between
-closes, and reach the strategies that read them (``Strategy.on_market``). Backtest, paper and live differ only in the Feed, the ExecutionPort and
-the Clock. Exchange mode adds ``durable``: facts are flushed as they happen.
+closes, and reach the strategies that read them (``Strategy.on_market``). Backtest,
+paper and live differ only in the Feed, the ExecutionPort and the Clock. Exchange
+mode adds ``durable``: facts are flushed as they happen.
 
 The Engine is split by concern: ``bot.engine_state`` (settings, stats, trading
 state, breakers, operator halt), ``bot.engine_orders`` (decisions and facts),
@@ -225,7 +226,6 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
                 if len(buffer) >= strategy.warmup:
                     strategy.warm(self._context(strategy, candle, buffer))
         return accepted
-
 
     def restore(
         self,

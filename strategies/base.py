@@ -28,7 +28,8 @@ class BarContext(NamedTuple):
 class Strategy(ABC):
     """Base class of every strategy. Subclasses implement ``evaluate``."""
 
-    interface_version: ClassVar[int] = 1
+    #: 2 added the hooks with defaults: ``history_bars``/``warm`` (restart), ``market_streams``/``on_market``
+    interface_version: ClassVar[int] = 2
     #: bars of history needed before ``evaluate`` is called
     warmup: int = 1
     #: recommended position size (% of equity) when the strategy goes long
