@@ -21,7 +21,7 @@ from bot.events import Direction, Signal
 from bot.feeds.replay import ReplayFeed
 from bot.ops_config import RetrainConfig
 from bot.retrain import Retrainer
-from bot.retrain_job import fit_candidate
+from bot.retrain_job import Verdict, fit_candidate
 from bot.store import Store
 from strategies.base import BarContext, Strategy
 from strategies.calibration import TemperatureScaler
@@ -187,3 +187,18 @@ async def test_an_expired_model_with_no_better_candidate_stops_opening_positions
     assert longs and all(s.size_pct == 0 for s in longs)
     assert "expired" in longs[0].reason and "entries held" in longs[0].reason
     assert exits, "exits must still come through"
+
+
+async def test_a_fresh_model_lifts_the_hold(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    _registry_model(models, "BTC/USDT", 0, created_days_ago=40)
+    ens = NeuralEnsemble("ens", ("BTC/USDT",), "1h", models=["lstm"], models_dir=str(models), explain="none")
+    r = Retrainer(RetrainConfig(enabled=True, models_dir=models, max_model_age_days=30),
+                  _settings(tmp_path, tmp_path), hosts=[ens])
+    st = r.series[("BTC/USDT", "1h")]
+    r._hold_unreplaced(st, [Verdict("lstm", "brier", 0.25, 0.3, False)])
+    assert r.model_report()["BTC/USDT@1h"]["lstm"]["entries_blocked"] and ens._held
+    fresh = save_model(build_model(SPEC, DEFAULT_SPEC.n_features), tmp_path / "candidate", DEFAULT_SPEC)
+    await r._swap(st, Verdict("lstm", "brier", 0.25, 0.2, True, str(fresh)))
+    r.refresh()
+    assert not r.model_report()["BTC/USDT@1h"]["lstm"]["entries_blocked"] and not ens._held
