@@ -78,10 +78,10 @@ async def test_a_live_full_spec_strategy_sees_books_and_trades(tmp_path: Path, d
         daemon = Daemon(settings, "micro", stop)
         run = asyncio.create_task(daemon.run())
         deadline = time.monotonic() + WAIT_S
-        while (daemon.engine is None or daemon.engine.stats.candles < 12) and time.monotonic() < deadline:
+        while (daemon.engine is None or daemon.engine.stats.candles < 20) and time.monotonic() < deadline:
             assert not run.done(), run.exception()
             await asyncio.sleep(0.1)
-        assert daemon.engine is not None and daemon.engine.stats.candles >= 12, "no live candles"
+        assert daemon.engine is not None and daemon.engine.stats.candles >= 20, "no live candles"
         buffer = daemon.engine.strategies[0].book("BTC/USDT").buffer  # type: ignore[attr-defined]
         live = np.array(buffer.window(daemon.engine.stats.candles - 1))
         first_live = daemon.engine.stats.first_ts
