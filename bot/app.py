@@ -64,16 +64,19 @@ def build_strategies(
 
 
 def live_feed_settings(settings: Settings, since_ms: int | None = None) -> LiveFeedSettings:
-    """The ccxt.pro feed's tunables from ``[feed]`` and ``[backtest]`` (symbols, timeframe)."""
+    """The ccxt.pro feed's tunables from ``[feed]`` and the strategies (symbols, timeframes, and
+    the books / trades a strategy reads even where ``[feed]`` leaves them off)."""
     f = settings.feed
-    series = feed_series(build_strategies(settings))
+    strategies = build_strategies(settings)
+    series = feed_series(strategies)
+    wanted = frozenset().union(*(st.market_streams() for st in strategies))  # e.g. the ``full`` features
     return LiveFeedSettings(
         exchange=settings.exchange.name,
         symbols=tuple(sorted({sym for sym, _ in series})),
         timeframes=tuple(sorted({tf for _, tf in series}, key=timeframe_ms)),
-        order_book=f.order_book,
+        order_book=f.order_book or "order_book" in wanted,
         order_book_depth=f.order_book_depth,
-        trades=f.trades,
+        trades=f.trades or "trades" in wanted,
         since_ms=since_ms,
         backfill_limit=f.backfill_limit,
         reconnect_initial_s=f.reconnect_initial_s,

@@ -13,8 +13,9 @@ exchange         sandbox,   ``build_exchange_engine``: real orders through ccxt;
                             anything trades
 ===============  =========  ==============================================================
 
-Symbols and timeframes come from the strategies (``feed_series``). The exchange
-feed is a ccxt.pro ``LiveFeed``; it backfills over REST from the last stored candle.
+Symbols and timeframes come from the strategies (``feed_series``). Before the feed
+starts, the Engine and every strategy are warmed on the history (``bot.warmup``). The
+exchange feed is a ccxt.pro ``LiveFeed``; it backfills over REST from the last warmed candle.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from bot.app import (
     live_feed_settings,
     risk_limits,
 )
-from bot.buffer import CandleBuffer
 from bot.clock import Clock, LiveClock, SimClock
 from bot.config import Settings, date_to_ms
 from bot.data import candle_file, load_candles_csv
@@ -43,6 +43,7 @@ from bot.events import timeframe_ms
 from bot.feeds.base import Feed
 from bot.feeds.replay import ReplayFeed
 from bot.store import Store
+from bot.warmup import warm_up
 from risk.portfolio import Position
 from strategies.base import Strategy
 
@@ -119,7 +120,7 @@ async def wire(settings: Settings, store: Store, strategies: list[Strategy]) -> 
         held.append(engine)
         await restore_paper(engine, store, settings)
     await engine.restore_breakers()
-    resume = await warm_buffers(engine, store, settings, series)
+    resume = await warm_up(engine, store, settings, series, rest_client)
     feed = replay_feed(settings, series, resume) if source == "replay" else exchange_feed(
         settings, series, resume, LiveClock())
     log.info("daemon_resumed", cash=round(engine.portfolio.cash, 2), executor=kind,
@@ -148,23 +149,6 @@ async def restore_paper(engine: Engine, store: Store, settings: Settings) -> Non
                  for r in await store.fetch("positions") if r["amount"] > 0]
     engine.restore(positions, decided=await store.decided_intent_ids())
     await engine.poll_trading_state(force=True)  # a stored HALTED / REDUCING outlives the restart
-
-
-async def warm_buffers(engine: Engine, store: Store, settings: Settings,
-                       series: list[Series]) -> dict[str, int | None]:
-    """Load the last ``daemon.warmup_bars`` stored candles per series; return the last stored ts."""
-    exch, warm = settings.exchange.name, settings.daemon.warmup_bars
-    resume: dict[str, int | None] = {}
-    for sym, tf in series:
-        last = await store.last_candle_ts(exch, sym, tf)
-        resume[f"{sym}@{tf}"] = last
-        if last is None or warm == 0:
-            continue
-        since = last - (warm - 1) * timeframe_ms(tf)
-        buf = engine.buffers.setdefault((sym, tf), CandleBuffer(sym, tf, engine.settings.buffer_capacity))
-        for candle in await store.load_candles(exch, sym, tf, since, last + 1):
-            buf.append(candle)
-    return resume
 
 
 def replay_feed(settings: Settings, series: list[Series], resume: dict[str, int | None]) -> ReplayFeed:

@@ -12,8 +12,9 @@ Per closed candle, in this order (no step sees a candle before it has closed):
    become an intent, which the risk gate approves (-> executor) or denies (stored);
 5. equity is marked at the close and the circuit breakers look at it.
 Trades and book updates let resting orders fill, stops trigger and trail between
-closes. Backtest, paper and live differ only in the Feed, the ExecutionPort and
-the Clock. Exchange mode adds ``durable``: facts are flushed as they happen.
+closes, and reach the strategies that read them (``Strategy.on_market``). Backtest,
+paper and live differ only in the Feed, the ExecutionPort and the Clock. Exchange
+mode adds ``durable``: facts are flushed as they happen.
 
 The Engine is split by concern: ``bot.engine_state`` (settings, stats, trading
 state, breakers, operator halt), ``bot.engine_orders`` (decisions and facts),
@@ -75,9 +76,14 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         self.stats = EngineStats()
         self.buffers: dict[tuple[str, str], CandleBuffer] = {}
         self._routes: dict[tuple[str, str], list[Strategy]] = defaultdict(list)
+        # books and trades go to the strategies that read them (``Strategy.market_streams``)
+        self._market_routes: dict[tuple[str, str], list[Strategy]] = defaultdict(list)
         for strategy in strategies:
+            streams = strategy.market_streams()
             for symbol in strategy.symbols:
                 self._routes[(symbol, strategy.timeframe)].append(strategy)
+                for stream in streams:
+                    self._market_routes[(symbol, stream)].append(strategy)
         self._decided: set[str] = set()
         self._entered_signals: set[str] = set()
         self._intents: dict[str, OrderIntent] = {}  # approved, by intent id
@@ -129,8 +135,12 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         if isinstance(event, Candle):
             await self.on_candle(event)
         elif isinstance(event, Trade):
+            for strategy in self._market_routes.get((event.symbol, "trades"), ()):
+                strategy.on_market(event)
             await self._on_price(event, event.symbol, event.price, event.ts)
         elif isinstance(event, OrderBook):
+            for strategy in self._market_routes.get((event.symbol, "order_book"), ()):
+                strategy.on_market(event)
             if event.best_bid is not None:  # a long exits into the bid
                 await self._on_price(event, event.symbol, event.best_bid, event.ts)
         if self.settings.durable or self._since_flush >= self.settings.flush_every:
@@ -141,11 +151,7 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
 
     async def on_candle(self, candle: Candle) -> None:
         key = (candle.symbol, candle.timeframe)
-        buffer = self.buffers.get(key)
-        if buffer is None:
-            buffer = self.buffers[key] = CandleBuffer(
-                candle.symbol, candle.timeframe, self.settings.buffer_capacity
-            )
+        buffer = self._buffer(key)
         if buffer.append(candle) is not None:
             self.stats.rejected += 1
             return
@@ -176,12 +182,7 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         for strategy in self._routes.get(key, ()):
             if len(buffer) < strategy.warmup:
                 continue
-            ctx = BarContext(
-                candle=candle,
-                window=buffer.window(max(strategy.warmup, 2)),
-                position=self.portfolio.position(candle.symbol).amount,
-            )
-            signal = strategy.evaluate(ctx)
+            signal = strategy.evaluate(self._context(strategy, candle, buffer))
             if signal is not None:
                 await self.on_signal(signal, candle.close)
                 attributions = strategy.explain(signal)  # after the order left
@@ -191,7 +192,40 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         self._check_breakers(close_ts, snapshot.equity)
         self._emit(snapshot)
 
+    def _buffer(self, key: tuple[str, str]) -> CandleBuffer:
+        buffer = self.buffers.get(key)
+        if buffer is None:
+            buffer = self.buffers[key] = CandleBuffer(*key, self.settings.buffer_capacity)
+        return buffer
+
+    def _context(self, strategy: Strategy, candle: Candle, buffer: CandleBuffer) -> BarContext:
+        return BarContext(
+            candle=candle,
+            window=buffer.window(max(strategy.warmup, 2)),
+            position=self.portfolio.position(candle.symbol).amount,
+        )
+
     # -- restart and operator actions ----------------------------------------------
+
+    def history_bars(self, symbol: str, timeframe: str) -> int:
+        """Closed bars of a series its strategies must see before trading to be warm."""
+        return max((s.history_bars() for s in self._routes.get((symbol, timeframe), ())), default=0)
+
+    def warm(self, candles: Iterable[Candle]) -> int:
+        """Absorb closed history before trading (a restart): candle buffers and every routed
+        strategy's state (``Strategy.warm``). No signal, no order, no stored fact; returns
+        how many candles were accepted."""
+        accepted = 0
+        for candle in candles:
+            key = (candle.symbol, candle.timeframe)
+            buffer = self._buffer(key)
+            if buffer.append(candle) is not None:
+                continue
+            accepted += 1
+            for strategy in self._routes.get(key, ()):
+                if len(buffer) >= strategy.warmup:
+                    strategy.warm(self._context(strategy, candle, buffer))
+        return accepted
 
     def restore(
         self,

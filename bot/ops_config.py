@@ -82,16 +82,14 @@ class NotifyConfig(Section):
 
 class RetrainConfig(Section):
     enabled: bool = False
-    models_dir: Path = Path("models")  # registry root (strategies.registry layout)
-    symbol: str = "BTC/USDT"  # history the models are trained on
-    timeframe: str = "1h"
+    models_dir: Path = Path("models")  # registry root; every series the strategies trade is retrained
     scheduled: bool = True  # retrain at every [walkforward] retrain_every boundary (false: triggers only)
     accuracy_drop_pct: float = Field(10.0, gt=0, lt=100)  # relative drop of rolling accuracy
     accuracy_window: int = Field(200, ge=10)  # resolved predictions in the rolling accuracy
     train_bars: int = Field(8760, ge=500)  # history used to fit a candidate
     eval_bars: int = Field(720, ge=50)  # most recent bars, held out, to compare candidate vs running
     min_improvement: float = Field(0.0, ge=0)  # candidate must beat the running score by this
-    max_model_age_days: float = Field(30.0, gt=0)  # older models are expired: retrain forced
+    max_model_age_days: float = Field(30.0, gt=0)  # older: retrain forced; still no better one: no entries
     check_interval_s: float = Field(60.0, gt=0)  # how often triggers are evaluated
     min_interval_hours: float = Field(6.0, ge=0)  # no new attempt sooner than this after the last one
     threads: int = Field(1, ge=1)  # torch threads in the training process
@@ -105,7 +103,8 @@ class DaemonConfig(Section):
     # On SIGTERM/SIGINT: "leave_stops" cancels pending entries but leaves protective
     # stop / take-profit orders resting on the exchange; "cancel_orders" cancels all.
     shutdown: ShutdownMode = "leave_stops"
-    warmup_bars: int = Field(500, ge=0)  # candles loaded from the store into buffers at start
+    warmup_bars: int = Field(500, ge=0)  # at least this many closed bars warm each series at start
+    max_warmup_bars: int = Field(50_000, ge=0)  # at most this many (strategies may ask for more)
     backfill: bool = True  # fetch missing candles over REST at start (exchange feed)
     check_clock_skew: bool = True  # refuse to trade when the local clock disagrees with the exchange
     flush_interval_s: float = Field(1.0, gt=0)  # store flush cadence while running

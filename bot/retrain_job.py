@@ -34,8 +34,9 @@ class RetrainJob:
     eval_bars: int = 720
     min_improvement: float = 0.0
     threads: int = 1
-    trainer: str = DEFAULT_TRAINER  # "module:function" (spec, Dataset) -> Model
+    trainer: str = DEFAULT_TRAINER  # "module:function" (spec, Dataset, val_fraction) -> Model
     staging: str = ""
+    val_fraction: float = 0.15  # tail of the fitted bars that early-stops and calibrates
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +53,24 @@ class Verdict:
 # -- the child process -------------------------------------------------------------------
 
 
-def fit_candidate(spec: Any, ds: Any) -> Any:
-    """Default trainer: the models engineer's pipeline, same spec as the running model."""
-    from strategies.training import train_model
+def fit_candidate(spec: Any, ds: Any, val_fraction: float = 0.15) -> Any:
+    """Default trainer: fit on every labelled window of ``ds`` (all bars before the held-out
+    comparison bars); its last ``val_fraction``, after a purge of the target horizon,
+    early-stops and calibrates, as in a walk-forward fold. Same spec as the running model."""
+    from bot.evaluation.walkforward import fit_windows
+    from strategies.targets import TargetSpec, compute_target
+    from strategies.windows import valid_ends
 
-    return train_model(spec, ds).model
+    if spec.features != ds.spec.name:
+        raise ValueError(f"{spec.name}: wants feature spec {spec.features!r}, dataset has {ds.spec.name!r}")
+    arrays = ds.history.arrays
+    y = compute_target(arrays["close"], TargetSpec(spec.target, spec.horizon))
+    ends = valid_ends(ds.features, y, spec.window)
+    if len(ends) < 50:
+        raise ValueError(f"{spec.name}: {len(ends)} labelled windows, too few to fit a candidate")
+    cut = int(ends[int(len(ends) * (1 - val_fraction))])
+    train, val = ends[ends + spec.purge_bars < cut], ends[ends >= cut]
+    return fit_windows(spec, ds.features, y, arrays["ts"], train, val)
 
 
 def score(model: Any, windows: Any) -> tuple[str, float]:
@@ -113,7 +127,7 @@ def run_job(job: RetrainJob) -> list[Verdict]:
 
         threadpool_limits(job.threads)
     module, _, func = job.trainer.partition(":")
-    trainer: Callable[[Any, Any], Any] = getattr(importlib.import_module(module), func)
+    trainer: Callable[[Any, Any, float], Any] = getattr(importlib.import_module(module), func)
     history = _history(job)
     n = len(history)
     cut = n - job.eval_bars
@@ -131,7 +145,7 @@ def run_job(job: RetrainJob) -> list[Verdict]:
             windows = prepare(full, spec).windows
             recent = windows.subset(windows.end >= cut)
             incumbent = load_model(root / name, fspec)
-            candidate = trainer(spec, Dataset.build(train_hist, fspec))
+            candidate = trainer(spec, Dataset.build(train_hist, fspec), job.val_fraction)
             metric, inc = score(incumbent, recent)
             _, cand = score(candidate, recent)
             better = cand < inc - job.min_improvement

@@ -9,10 +9,10 @@ candle before that candle has closed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from bot.buffer import OHLCV
-from bot.events import Candle, Direction, Signal
+from bot.events import Candle, Direction, OrderBook, Signal, Trade
 
 
 class BarContext(NamedTuple):
@@ -28,7 +28,8 @@ class BarContext(NamedTuple):
 class Strategy(ABC):
     """Base class of every strategy. Subclasses implement ``evaluate``."""
 
-    interface_version: ClassVar[int] = 1
+    #: 2 added the hooks with defaults: ``history_bars``/``warm`` (restart), ``market_streams``/``on_market``
+    interface_version: ClassVar[int] = 2
     #: bars of history needed before ``evaluate`` is called
     warmup: int = 1
     #: recommended position size (% of equity) when the strategy goes long
@@ -42,6 +43,29 @@ class Strategy(ABC):
     @abstractmethod
     def evaluate(self, ctx: BarContext) -> Signal | None:
         """Judge the bar that just closed; ``None`` means "no opinion"."""
+
+    def market_streams(self) -> frozenset[str]:
+        """Streams besides closed candles this strategy reads (``"order_book"``, ``"trades"``);
+        the live feed subscribes to them and ``on_market`` receives them. Default: none."""
+        return frozenset()
+
+    def on_market(self, event: OrderBook | Trade) -> None:
+        """A book update or public trade of one of ``symbols``, between bar closes (only for
+        the streams ``market_streams`` names). Default: ignored."""
+
+    def history_bars(self) -> int:
+        """Closed bars of ``timeframe`` this strategy must have seen to be warm after a restart:
+        from then on it gives the signals it would have given had it never stopped.
+        Default: ``warmup`` (a strategy that reads only ``ctx.window``)."""
+        return self.warmup
+
+    def warm(self, ctx: BarContext) -> None:
+        """Absorb one closed bar of history before trading starts (a restart), without signalling.
+
+        Default: evaluate it and drop the signal, so whatever state the strategy keeps
+        becomes what it would have been had it seen the bar live.
+        """
+        self.evaluate(ctx)
 
     def explain(self, signal: Signal) -> dict[str, float]:
         """Feature attributions of ``signal`` (one this strategy just returned), or ``{}``.
@@ -67,3 +91,19 @@ class Strategy(ABC):
             reason=reason,
             **extra,
         )
+
+
+@runtime_checkable
+class ModelHost(Protocol):
+    """A strategy running registry models per (symbol, timeframe): the retrainer may replace
+    them (``swap_model``) or keep them from opening positions (``hold_entries``)."""
+
+    name: str
+    symbols: tuple[str, ...]
+    timeframe: str
+
+    def swap_model(self, name: str, model: Any, symbol: str | None = None) -> int:
+        """Replace member ``name`` (for ``symbol``, or every symbol) between bars; how many took it."""
+
+    def hold_entries(self, symbol: str, reason: str | None) -> None:
+        """``reason``: open no new position on ``symbol`` (exits unchanged); ``None``: lift the hold."""

@@ -91,6 +91,9 @@ class RsiMacd(Strategy):
         self.default_size_pct = size_pct
         self._engines: dict[str, FeatureEngine] = {}
 
+    def history_bars(self) -> int:
+        return self.spec.settle_bars  # RSI and MACD smooth recursively: their start must fade
+
     def evaluate(self, ctx: BarContext) -> Signal | None:
         c = ctx.candle
         engine = self._engines.setdefault(c.symbol, FeatureEngine(self.spec))

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.events import Direction, Signal
+from bot.events import Direction, OrderBook, Signal, Trade
 from strategies.base import BarContext, Strategy
 
 TESTS = ("above", "below", "rising", "falling")
@@ -220,6 +220,19 @@ class ConfirmedStrategy(Strategy):
             self.sentiment = SentimentOverride(src, **s)
         self.warmup = self.inner.warmup
         self.default_size_pct = self.inner.default_size_pct
+
+    # the wrapper keeps no state of its own: warm-up and market data are the inner strategy's
+    def history_bars(self) -> int:
+        return self.inner.history_bars()
+
+    def warm(self, ctx: BarContext) -> None:
+        self.inner.warm(ctx)
+
+    def market_streams(self) -> frozenset[str]:
+        return self.inner.market_streams()
+
+    def on_market(self, event: OrderBook | Trade) -> None:
+        self.inner.on_market(event)
 
     def evaluate(self, ctx: BarContext) -> Signal | None:
         sig = self.inner.evaluate(ctx)

@@ -33,7 +33,7 @@ import structlog
 
 from bot.aggregate import CandleAggregator
 from bot.buffer import CandleBuffer
-from bot.events import Direction, Signal, timeframe_ms
+from bot.events import Direction, OrderBook, Signal, Trade, timeframe_ms
 from strategies.base import BarContext, Strategy
 
 log = structlog.get_logger(__name__)
@@ -88,6 +88,19 @@ class Confluence(Strategy):
         self._aggs: dict[tuple[str, str], CandleAggregator] = {}
         self._bufs: dict[tuple[str, str], CandleBuffer] = {}
         self._latest: dict[tuple[str, str], Signal] = {}
+
+    def market_streams(self) -> frozenset[str]:
+        return frozenset().union(*(m.strategy.market_streams() for m in self.members))
+
+    def on_market(self, event: OrderBook | Trade) -> None:
+        """Every member sees the books and trades (its buffer folds them into its own bar)."""
+        for m in self.members:
+            m.strategy.on_market(event)
+
+    def history_bars(self) -> int:
+        """Base bars that warm every member on its own timeframe (plus one partial bucket)."""
+        base = timeframe_ms(self.timeframe)
+        return max((m.strategy.history_bars() + 1) * (timeframe_ms(m.timeframe) // base) for m in self.members)
 
     def _feed(self, symbol: str, m: Member, ctx: BarContext) -> bool:
         """Push the base candle to member ``m``; True when it produced a new signal."""

@@ -48,6 +48,11 @@ _FACTORIES: dict[str, Callable[..., ind.Indicator]] = {
 }
 
 
+STREAM_OF = {"book_imbalance": "order_book", "spread": "order_book", "volume_delta": "trades"}
+RECURSIVE_KINDS = frozenset({"atr", "rsi", "macd"})  # Wilder / EMA smoothing: infinite memory
+SETTLE_MULTIPLE = 24  # Wilder (1 - 1/n)^(24 n) < 4e-11 for every n >= 2; EMAs fade faster
+
+
 @dataclass(frozen=True, slots=True)
 class FeatureDef:
     """One indicator: ``name`` prefixes its output columns (``macd_line`` ...)."""
@@ -104,6 +109,18 @@ class FeatureSpec:
     @property
     def max_lookback(self) -> int:
         return max(f.lookback for f in self.features)
+
+    @property
+    def streams(self) -> frozenset[str]:
+        """The market streams besides candles these features read: ``order_book``, ``trades``."""
+        return frozenset(STREAM_OF[f.kind] for f in self.features if f.kind in STREAM_OF)
+
+    @property
+    def settle_bars(self) -> int:
+        """Candles after which every feature no longer depends on where the history began:
+        recursive (exponentially smoothed) indicators need ``SETTLE_MULTIPLE`` x their lookback
+        for the start to fade below float precision; the others their lookback."""
+        return max(f.lookback * (SETTLE_MULTIPLE if f.kind in RECURSIVE_KINDS else 1) for f in self.features)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import structlog
 
-from bot.events import Signal, timeframe_ms
+from bot.events import Direction, OrderBook, Signal, Trade, timeframe_ms
 from bot.feature_buffer import FeatureBuffer
 from strategies.base import BarContext, Strategy
 from strategies.ensemble import EXIT_RULES, Decision, VotingRule, decide, log_loss_weights, vote
@@ -138,6 +138,7 @@ class NeuralEnsemble(Strategy):
         self.warmup = 1  # see every bar: the feature buffer lives here
         self.default_size_pct = max_size_pct
         self._books: dict[str, _Book] = {}
+        self._held: dict[str, str] = {}  # symbol -> why no new position may open (expired models)
         for symbol in symbols:
             loaded, losses = self._load(symbol, models, models_dir)
             vm = self._load_one(symbol, vol_model, models_dir) if isinstance(vol_model, str) and vol_model \
@@ -241,6 +242,31 @@ class NeuralEnsemble(Strategy):
 
         return probs, vol, live_window
 
+    # -- market data between bars ------------------------------------------------------------
+    def market_streams(self) -> frozenset[str]:
+        return self.spec.streams  # the ``full`` spec: book imbalance, spread, volume delta
+
+    def on_market(self, event: OrderBook | Trade) -> None:
+        """Books and trades feed the live buffer's microstructure inputs of the next bar."""
+        book = self._books.get(event.symbol)
+        if book is None:
+            return
+        if isinstance(event, OrderBook):
+            book.buffer.on_order_book(event)
+        else:
+            book.buffer.on_trade_event(event)
+
+    # -- restart -------------------------------------------------------------------------
+    def history_bars(self) -> int:
+        """Settled features for a full buffer (every model's window and the volatility span)."""
+        return self.spec.settle_bars + max(b.buffer.capacity for b in self._books.values())
+
+    def warm(self, ctx: BarContext) -> None:
+        """A bar of history only feeds the live feature buffer: no prediction is needed."""
+        book = self._books.get(ctx.candle.symbol)
+        if book is not None and book.table is None:
+            book.buffer.on_candle(ctx.candle)
+
     def evaluate(self, ctx: BarContext) -> Signal | None:
         book = self._books.get(ctx.candle.symbol)
         if book is None:
@@ -252,6 +278,9 @@ class NeuralEnsemble(Strategy):
         v = vote(probs, self.rule, book.weights)
         annual = annualised_vol(vol, timeframe_ms(self.timeframe)) if np.isfinite(vol) else None
         d = decide(v, self.rule, self.policy, ctx.position, annual, self.exit_rule)
+        held = self._held.get(ctx.candle.symbol)
+        if held is not None and d.direction is Direction.LONG and d.size_pct > 0 and ctx.position <= 0:
+            d = replace(d, size_pct=0.0, acted=False, reason=f"{d.reason}; entries held: {held}")
         sig = self._to_signal(ctx, d, v.probability, v.votes)
         if self.explain_mode == "all" or (self.explain_mode == "acted" and d.acted):
             # the window getter reads this bar's buffer, valid until the next evaluate
@@ -302,6 +331,15 @@ class NeuralEnsemble(Strategy):
             book.table = None
         log.info("ensemble_model_swapped", strategy=self.name, model=name, symbols=len(books))
         return len(books)
+
+    def hold_entries(self, symbol: str, reason: str | None) -> None:
+        """Open no new position on ``symbol`` while ``reason`` stands (its models are stale);
+        exits, and the Engine's stops, work as before. ``None`` lifts the hold."""
+        if reason is None:
+            self._held.pop(symbol, None)
+        elif symbol in self._books:
+            self._held[symbol] = reason
+            log.warning("ensemble_entries_held", strategy=self.name, symbol=symbol, reason=reason)
 
     def book(self, symbol: str) -> _Book:
         """Per-symbol state (models, buffer, table): read-only access for tools and tests."""

@@ -90,7 +90,7 @@ def test_retrainer_swaps_into_the_running_ensemble(tmp_path: Path) -> None:
     r = Retrainer(cfg, settings, hosts=[btc, daily, object()])
     before_daily = daily.book("BTC/USDT").models["lstm"]
 
-    asyncio.run(r._swap(Verdict("lstm", "brier", 0.25, 0.2, True, str(candidate))))
+    asyncio.run(r._swap(r.series[("BTC/USDT", "1h")], Verdict("lstm", "brier", 0.25, 0.2, True, str(candidate))))
 
     swapped = btc.book("BTC/USDT").models["lstm"]
     x = np.zeros((1, swapped.window, DEFAULT_SPEC.n_features), dtype=np.float32)

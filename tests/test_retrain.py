@@ -14,6 +14,7 @@ from bot.events import Candle, Direction, Signal
 from bot.health import OpsMetrics
 from bot.ops_config import RetrainConfig
 from bot.retrain import AccuracyTracker, Retrainer
+from bot.retrain_job import fit_candidate
 from strategies.calibration import TemperatureScaler
 from strategies.features import get_spec
 from strategies.history import load_history
@@ -26,19 +27,27 @@ TRAIN_BARS, EVAL_BARS = 2000, 300
 END = "2021-06-01"
 
 
-def overconfident(spec: ModelSpec, ds: Dataset) -> Any:
+def overconfident(spec: ModelSpec, ds: Dataset, val_fraction: float) -> Any:
     """A trainer producing a deliberately worse model: same fit, absurdly sharp probabilities."""
-    model = train_model(spec, ds).model
+    model = fit_candidate(spec, ds, val_fraction)
     model.calibrator = TemperatureScaler(0.02)
     return model
 
 
 class Host:
+    """A model host trading BTC/USDT 1h (what the retrainer retrains)."""
+
+    name, symbols, timeframe = "host", ("BTC/USDT",), "1h"
+
     def __init__(self) -> None:
         self.swapped: list[tuple[str, Any]] = []
 
-    def swap_model(self, name: str, model: Any) -> None:
+    def swap_model(self, name: str, model: Any, symbol: str | None = None) -> int:
         self.swapped.append((name, model))
+        return 1
+
+    def hold_entries(self, symbol: str, reason: str | None) -> None:
+        pass
 
 
 def _sha(d: Path) -> str:
@@ -67,19 +76,19 @@ def retrainer(data_dir: Path, models_dir: Path, tmp: Path, trainer: str) -> tupl
     cfg = RetrainConfig(enabled=True, models_dir=models_dir, train_bars=TRAIN_BARS, eval_bars=EVAL_BARS,
                         min_improvement=0.001)
     settings = SimpleNamespace(data=SimpleNamespace(dir=data_dir), exchange=SimpleNamespace(name="binance"),
-                               store=SimpleNamespace(path=tmp / "none.sqlite"))
+                               store=SimpleNamespace(path=tmp / "none.sqlite"),
+                               walkforward=SimpleNamespace(val_fraction=0.15))
     host, metrics = Host(), OpsMetrics()
     return Retrainer(cfg, settings, metrics=metrics, hosts=[host, object()], trainer=trainer), host, metrics
 
 
-def _job(r: Retrainer) -> Any:
+def _jobs(r: Retrainer) -> list[Any]:
     from dataclasses import replace
-
-    from bot.data import candle_file  # noqa: F401  (data layout documented there)
-    from bot.config import date_to_ms
     from datetime import date
 
-    return replace(r.job(), end_ms=date_to_ms(date.fromisoformat(END)))
+    from bot.config import date_to_ms
+
+    return [replace(job, end_ms=date_to_ms(date.fromisoformat(END))) for job in r.jobs()]
 
 
 async def test_worse_candidate_is_not_swapped_in(data_dir: Path, tmp_path: Path) -> None:
@@ -87,7 +96,7 @@ async def test_worse_candidate_is_not_swapped_in(data_dir: Path, tmp_path: Path)
     inc = make_incumbent(data_dir, models, sharpen=False)
     before = _sha(inc)
     r, host, metrics = retrainer(data_dir, models, tmp_path, "tests.test_retrain:overconfident")
-    verdicts = await r.run_once("test", _job(r))
+    verdicts = await r.run_once("test", _jobs(r))
     assert len(verdicts) == 1 and not verdicts[0].error, verdicts
     v = verdicts[0]
     assert v.metric == "brier" and v.candidate > v.incumbent and v.better is False
@@ -101,7 +110,7 @@ async def test_better_candidate_is_swapped_in_and_old_archived(data_dir: Path, t
     inc = make_incumbent(data_dir, models, sharpen=True)  # the running model is the bad one
     before = _sha(inc)
     r, host, metrics = retrainer(data_dir, models, tmp_path, "bot.retrain_job:fit_candidate")
-    verdicts = await r.run_once("test", _job(r))
+    verdicts = await r.run_once("test", _jobs(r))
     assert len(verdicts) == 1 and verdicts[0].better, verdicts
     assert _sha(inc) != before  # the registry now holds the candidate
     archived = list((models / "BTC_USDT_1h" / ".archive").iterdir())
@@ -154,7 +163,7 @@ def test_triggers_schedule_expiry_and_min_interval(tmp_path: Path) -> None:
     cfg = RetrainConfig(enabled=True, models_dir=tmp_path, max_model_age_days=10, min_interval_hours=6)
     settings = SimpleNamespace()
     clock = FakeClock(created + 3_600_000)
-    r = Retrainer(cfg, settings, clock=clock, cadence="1d")
+    r = Retrainer(cfg, settings, clock=clock, cadence="1d", hosts=[Host()])
     assert r.due() is None
     clock.ms = created + 25 * 3_600_000
     assert r.due() == "schedule: every 1d"
@@ -163,11 +172,12 @@ def test_triggers_schedule_expiry_and_min_interval(tmp_path: Path) -> None:
     r.reconfigure(cfg, "1d")
     clock.ms = created + 11 * 86_400_000
     assert r.due() == "expired: m1"
-    assert r.model_report()["m1"]["expired"] is True
-    r.last_attempt_ms = clock.ms - 3_600_000
+    assert r.model_report()["BTC/USDT@1h"]["m1"]["expired"] is True
+    series = r.series[("BTC/USDT", "1h")]
+    series.last_attempt_ms = clock.ms - 3_600_000
     assert r.due() is None  # attempted an hour ago: wait min_interval_hours
     r.running = True
-    r.last_attempt_ms = None
+    series.last_attempt_ms = None
     assert r.due() is None
 
 

@@ -31,7 +31,7 @@ from bot.evaluation.schedule import DAY_MS, WalkForwardConfig, period_starts
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History
 from strategies.model_config import ModelSpec, default_models
-from strategies.models import build_model
+from strategies.models import Model, build_model
 from strategies.targets import TargetSpec, compute_target
 from strategies.windows import Normalizer, Windows, valid_ends
 
@@ -135,18 +135,31 @@ def prepare_specs(cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None) ->
     return out
 
 
-def fit_fold(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarray, fold: Fold) -> np.ndarray:
-    """Fit ``spec`` on the fold's training windows; return P(up) for its test windows."""
+def fit_windows(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarray,
+                train: np.ndarray, val: np.ndarray) -> Model:
+    """Fit ``spec`` on the windows ending at rows ``train``; early-stop and calibrate on ``val``.
+
+    Normalisation statistics come from the rows the training windows read.
+    """
     w = spec.window
-    lo, hi = int(fold.train[0]), int(fold.train[-1])
+    lo, hi = int(train[0]), int(train[-1])
     normalizer = Normalizer.fit(features[lo - w + 1 : hi + 1])
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
     model = build_model(spec, features.shape[1], normalizer)
-    mk = lambda rows: Windows(features, rows, y[rows].astype(np.float32), w, ts[rows])
-    model.fit(mk(fold.train), mk(fold.val))
-    model.calibrate(mk(fold.val))
-    return model.predict_windows(mk(fold.test))
+    model.fit(_windows(spec, features, y, ts, train), _windows(spec, features, y, ts, val))
+    model.calibrate(_windows(spec, features, y, ts, val))
+    return model
+
+
+def _windows(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarray, rows: np.ndarray) -> Windows:
+    return Windows(features, rows, y[rows].astype(np.float32), spec.window, ts[rows])
+
+
+def fit_fold(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarray, fold: Fold) -> np.ndarray:
+    """Fit ``spec`` on the fold's training windows; return P(up) for its test windows."""
+    model = fit_windows(spec, features, y, ts, fold.train, fold.val)
+    return model.predict_windows(_windows(spec, features, y, ts, fold.test))
 
 
 def _fit_task(spec: ModelSpec, shared: tuple[np.ndarray, np.ndarray, np.ndarray], fold: Fold,
