@@ -27,9 +27,14 @@ Rows whose horizon runs past the end of the history are unknown (NaN, ``end = -1
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from strategies.model_config import ModelSpec
 
 UP, DOWN, TIMEOUT = 1, -1, 0
 MAX_HORIZON = 168
@@ -126,6 +131,44 @@ def net_return_beats_cost(close: np.ndarray, horizon: int, cost: float) -> Label
 def binary_target(labels: Labels) -> np.ndarray:
     """P(up) classifiers' target of triple-barrier labels: 1 when resolved with a gain, else 0."""
     return np.where(labels.known, (labels.ret > 0).astype(np.float64), np.nan)
+
+
+def trailing_vol(close: np.ndarray, bars: int) -> np.ndarray:
+    """Per row: root-mean-square of the last ``bars`` 1-bar log returns (NaN until filled)."""
+    close = np.asarray(close, dtype=np.float64)
+    out = np.full(len(close), np.nan)
+    if len(close) <= bars:
+        return out
+    r2 = np.zeros(len(close))
+    r2[1:] = np.log(close[1:] / close[:-1]) ** 2
+    csum = np.concatenate([[0.0], np.cumsum(r2)])
+    t = np.arange(bars, len(close))
+    out[bars:] = np.sqrt(np.maximum(csum[t + 1] - csum[t + 1 - bars], 0.0) / bars)
+    return out
+
+
+def model_labels(arrays: Mapping[str, np.ndarray], spec: ModelSpec, timeframe: str) -> Labels:
+    """The training labels of ``spec`` over a history, with each label's resolution row.
+
+    ``direction`` / ``log_return`` / ``realized_vol`` resolve at ``t + H``
+    (:mod:`strategies.targets`); ``triple_barrier`` is the binary form (resolved with
+    a gain) with barriers from the trailing 7-day realised volatility, the same
+    forecast the strategy falls back on live; ``net_return`` beats ``spec.cost``.
+    """
+    from strategies.targets import TargetSpec, compute_target, seven_day_bars
+
+    close = np.asarray(arrays["close"], dtype=np.float64)
+    h = spec.horizon
+    if spec.target == "triple_barrier":
+        vol = trailing_vol(close, seven_day_bars(timeframe))
+        lab = triple_barrier(close, vol, BarrierSpec(h, spec.barrier_k, spec.barrier_floor, spec.cost))
+        return Labels(binary_target(lab), lab.end, lab.ret, lab.width)
+    if spec.target == "net_return":
+        return net_return_beats_cost(close, h, spec.cost)
+    y = compute_target(close, TargetSpec(spec.target, h))
+    fwd = forward_return(close, h)
+    end = np.where(np.isfinite(y), fwd.end, -1)
+    return Labels(y, end, fwd.ret, fwd.width)
 
 
 def average_uniqueness(start: np.ndarray, end: np.ndarray, n_rows: int | None = None) -> np.ndarray:

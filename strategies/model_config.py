@@ -56,8 +56,15 @@ class ModelSpec(BaseModel):
     kind: ModelKind
     preset: str | None = None
     # target
-    target: Literal["direction", "log_return", "realized_vol"] = "direction"
-    horizon: int = Field(1, ge=1)
+    target: Literal["direction", "log_return", "realized_vol", "triple_barrier", "net_return"] = "direction"
+    horizon: int = Field(1, ge=1, le=168)
+    # cost-aware labels (strategies.labels): barriers at barrier_k x forecast vol over the
+    # horizon, never closer than barrier_floor x cost (the round-trip cost, a fraction)
+    barrier_k: float = Field(1.0, gt=0)
+    barrier_floor: float = Field(2.0, ge=0)
+    cost: float = Field(0.0032, ge=0)
+    # average-uniqueness weights of overlapping labels; default: on for multi-bar labels
+    sample_weights: Literal["uniqueness", "none"] | None = None
     # inputs
     window: int = Field(48, ge=2)
     features: str = "default"
@@ -122,7 +129,12 @@ class ModelSpec(BaseModel):
 
     @property
     def task(self) -> str:
-        return "classification" if self.target == "direction" else "regression"
+        return "regression" if self.target in ("log_return", "realized_vol") else "classification"
+
+    @property
+    def weighted(self) -> bool:
+        """Whether training windows carry average-uniqueness weights."""
+        return self.sample_weights == "uniqueness" or (self.sample_weights is None and self.horizon > 1)
 
     @property
     def purge_bars(self) -> int:

@@ -38,6 +38,7 @@ from strategies.ensemble import EXIT_RULES, Decision, VotingRule, decide, log_lo
 from strategies.explain import attributions, combine, top_shares
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History
+from strategies.labels import trailing_vol
 from strategies.models.base import PREDICT_BATCH, Model
 from strategies.registry import load_model, model_dir, read_meta
 from strategies.signals import SignalPolicy, annualised_vol
@@ -55,20 +56,6 @@ def horizon_label(bars: int, timeframe: str) -> str:
         if ms % size == 0:
             return f"{ms // size}{unit}"
     return f"{ms}ms"
-
-
-def trailing_vol(close: np.ndarray, bars: int) -> np.ndarray:
-    """Per row: root-mean-square of the last ``bars`` 1-bar log returns (NaN until filled)."""
-    close = np.asarray(close, dtype=np.float64)
-    out = np.full(len(close), np.nan)
-    if len(close) <= bars:
-        return out
-    r2 = np.zeros(len(close))
-    r2[1:] = np.log(close[1:] / close[:-1]) ** 2
-    csum = np.concatenate([[0.0], np.cumsum(r2)])
-    t = np.arange(bars, len(close))
-    out[bars:] = np.sqrt(np.maximum(csum[t + 1] - csum[t + 1 - bars], 0.0) / bars)
-    return out
 
 
 @dataclass(frozen=True, slots=True)

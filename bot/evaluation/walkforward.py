@@ -8,9 +8,11 @@ cadence the live daemon retrains on (one setting for both).
 Leakage rules, asserted by :func:`check_fold`:
 
 * a fold trains (and early-stops / calibrates) only on windows whose label is
-  known before the fold's first test bar: window end ``t`` with ``t + horizon <
-  first test row``; the last ``val_fraction`` of those (after a purge of
-  ``horizon`` rows) is the validation split;
+  known before the fold's first test bar: the row that resolves the label (``t +
+  horizon``, or a triple-barrier label's first touch: its real span) comes before
+  the first test row; the last ``val_fraction`` of those is the validation split,
+  and a training label must also resolve before it starts;
+* multi-bar labels are weighted by average uniqueness (``ModelSpec.sample_weights``);
 * normalisation statistics are fitted on the rows the training windows read;
 * features are causal (computed bar by bar), so computing them once over the
   whole history leaks nothing.
@@ -32,7 +34,7 @@ from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History
 from strategies.model_config import ModelSpec, default_models
 from strategies.models import build_model
-from strategies.targets import TargetSpec, compute_target
+from strategies.labels import Labels, model_labels, uniqueness_weights
 from strategies.windows import Normalizer, Windows, valid_ends
 
 log = structlog.get_logger(__name__)
@@ -55,11 +57,19 @@ class Fold:
 
 
 def make_folds(
-    ts: np.ndarray, ends: np.ndarray, cfg: WalkForwardConfig, horizon: int = 1
+    ts: np.ndarray, ends: np.ndarray, cfg: WalkForwardConfig, horizon: int = 1,
+    label_end: np.ndarray | None = None,
 ) -> list[Fold]:
-    """Folds over window-end rows ``ends`` (rows with a full valid window) of times ``ts``."""
+    """Folds over window-end rows ``ends`` (rows with a full valid window) of times ``ts``.
+
+    ``label_end`` (per row: the row that resolves its label; default ``row + horizon``)
+    purges by each label's real span: a window is fitted on only if its label resolves
+    before the fold's first test row (and, for training, before the validation split)."""
     ts = np.asarray(ts, dtype=np.int64)
     ends = np.asarray(ends, dtype=np.int64)
+    if label_end is None:
+        label_end = np.arange(len(ts), dtype=np.int64) + horizon
+    res = np.where(label_end < 0, np.iinfo(np.int64).max, label_end)  # unknown: never fitted
     if len(ends) == 0:
         return []
     bounds = period_starts(int(ts[0]), int(ts[-1]), cfg.retrain_every, cfg.min_train_days)
@@ -70,13 +80,13 @@ def make_folds(
         if len(test) == 0:
             continue
         first_test_row = int(np.searchsorted(ts, lo_ms))
-        eligible = ends[ends + horizon < first_test_row]
+        eligible = ends[res[ends] < first_test_row]
         if cfg.max_train_days is not None:
             eligible = eligible[ts[eligible] >= lo_ms - cfg.max_train_days * DAY_MS]
         if len(eligible) < 50:
             continue
         cut = int(eligible[int(len(eligible) * (1 - cfg.val_fraction))])
-        train = eligible[eligible + horizon < cut]
+        train = eligible[res[eligible] < cut]
         val = eligible[eligible >= cut]
         if len(train) < 20 or len(val) < 10:
             continue
@@ -84,13 +94,14 @@ def make_folds(
     return folds
 
 
-def check_fold(fold: Fold, horizon: int, window: int) -> None:
+def check_fold(fold: Fold, horizon: int, window: int, label_end: np.ndarray | None = None) -> None:
     """Raise if a fold could have seen its test period (labels or inputs)."""
     first_test = int(fold.test.min())
     fitted = np.concatenate([fold.train, fold.val])
-    if int(fitted.max()) + horizon >= first_test:
+    end = (lambda rows: rows + horizon) if label_end is None else (lambda rows: label_end[rows])
+    if int(end(fitted).max()) >= first_test or int(end(fitted).min()) < 0:
         raise AssertionError(f"fold {fold.index}: a training label reads a test row")
-    if int(fold.train.max()) + horizon >= int(fold.val.min()):
+    if int(end(fold.train).max()) >= int(fold.val.min()):
         raise AssertionError(f"fold {fold.index}: a training label reads a validation row")
     if np.intersect1d(fitted, fold.test).size:
         raise AssertionError(f"fold {fold.index}: train and test share rows")
@@ -135,16 +146,19 @@ def prepare_specs(cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None) ->
     return out
 
 
-def fit_fold(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarray, fold: Fold) -> np.ndarray:
+def fit_fold(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray, fold: Fold) -> np.ndarray:
     """Fit ``spec`` on the fold's training windows; return P(up) for its test windows."""
-    w = spec.window
+    w, y = spec.window, labels.y
     lo, hi = int(fold.train[0]), int(fold.train[-1])
     normalizer = Normalizer.fit(features[lo - w + 1 : hi + 1])
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
     model = build_model(spec, features.shape[1], normalizer)
     mk = lambda rows: Windows(features, rows, y[rows].astype(np.float32), w, ts[rows])
-    model.fit(mk(fold.train), mk(fold.val))
+    train = mk(fold.train)
+    if spec.weighted:
+        train = train.with_weights(uniqueness_weights(fold.train, labels.end[fold.train]))
+    model.fit(train, mk(fold.val))
     model.calibrate(mk(fold.val))
     return model.predict_windows(mk(fold.test))
 
@@ -173,9 +187,14 @@ def walk_forward(
     spec0 = feature_spec or get_spec(specs[0].features if specs else "default")
     f0 = feats.setdefault(spec0.name, compute_features(arrays, spec0))
     ends = valid_ends(f0, None, max_window)
-    folds = make_folds(ts, ends, cfg, horizon)
+    labels = {s.name: model_labels(arrays, s, history.timeframe) for s in specs}
+    # one schedule for every model: a row is fitted on once every model's label has resolved
+    label_end = np.max([lab.end for lab in labels.values()], axis=0) if labels else None
+    if label_end is not None:
+        label_end[np.any([lab.end < 0 for lab in labels.values()], axis=0)] = -1
+    folds = make_folds(ts, ends, cfg, horizon, label_end)
     for fold in folds:
-        check_fold(fold, horizon, max_window)
+        check_fold(fold, horizon, max_window, label_end)
         fold_meta.append(fold.describe(ts))
     bar = tqdm(total=len(folds) * len(specs), desc=f"walk-forward {history.symbol} {history.timeframe}",
                disable=not progress)
@@ -183,10 +202,11 @@ def walk_forward(
     for spec in specs:
         fspec = feature_spec or get_spec(spec.features)
         features = feats.setdefault(fspec.name, compute_features(arrays, fspec))
-        ys = compute_target(arrays["close"], TargetSpec("direction", spec.horizon))
+        lab = labels[spec.name]
+        ys = lab.y
         parts_p, parts_i = [], []
         for fold in folds:
-            parts_p.append(fit_fold(spec, features, ys, ts, fold))
+            parts_p.append(fit_fold(spec, features, lab, ts, fold))
             parts_i.append(np.full(len(fold.test), fold.index))
             bar.update(1)
         rows = np.concatenate([f.test for f in folds]) if folds else np.zeros(0, dtype=np.int64)
