@@ -34,6 +34,7 @@ import structlog
 from bot.events import Signal, timeframe_ms
 from bot.feature_buffer import FeatureBuffer
 from strategies.base import BarContext, Strategy
+from strategies.edge import EdgeLayer, edge_policy, move_function
 from strategies.ensemble import EXIT_RULES, Decision, VotingRule, decide, log_loss_weights, vote
 from strategies.explain import attributions, combine, top_shares
 from strategies.features import FeatureSpec, compute_features, get_spec
@@ -99,6 +100,7 @@ class NeuralEnsemble(Strategy):
         ci_method: str = "spread", ci_level: float = 0.9,
         risk_low_below: float = 0.50, risk_high_above: float = 0.85,
         risk_multipliers: Mapping[str, float] | None = None,
+        decision: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name, symbols, timeframe)
         names = list(models)
@@ -137,8 +139,13 @@ class NeuralEnsemble(Strategy):
             buf = FeatureBuffer(symbol, timeframe, self.spec, n_steps=longest,
                                 capacity=max(longest, self.vol_bars + 1))
             self._books[symbol] = _Book(loaded, vm, buf, weights)
-        first = next(iter(self._books.values())).models.values()
-        self.horizon = horizon or horizon_label(next(iter(first)).spec.horizon, timeframe)
+        first = next(iter(next(iter(self._books.values())).models.values())).spec
+        self.horizon = horizon or horizon_label(first.horizon, timeframe)
+        # the decision layer (strategies.edge): expected net edge instead of the k-of-n vote
+        self.edge = None if decision is None else EdgeLayer(
+            edge_policy(decision, first.horizon),
+            move_function(first.target, first.horizon, first.barrier_k, first.barrier_floor, first.cost),
+            timeframe, self.horizon)
 
     # -- loading ---------------------------------------------------------------------
     def _load_one(self, symbol: str, name: str, models_dir: str) -> Model:
@@ -237,10 +244,14 @@ class NeuralEnsemble(Strategy):
             return None
         probs, vol, window = got
         v = vote(probs, self.rule, book.weights)
-        annual = annualised_vol(vol, timeframe_ms(self.timeframe)) if np.isfinite(vol) else None
-        d = decide(v, self.rule, self.policy, ctx.position, annual, self.exit_rule)
-        sig = self._to_signal(ctx, d, v.probability, v.votes)
-        if self.explain_mode == "all" or (self.explain_mode == "acted" and d.acted):
+        if self.edge is not None:
+            e, annual_vol = self.edge.decide(ctx.candle.symbol, v.probability, vol, ctx.position)
+            sig, acted = self.edge.signal(self, ctx, e, v.probability, annual_vol, v.describe()), e.trade
+        else:
+            annual = annualised_vol(vol, timeframe_ms(self.timeframe)) if np.isfinite(vol) else None
+            d = decide(v, self.rule, self.policy, ctx.position, annual, self.exit_rule)
+            sig, acted = self._to_signal(ctx, d, v.probability, v.votes), d.acted
+        if self.explain_mode == "all" or (self.explain_mode == "acted" and acted):
             # the window getter reads this bar's buffer, valid until the next evaluate
             self._unexplained[sig.symbol] = (sig.signal_id, functools.cache(
                 functools.partial(self._explain, book, window, v.weights)))
