@@ -96,7 +96,7 @@ class ModelSpec(BaseModel):
     augment_scale: float = Field(0.0, ge=0)  # magnitude scaling std (x ~ N(1, s))
     calibration: Literal["temperature", "isotonic", "none"] = "temperature"
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    purge: int | None = None  # gap between splits in bars; default max(horizon, 1)
+    purge: int | None = None  # embargo bars after each label's real span between splits (default 0)
     seed: int = 0
     # gradient boosting
     gbm_max_iter: int = 150

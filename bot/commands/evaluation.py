@@ -50,9 +50,11 @@ def add_parsers(subparsers: Any) -> None:
 # -- configuration ------------------------------------------------------------------
 
 
-def model_specs(settings: Any) -> list[Any] | None:
-    models = getattr(settings, "models", None)
-    return list(models) if models else None
+def model_specs(settings: Any) -> list[Any]:
+    """``[[models]]`` (default: the five defaults), labelled with the configured round-trip cost."""
+    from bot.config import costed_models
+
+    return list(costed_models(settings))
 
 
 def rule_strategies(settings: Any, symbol: str, timeframe: str) -> list[Any]:
