@@ -16,6 +16,11 @@ predictions up. Features are causal and computed by the same engine as the live
 buffer, so when the replay covers the same candles as the history, both paths
 give the same signals (tested).
 
+With a ``decision`` table the vote is replaced by the decision layer
+(:mod:`strategies.edge`, :mod:`strategies.decision`): the mean probability and the
+volatility forecast become an expected net edge over the label horizon, traded
+with hysteresis, holding times, a no-trade band and a volatility-targeted size.
+
 Models come from the registry: ``<models_dir>/<SYMBOL>_<timeframe>/<name>/``
 (see :mod:`strategies.registry`), or are handed in as ``{name: Model}``.
 """

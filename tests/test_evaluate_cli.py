@@ -94,3 +94,24 @@ def test_walkforward_command_on_configured_symbol(
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["BTC/USDT 1h"]) == {"gbm", "ma", "buy_and_hold"}  # the baseline is always there
+
+
+def test_evaluate_scores_a_configured_decision_layer_strategy_and_every_regime(
+    small_file: Path, write_config, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY)
+    config = write_config(
+        '[[strategies]]\nname = "edge"\nkind = "neural"\n'
+        'params = { models = ["gbm", "lstm"], decision = { cost = 0.0, enter_margin = 0.0, band = 0.0 } }\n\n'
+        '[[strategies]]\nname = "strict"\nkind = "neural"\n'
+        'params = { models = ["gbm", "lstm"], decision = { enter_margin = 0.001 } }\n\n'
+        '[[strategies]]\nname = "ma"\nkind = "ma_crossover"\nparams = { fast = 10, slow = 30 }\n')
+    args = parse(["evaluate", "--config", str(config), "--data", str(small_file), "--json", "--no-progress"])
+    assert args.func(args) == 0
+    (scores,) = json.loads(capsys.readouterr().out).values()
+    assert {"edge", "strict", "ma", "buy_and_hold"} <= set(scores)
+    assert scores["edge"]["trades"] > 0  # without costs the layer trades the one-bar forecasts ...
+    assert scores["strict"]["trades"] == 0  # ... with the configured 0.32% round trip it does not
+    for s in scores.values():
+        assert set(s["regimes"]) == {"bull", "bear", "sideways"}
+        assert sum(r["bars"] for r in s["regimes"].values()) == s["bars"]

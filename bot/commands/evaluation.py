@@ -57,6 +57,15 @@ def model_specs(settings: Any) -> list[Any]:
     return list(costed_models(settings))
 
 
+def decision_strategies(settings: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(name, params) of the enabled ``neural`` strategies with a decision layer, as the app builds them
+    (the configured round-trip cost filled in): walk-forward scores them on its forecasts."""
+    from bot.app import strategy_params
+
+    return [(cfg.name, strategy_params(settings, cfg)) for cfg in settings.strategies
+            if cfg.enabled and cfg.kind == "neural" and "decision" in cfg.params]
+
+
 def rule_strategies(settings: Any, symbol: str, timeframe: str) -> list[Any]:
     """The config's enabled non-model strategies, re-targeted at ``symbol``/``timeframe``,
     and buy-and-hold beside them when the config does not have it (the baseline to beat)."""
@@ -103,7 +112,7 @@ def fit_schedule(cfg: Any, ts: np.ndarray) -> Any:
 
 def _emit(evals: list[Any], args: argparse.Namespace, title: str) -> None:
     from bot.evaluation.report import json_safe
-    from bot.evaluation.tables import comparison_table, fold_table
+    from bot.evaluation.tables import comparison_table, fold_table, regime_table
 
     if args.json:
         print(json.dumps(json_safe({f"{e.symbol} {e.timeframe}": e.scores for e in evals}), sort_keys=True))
@@ -111,6 +120,8 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str) -> None:
         for e in evals:
             print(f"\n{e.symbol} {e.timeframe}\n")
             print(comparison_table(e))
+            print()
+            print(regime_table(e))
             print()
             print(fold_table(e))
     if args.report:
@@ -141,7 +152,8 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILURE
         evals.append(evaluate_history(settings, history, cfg, rule_strategies(settings, symbol, timeframe),
-                                      model_specs(settings), progress=not args.no_progress))
+                                      model_specs(settings), progress=not args.no_progress,
+                                      configured=decision_strategies(settings)))
     _emit(evals, args, f"Walk-forward {', '.join(symbols)} {timeframe}")
     return EXIT_OK
 
@@ -169,7 +181,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = fit_schedule(settings.walkforward, history.arrays["ts"])
     ev = evaluate_history(settings, history, cfg.model_copy(update={"cache_dir": None}),
                           rule_strategies(settings, symbol, timeframe), model_specs(settings),
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, configured=decision_strategies(settings))
     if not ev.walkforward.folds:
         print(f"error: {args.data}: too short for a walk-forward fold", file=sys.stderr)
         return EXIT_FAILURE

@@ -26,7 +26,7 @@ import numpy as np
 from bot.evaluation.forecast import reliability_bins
 from bot.evaluation.metrics import drawdown_series, monthly_returns, round_trips
 from bot.evaluation.runner import AssetEvaluation
-from bot.evaluation.tables import comparison_table, day, display
+from bot.evaluation.tables import comparison_table, day, display, regime_table
 
 INLINE_TRADES = 30
 
@@ -185,6 +185,7 @@ def write_report(evals: Sequence[AssetEvaluation], out_dir: Path | str, title: s
         parts.append(f"<h2>{html.escape(ev.symbol)} {html.escape(ev.timeframe)}</h2>")
         if ev.scores:
             parts.append(_md_to_html(comparison_table(ev)))
+            parts.append(_md_to_html(regime_table(ev)))
         plots = [plot_equity(ev, out / f"equity-{slug}.png"), plot_drawdowns(ev, out / f"drawdown-{slug}.png"),
                  plot_monthly_heatmap(ev, out / f"monthly-{slug}.png"),
                  plot_reliability(ev, out / f"reliability-{slug}.png"),

@@ -34,6 +34,8 @@ from bot.evaluation.backtest import (
     run_strategy,
     with_costs,
 )
+from bot.evaluation.edge_replay import EdgeReplayStrategy
+from bot.evaluation.regimes import regime_scores
 from bot.evaluation.scoring import score, signal_forecasts
 from bot.evaluation.vote import VoteStrategy
 from bot.evaluation.walkforward import (
@@ -111,6 +113,28 @@ def cached_walk_forward(
     return result
 
 
+def edge_strategies(history: History, wf: WalkForwardResult, configured: Sequence[tuple[str, dict[str, Any]]],
+                    specs: Sequence[ModelSpec]) -> list[Strategy]:
+    """The configured ``neural`` strategies with a decision layer, on the walk-forward forecasts of
+    the models they name (skipped, with a warning, when one of them was not walked forward)."""
+    by_name = {s.name: s for s in specs}
+    a = history.arrays
+    out: list[Strategy] = []
+    for name, params in configured:
+        models = [str(m) for m in params.get("models") or ()]
+        missing = [m for m in models if m not in wf.forecasts]
+        if not models or missing:
+            log.warning("edge_strategy_skipped", strategy=name, missing=missing or "models",
+                        hint="name [[models]] entries in the strategy's models")
+            continue
+        first = wf.forecasts[models[0]]
+        out.append(EdgeReplayStrategy(name, history.symbol, history.timeframe, first.ts,
+                                      {m: wf.forecasts[m].p for m in models}, by_name[models[0]],
+                                      params["decision"], a["ts"], a["close"],
+                                      float(params.get("vol_days", 7.0))))
+    return out
+
+
 async def backtest_all(
     settings: Settings,
     history: History,
@@ -118,8 +142,10 @@ async def backtest_all(
     baselines: Sequence[Strategy],
     cfg: WalkForwardConfig,
     progress: bool = True,
+    edges: Sequence[Strategy] = (),
 ) -> AssetEvaluation:
-    """Backtest each forecaster and baseline alone over the out-of-sample span and score it."""
+    """Backtest each forecaster, configured decision-layer strategy and baseline alone over the
+    out-of-sample span and score it (also per market regime)."""
     ev = AssetEvaluation(history.symbol, history.timeframe, wf)
     a = history.arrays
     ev.close_ts, ev.close = np.asarray(a["ts"], dtype=np.int64), np.asarray(a["close"], dtype=np.float64)
@@ -144,10 +170,12 @@ async def backtest_all(
         voter = VoteStrategy("ensemble_vote", history.symbol, history.timeframe, first_f.ts,
                              {n: f.p for n, f in models.items()})
         jobs.append((voter, None))
-    jobs += [(s, None) for s in baselines]
+    jobs += [(s, None) for s in list(edges) + list(baselines)]
+    bar_ms = timeframe_ms(history.timeframe)
     for strat, f in tqdm(jobs, desc=f"backtests {history.symbol} {history.timeframe}", disable=not progress):
+        own_size = strat in edges  # the decision layer sizes its own positions (vol targeting)
         rec = await run_strategy(costed, strat, candles, start_ts=start,  # costed carries SIGNAL_RISK
-                                 size_pct=cfg.size_pct if signal_risk else None)
+                                 size_pct=cfg.size_pct if signal_risk and not own_size else None)
         if f is not None:
             fc = {"ts": f.ts, "p": f.p, "y": f.y}
         else:
@@ -157,6 +185,8 @@ async def backtest_all(
         rec.predictions = fc
         ev.records[strat.name] = rec
         ev.scores[strat.name] = score(rec, fc)
+        ev.scores[strat.name]["regimes"] = regime_scores(rec.ts, rec.equity, rec.initial_equity, bar_ms,
+                                                         ev.close_ts, ev.close)
     return ev
 
 
@@ -167,10 +197,13 @@ def evaluate_history(
     baselines: Sequence[Strategy],
     models: Sequence[ModelSpec] | None = None,
     progress: bool = True,
+    configured: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> AssetEvaluation:
-    """Walk forward (cached) and backtest everything on ``history``; synchronous entry point."""
+    """Walk forward (cached) and backtest everything on ``history``; synchronous entry point.
+    ``configured``: (name, params) of the config's ``neural`` strategies with a decision layer."""
     wf = cached_walk_forward(history, cfg, models, progress)
-    return asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress))
+    edges = edge_strategies(history, wf, configured, prepare_specs(cfg, models))
+    return asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress, edges))
 
 
 def oos_bars(ev: AssetEvaluation) -> int:
