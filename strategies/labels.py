@@ -153,7 +153,8 @@ def model_labels(arrays: Mapping[str, np.ndarray], spec: ModelSpec, timeframe: s
     ``direction`` / ``log_return`` / ``realized_vol`` resolve at ``t + H``
     (:mod:`strategies.targets`); ``triple_barrier`` is the binary form (resolved with
     a gain) with barriers from the trailing 7-day realised volatility, the same
-    forecast the strategy falls back on live; ``net_return`` beats ``spec.cost``.
+    forecast the strategy falls back on live; ``net_return`` beats ``spec.cost``;
+    ``meta_trend`` is the meta-label of the trend rule's longs (:mod:`strategies.meta`).
     """
     from strategies.targets import TargetSpec, compute_target, seven_day_bars
 
@@ -165,6 +166,12 @@ def model_labels(arrays: Mapping[str, np.ndarray], spec: ModelSpec, timeframe: s
         return Labels(binary_target(lab), lab.end, lab.ret, lab.width)
     if spec.target == "net_return":
         return net_return_beats_cost(close, h, spec.cost)
+    if spec.target == "meta_trend":
+        from strategies.meta import meta_labels, trend_side
+
+        vol = trailing_vol(close, seven_day_bars(timeframe))
+        return meta_labels(close, trend_side(close, spec.meta_fast, spec.meta_slow), vol,
+                           BarrierSpec(h, spec.barrier_k, spec.barrier_floor, spec.cost))
     y = compute_target(close, TargetSpec(spec.target, h))
     fwd = forward_return(close, h)
     end = np.where(np.isfinite(y), fwd.end, -1)

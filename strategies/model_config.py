@@ -56,13 +56,17 @@ class ModelSpec(BaseModel):
     kind: ModelKind
     preset: str | None = None
     # target
-    target: Literal["direction", "log_return", "realized_vol", "triple_barrier", "net_return"] = "direction"
+    target: Literal["direction", "log_return", "realized_vol", "triple_barrier", "net_return",
+                    "meta_trend"] = "direction"
     horizon: int = Field(1, ge=1, le=168)
     # cost-aware labels (strategies.labels): barriers at barrier_k x forecast vol over the
     # horizon, never closer than barrier_floor x cost (the round-trip cost, a fraction)
     barrier_k: float = Field(1.0, gt=0)
     barrier_floor: float = Field(2.0, ge=0)
     cost: float = Field(0.0032, ge=0)
+    # meta_trend: the primary trend rule (SMA meta_fast > SMA meta_slow) whose trades are labelled
+    meta_fast: int = Field(20, ge=1)
+    meta_slow: int = Field(50, ge=2)
     # average-uniqueness weights of overlapping labels; default: on for multi-bar labels
     sample_weights: Literal["uniqueness", "none"] | None = None
     # inputs

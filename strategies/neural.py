@@ -132,6 +132,7 @@ class NeuralEnsemble(Strategy):
         self.warmup = 1  # see every bar: the feature buffer lives here
         self.default_size_pct = max_size_pct
         self._books: dict[str, _Book] = {}
+        self._last_vol: dict[str, float] = {}  # per symbol: the latest per-bar volatility forecast
         for symbol in symbols:
             loaded, losses = self._load(symbol, models, models_dir)
             vm = self._load_one(symbol, vol_model, models_dir) if isinstance(vol_model, str) and vol_model \
@@ -248,6 +249,7 @@ class NeuralEnsemble(Strategy):
         if got is None:
             return None
         probs, vol, window = got
+        self._last_vol[ctx.candle.symbol] = vol
         v = vote(probs, self.rule, book.weights)
         if self.edge is not None:
             e, annual_vol = self.edge.decide(ctx.candle.symbol, v.probability, vol, ctx.position)
@@ -305,6 +307,10 @@ class NeuralEnsemble(Strategy):
             book.table = None
         log.info("ensemble_model_swapped", strategy=self.name, model=name, symbols=len(books))
         return len(books)
+
+    def last_vol(self, symbol: str) -> float:
+        """The per-bar volatility forecast of ``symbol``'s latest evaluated bar (NaN before one)."""
+        return self._last_vol.get(symbol, float("nan"))
 
     def book(self, symbol: str) -> _Book:
         """Per-symbol state (models, buffer, table): read-only access for tools and tests."""

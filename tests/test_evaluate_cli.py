@@ -99,8 +99,12 @@ def test_walkforward_command_on_configured_symbol(
 def test_evaluate_scores_a_configured_decision_layer_strategy_and_every_regime(
     small_file: Path, write_config, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY)
+    meta = ModelSpec(name="meta", kind="gbm", target="meta_trend", horizon=6, window=24, gbm_max_iter=5,
+                     gbm_lags=(0, 1), meta_fast=10, meta_slow=30)
+    monkeypatch.setattr(cmd, "model_specs", lambda settings: [*TINY, meta])
     config = write_config(
+        '[[strategies]]\nname = "metalabeled"\nkind = "meta_labeled"\n'
+        'params = { models = ["meta"], fast = 10, slow = 30 }\n\n'
         '[[strategies]]\nname = "edge"\nkind = "neural"\n'
         'params = { models = ["gbm", "lstm"], decision = { cost = 0.0, enter_margin = 0.0, band = 0.0 } }\n\n'
         '[[strategies]]\nname = "strict"\nkind = "neural"\n'
@@ -109,7 +113,8 @@ def test_evaluate_scores_a_configured_decision_layer_strategy_and_every_regime(
     args = parse(["evaluate", "--config", str(config), "--data", str(small_file), "--json", "--no-progress"])
     assert args.func(args) == 0
     (scores,) = json.loads(capsys.readouterr().out).values()
-    assert {"edge", "strict", "ma", "buy_and_hold"} <= set(scores)
+    assert {"edge", "strict", "metalabeled", "meta", "ma", "buy_and_hold"} <= set(scores)
+    assert scores["metalabeled"]["exposure"] <= scores["ma"]["exposure"] + 1e-9  # it only filters the trend
     assert scores["edge"]["trades"] > 0  # without costs the layer trades the one-bar forecasts ...
     assert scores["strict"]["trades"] == 0  # ... with the configured 0.32% round trip it does not
     for s in scores.values():

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-MODEL_KINDS = frozenset({"neural"})  # strategy kinds replaced by walk-forward forecasters
+MODEL_KINDS = frozenset({"neural", "meta_labeled"})  # strategy kinds driven by walk-forward forecasts
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -57,13 +57,14 @@ def model_specs(settings: Any) -> list[Any]:
     return list(costed_models(settings))
 
 
-def decision_strategies(settings: Any) -> list[tuple[str, dict[str, Any]]]:
-    """(name, params) of the enabled ``neural`` strategies with a decision layer, as the app builds them
-    (the configured round-trip cost filled in): walk-forward scores them on its forecasts."""
+def decision_strategies(settings: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, name, params) of the enabled ``neural`` strategies with a decision layer and the
+    ``meta_labeled`` ones, as the app builds them (the configured round-trip cost filled in):
+    walk-forward scores them on its forecasts."""
     from bot.app import strategy_params
 
-    return [(cfg.name, strategy_params(settings, cfg)) for cfg in settings.strategies
-            if cfg.enabled and cfg.kind == "neural" and "decision" in cfg.params]
+    return [(cfg.kind, cfg.name, strategy_params(settings, cfg)) for cfg in settings.strategies
+            if cfg.enabled and (cfg.kind == "meta_labeled" or (cfg.kind == "neural" and "decision" in cfg.params))]
 
 
 def rule_strategies(settings: Any, symbol: str, timeframe: str) -> list[Any]:

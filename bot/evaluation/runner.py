@@ -34,7 +34,7 @@ from bot.evaluation.backtest import (
     run_strategy,
     with_costs,
 )
-from bot.evaluation.edge_replay import EdgeReplayStrategy
+from bot.evaluation.edge_replay import EdgeReplayStrategy, MetaReplayStrategy
 from bot.evaluation.regimes import regime_scores
 from bot.evaluation.scoring import score, signal_forecasts
 from bot.evaluation.vote import VoteStrategy
@@ -113,25 +113,31 @@ def cached_walk_forward(
     return result
 
 
-def edge_strategies(history: History, wf: WalkForwardResult, configured: Sequence[tuple[str, dict[str, Any]]],
+def edge_strategies(history: History, wf: WalkForwardResult,
+                    configured: Sequence[tuple[str, str, dict[str, Any]]],
                     specs: Sequence[ModelSpec]) -> list[Strategy]:
-    """The configured ``neural`` strategies with a decision layer, on the walk-forward forecasts of
-    the models they name (skipped, with a warning, when one of them was not walked forward)."""
+    """The configured ``neural`` strategies with a decision layer and ``meta_labeled`` strategies, on
+    the walk-forward forecasts of the models they name (skipped, with a warning, when one of them
+    was not walked forward)."""
     by_name = {s.name: s for s in specs}
     a = history.arrays
     out: list[Strategy] = []
-    for name, params in configured:
+    for kind, name, params in configured:
         models = [str(m) for m in params.get("models") or ()]
         missing = [m for m in models if m not in wf.forecasts]
         if not models or missing:
-            log.warning("edge_strategy_skipped", strategy=name, missing=missing or "models",
+            log.warning("model_strategy_skipped", strategy=name, missing=missing or "models",
                         hint="name [[models]] entries in the strategy's models")
             continue
         first = wf.forecasts[models[0]]
-        out.append(EdgeReplayStrategy(name, history.symbol, history.timeframe, first.ts,
-                                      {m: wf.forecasts[m].p for m in models}, by_name[models[0]],
-                                      params["decision"], a["ts"], a["close"],
-                                      float(params.get("vol_days", 7.0))))
+        probs = {m: wf.forecasts[m].p for m in models}
+        if kind == "meta_labeled":
+            out.append(MetaReplayStrategy(name, history.symbol, history.timeframe, first.ts, probs, params,
+                                          a["ts"], a["close"]))
+        else:
+            out.append(EdgeReplayStrategy(name, history.symbol, history.timeframe, first.ts, probs,
+                                          by_name[models[0]], params["decision"], a["ts"], a["close"],
+                                          float(params.get("vol_days", 7.0))))
     return out
 
 
@@ -143,6 +149,7 @@ async def backtest_all(
     cfg: WalkForwardConfig,
     progress: bool = True,
     edges: Sequence[Strategy] = (),
+    meta_models: frozenset[str] = frozenset(),
 ) -> AssetEvaluation:
     """Backtest each forecaster, configured decision-layer strategy and baseline alone over the
     out-of-sample span and score it (also per market regime)."""
@@ -164,7 +171,7 @@ async def backtest_all(
                                                 long_above=cfg.long_above, exit_below=cfg.exit_below,
                                                 size_pct=cfg.size_pct)
         jobs.append((strat, f))
-    models = {n: f for n, f in wf.forecasts.items() if n != "ensemble"}
+    models = {n: f for n, f in wf.forecasts.items() if n != "ensemble" and n not in meta_models}
     if len(models) >= 2:
         first_f = next(iter(models.values()))
         voter = VoteStrategy("ensemble_vote", history.symbol, history.timeframe, first_f.ts,
@@ -197,13 +204,15 @@ def evaluate_history(
     baselines: Sequence[Strategy],
     models: Sequence[ModelSpec] | None = None,
     progress: bool = True,
-    configured: Sequence[tuple[str, dict[str, Any]]] = (),
+    configured: Sequence[tuple[str, str, dict[str, Any]]] = (),
 ) -> AssetEvaluation:
     """Walk forward (cached) and backtest everything on ``history``; synchronous entry point.
-    ``configured``: (name, params) of the config's ``neural`` strategies with a decision layer."""
+    ``configured``: (kind, name, params) of the config's decision-layer and meta-labeled strategies."""
     wf = cached_walk_forward(history, cfg, models, progress)
-    edges = edge_strategies(history, wf, configured, prepare_specs(cfg, models))
-    return asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress, edges))
+    specs = prepare_specs(cfg, models)
+    edges = edge_strategies(history, wf, configured, specs)
+    meta = frozenset(s.name for s in specs if s.target == "meta_trend")
+    return asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress, edges, meta))
 
 
 def oos_bars(ev: AssetEvaluation) -> int:

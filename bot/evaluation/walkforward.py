@@ -155,11 +155,13 @@ def fit_fold(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarr
     torch.manual_seed(spec.seed)
     model = build_model(spec, features.shape[1], normalizer)
     mk = lambda rows: Windows(features, rows, y[rows].astype(np.float32), w, ts[rows])
-    train = mk(fold.train)
+    labelled = lambda rows: rows[np.isfinite(y[rows])]  # meta-labels exist only on primary signals
+    tr_rows, val_rows = labelled(fold.train), labelled(fold.val)
+    train = mk(tr_rows)
     if spec.weighted:
-        train = train.with_weights(uniqueness_weights(fold.train, labels.end[fold.train]))
-    model.fit(train, mk(fold.val))
-    model.calibrate(mk(fold.val))
+        train = train.with_weights(uniqueness_weights(tr_rows, labels.end[tr_rows]))
+    model.fit(train, mk(val_rows))
+    model.calibrate(mk(val_rows))
     return model.predict_windows(mk(fold.test))
 
 
@@ -215,9 +217,11 @@ def walk_forward(
             ys[rows], np.concatenate(parts_i) if parts_i else np.zeros(0, dtype=np.int64))
     bar.close()
     limiter.restore_original_limits()
-    if len(forecasts) > 1:
-        first = next(iter(forecasts.values()))
-        mean = np.mean([f.p for f in forecasts.values()], axis=0)
+    # the ensemble is the mean P(up); meta-labeling models forecast something else (a trade's success)
+    direction = [forecasts[s.name] for s in specs if s.target != "meta_trend"]
+    if len(direction) > 1:
+        first = direction[0]
+        mean = np.mean([f.p for f in direction], axis=0)
         forecasts["ensemble"] = Forecasts("ensemble", first.ts, mean, first.y, first.fold)
     seconds = time.perf_counter() - t0
     log.info("walk_forward_done", symbol=history.symbol, timeframe=history.timeframe,
