@@ -113,7 +113,8 @@ def test_evaluate_scores_a_configured_decision_layer_strategy_and_every_regime(
     args = parse(["evaluate", "--config", str(config), "--data", str(small_file), "--json", "--no-progress"])
     assert args.func(args) == 0
     (scores,) = json.loads(capsys.readouterr().out).values()
-    assert {"edge", "strict", "metalabeled", "meta", "ma", "buy_and_hold"} <= set(scores)
+    assert {"edge", "strict", "metalabeled", "ma", "buy_and_hold"} <= set(scores)
+    assert "meta" not in scores  # the secondary never trades alone
     assert scores["metalabeled"]["exposure"] <= scores["ma"]["exposure"] + 1e-9  # it only filters the trend
     assert scores["edge"]["trades"] > 0  # without costs the layer trades the one-bar forecasts ...
     assert scores["strict"]["trades"] == 0  # ... with the configured 0.32% round trip it does not

@@ -167,6 +167,8 @@ async def backtest_all(
     costed = with_costs(settings, cfg.spread_bps, signal_risk=signal_risk)
     jobs: list[tuple[Strategy, Forecasts | None]] = []
     for name, f in wf.forecasts.items():
+        if name in meta_models:
+            continue  # a meta-labeling secondary never trades alone (its strategy uses it)
         strat = ProbabilityStrategy.from_arrays(name, history.symbol, history.timeframe, f.ts, f.p,
                                                 long_above=cfg.long_above, exit_below=cfg.exit_below,
                                                 size_pct=cfg.size_pct)
