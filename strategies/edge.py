@@ -38,6 +38,9 @@ def edge_policy(params: Mapping[str, Any], horizon: int) -> EdgePolicy:
     unknown = set(params) - POLICY_KEYS
     if unknown:
         raise ValueError(f"decision: unknown key(s) {sorted(unknown)}; accepted: {sorted(POLICY_KEYS)}")
+    if params.get("enter_margin") == "validation":
+        raise ValueError("decision.enter_margin = 'validation' is chosen by walkforward/evaluate on each "
+                         "fold's validation span; a strategy that trades needs a number")
     kw = dict(params)
     kw.setdefault("max_hold_bars", horizon)
     kw.setdefault("min_hold_bars", min(int(kw["max_hold_bars"]), max(1, horizon // 4)))

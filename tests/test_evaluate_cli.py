@@ -107,13 +107,15 @@ def test_evaluate_scores_a_configured_decision_layer_strategy_and_every_regime(
         'params = { models = ["meta"], fast = 10, slow = 30 }\n\n'
         '[[strategies]]\nname = "edge"\nkind = "neural"\n'
         'params = { models = ["gbm", "lstm"], decision = { cost = 0.0, enter_margin = 0.0, band = 0.0 } }\n\n'
+        '[[strategies]]\nname = "chosen"\nkind = "neural"\n'
+        'params = { models = ["gbm", "lstm"], decision = { enter_margin = "validation" } }\n\n'
         '[[strategies]]\nname = "strict"\nkind = "neural"\n'
         'params = { models = ["gbm", "lstm"], decision = { enter_margin = 0.001 } }\n\n'
         '[[strategies]]\nname = "ma"\nkind = "ma_crossover"\nparams = { fast = 10, slow = 30 }\n')
     args = parse(["evaluate", "--config", str(config), "--data", str(small_file), "--json", "--no-progress"])
     assert args.func(args) == 0
     (scores,) = json.loads(capsys.readouterr().out).values()
-    assert {"edge", "strict", "metalabeled", "ma", "buy_and_hold"} <= set(scores)
+    assert {"edge", "chosen", "strict", "metalabeled", "ma", "buy_and_hold"} <= set(scores)
     assert "meta" not in scores  # the secondary never trades alone
     assert scores["metalabeled"]["exposure"] <= scores["ma"]["exposure"] + 1e-9  # it only filters the trend
     assert scores["edge"]["trades"] > 0  # without costs the layer trades the one-bar forecasts ...

@@ -81,6 +81,7 @@ def _cache_key(history: History, cfg: WalkForwardConfig, specs: Sequence[ModelSp
         "first": int(a["ts"][0]) if len(history) else 0, "last": int(a["ts"][-1]) if len(history) else 0,
         "close_sum": float(np.sum(a["close"])), "cfg": cfg.model_dump(mode="json", exclude={"cache_dir"}),
         "specs": [s.model_dump(mode="json") for s in specs],
+        "format": 2,  # 2: validation-span forecasts stored too
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -99,16 +100,21 @@ def cached_walk_forward(
                 meta = json.loads(str(z["meta"]))
                 fc = {n: Forecasts(n, z[f"{n}.ts"], z[f"{n}.p"], z[f"{n}.y"], z[f"{n}.fold"])
                       for n in meta["names"]}
+                val = {n: Forecasts(n, z[f"val:{n}.ts"], z[f"val:{n}.p"], z[f"val:{n}.y"], z[f"val:{n}.fold"])
+                       for n in meta.get("validation", [])}
             log.info("walk_forward_cached", path=str(path))
-            return WalkForwardResult(meta["symbol"], meta["timeframe"], meta["folds"], fc, meta["seconds"])
+            return WalkForwardResult(meta["symbol"], meta["timeframe"], meta["folds"], fc, meta["seconds"], val)
     result = walk_forward(history, cfg, models, progress=progress)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
-        for n, f in result.forecasts.items():
-            arrays.update({f"{n}.ts": f.ts, f"{n}.p": f.p, f"{n}.y": f.y, f"{n}.fold": f.fold})
+        for prefix, group in (("", result.forecasts), ("val:", result.validation)):
+            for n, f in group.items():
+                arrays.update({f"{prefix}{n}.ts": f.ts, f"{prefix}{n}.p": f.p, f"{prefix}{n}.y": f.y,
+                               f"{prefix}{n}.fold": f.fold})
         meta = {"symbol": result.symbol, "timeframe": result.timeframe, "folds": result.folds,
-                "names": list(result.forecasts), "seconds": result.seconds}
+                "names": list(result.forecasts), "validation": list(result.validation),
+                "seconds": result.seconds}
         np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
     return result
 
@@ -130,12 +136,13 @@ def edge_strategies(history: History, wf: WalkForwardResult,
                         hint="name [[models]] entries in the strategy's models")
             continue
         first = wf.forecasts[models[0]]
-        probs = {m: wf.forecasts[m].p for m in models}
         if kind == "meta_labeled":
-            out.append(MetaReplayStrategy(name, history.symbol, history.timeframe, first.ts, probs, params,
-                                          a["ts"], a["close"]))
+            out.append(MetaReplayStrategy(name, history.symbol, history.timeframe, first.ts,
+                                          {m: wf.forecasts[m].p for m in models}, params, a["ts"], a["close"]))
         else:
-            out.append(EdgeReplayStrategy(name, history.symbol, history.timeframe, first.ts, probs,
+            out.append(EdgeReplayStrategy(name, history.symbol, history.timeframe,
+                                          {m: wf.forecasts[m] for m in models},
+                                          {m: wf.validation[m] for m in models if m in wf.validation},
                                           by_name[models[0]], params["decision"], a["ts"], a["close"],
                                           float(params.get("vol_days", 7.0))))
     return out

@@ -21,7 +21,7 @@ Leakage rules, asserted by :func:`check_fold`:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import structlog
@@ -125,6 +125,8 @@ class WalkForwardResult:
     folds: list[dict[str, object]]
     forecasts: dict[str, Forecasts]  # by model name (plus "ensemble")
     seconds: float = 0.0
+    # per model: its forecasts of each fold's validation span (after calibration on it)
+    validation: dict[str, Forecasts] = field(default_factory=dict)
 
     @property
     def oos_start_ts(self) -> int:
@@ -146,8 +148,10 @@ def prepare_specs(cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None) ->
     return out
 
 
-def fit_fold(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray, fold: Fold) -> np.ndarray:
-    """Fit ``spec`` on the fold's training windows; return P(up) for its test windows."""
+def fit_fold(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray,
+             fold: Fold) -> tuple[np.ndarray, np.ndarray]:
+    """Fit ``spec`` on the fold's training windows; return P(up) for its test windows and for its
+    validation windows (every one of them, labelled or not: what decision settings are chosen on)."""
     w, y = spec.window, labels.y
     lo, hi = int(fold.train[0]), int(fold.train[-1])
     normalizer = Normalizer.fit(features[lo - w + 1 : hi + 1])
@@ -162,7 +166,7 @@ def fit_fold(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarr
         train = train.with_weights(uniqueness_weights(tr_rows, labels.end[tr_rows]))
     model.fit(train, mk(val_rows))
     model.calibrate(mk(val_rows))
-    return model.predict_windows(mk(fold.test))
+    return model.predict_windows(mk(fold.test)), model.predict_windows(mk(fold.val))
 
 
 def walk_forward(
@@ -182,6 +186,7 @@ def walk_forward(
     ts = np.asarray(arrays["ts"], dtype=np.int64)
     feats: dict[str, np.ndarray] = {}
     forecasts: dict[str, Forecasts] = {}
+    validation: dict[str, Forecasts] = {}
     fold_meta: list[dict[str, object]] = []
     # one common fold schedule: rows where every model has a full window
     max_window = max((s.window for s in specs), default=2)
@@ -206,11 +211,17 @@ def walk_forward(
         features = feats.setdefault(fspec.name, compute_features(arrays, fspec))
         lab = labels[spec.name]
         ys = lab.y
-        parts_p, parts_i = [], []
+        parts_p, parts_i, parts_v = [], [], []
         for fold in folds:
-            parts_p.append(fit_fold(spec, features, lab, ts, fold))
+            test_p, val_p = fit_fold(spec, features, lab, ts, fold)
+            parts_p.append(test_p)
+            parts_v.append(val_p)
             parts_i.append(np.full(len(fold.test), fold.index))
             bar.update(1)
+        if folds:
+            vrows = np.concatenate([f.val for f in folds])
+            validation[spec.name] = Forecasts(spec.name, ts[vrows], np.concatenate(parts_v), ys[vrows],
+                                              np.concatenate([np.full(len(f.val), f.index) for f in folds]))
         rows = np.concatenate([f.test for f in folds]) if folds else np.zeros(0, dtype=np.int64)
         forecasts[spec.name] = Forecasts(
             spec.name, ts[rows], np.concatenate(parts_p) if parts_p else np.zeros(0),
@@ -226,4 +237,4 @@ def walk_forward(
     seconds = time.perf_counter() - t0
     log.info("walk_forward_done", symbol=history.symbol, timeframe=history.timeframe,
              folds=len(folds), models=len(specs), seconds=round(seconds, 1))
-    return WalkForwardResult(history.symbol, history.timeframe, fold_meta, forecasts, seconds)
+    return WalkForwardResult(history.symbol, history.timeframe, fold_meta, forecasts, seconds, validation)
