@@ -1,4 +1,10 @@
-"""``neuralbot demo``: the bot over real BTC/USDT hourly data in accelerated time."""
+"""``neuralbot demo``: the bot over real BTC/USDT hourly data in accelerated time.
+
+It trains the models of the configured neural strategy (``[train]`` span, quick defaults) unless the
+registry already holds them, backtests the configured strategies strictly after that span
+(``[backtest] start``; the in-sample guard refuses an overlap) beside buy-and-hold, and runs the live
+paper session (daemon, loopback exchange) with the same strategies.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,9 @@ import asyncio
 import time
 from datetime import date
 from pathlib import Path
-
-from bot.app import run_backtest
 from typing import Any
 
+from bot.app import run_backtest
 from bot.config import Settings, StrategyConfig, date_to_ms, load_settings, train_config
 from bot.demo_live import LiveSession, live_paper_session
 

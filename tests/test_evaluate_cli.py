@@ -71,6 +71,8 @@ def test_evaluate_small_unseen_file_end_to_end(
         assert any(p.name.startswith(png) for p in report.glob("*.png")), png
         assert f"{png}-" in html
     assert json.loads((report / "metrics.json").read_text())
+    trades = (report / next(p.name for p in report.glob("trades-*-ma.csv"))).read_text().splitlines()
+    assert trades[0].endswith("entry_why,exit_why") and "fast-slow gap" in trades[1]  # why it traded
 
 
 def test_evaluate_reports_a_missing_file(write_config, tmp_path: Path) -> None:
