@@ -15,7 +15,7 @@ import numpy as np
 import structlog
 
 from bot.clock import Clock, SimClock
-from bot.config import Settings, date_to_ms
+from bot.config import Settings, StrategyConfig, date_to_ms, round_trip_cost
 from bot.engine import Engine, EngineSettings, EngineStats
 from bot.evaluation.metrics import (
     annual_return,
@@ -43,6 +43,16 @@ from strategies.catalog import build_strategy
 log = structlog.get_logger(__name__)
 
 
+def strategy_params(settings: Settings, cfg: StrategyConfig) -> dict[str, Any]:
+    """``cfg.params``; a ``neural`` strategy's ``decision`` table gets the configured round-trip
+    cost (fees, slippage, spread) unless it sets ``cost`` itself."""
+    params = dict(cfg.params)
+    decision = params.get("decision")
+    if cfg.kind == "neural" and isinstance(decision, dict) and "cost" not in decision:
+        params["decision"] = {**decision, "cost": round_trip_cost(settings)}
+    return params
+
+
 def build_strategies(
     settings: Settings, symbols: list[str] | None = None, timeframe: str | None = None
 ) -> list[Strategy]:
@@ -56,7 +66,7 @@ def build_strategies(
                 cfg.name,
                 tuple(symbols or cfg.symbols or settings.backtest.symbols),
                 timeframe or cfg.timeframe or settings.backtest.timeframe,
-                cfg.params,
+                strategy_params(settings, cfg),
                 where=f"strategies[{i}]",
             )
         )
@@ -196,18 +206,26 @@ async def run_backtest(
     end: Any = None,
     run_id: str | None = None,
     feed: Feed | None = None,
+    allow_in_sample: bool = False,
 ) -> BacktestResult:
     """Replay candles through the Engine with simulated fills; every fact goes to SQLite.
 
     ``symbols``/``timeframe`` override those of every strategy (the CLI's --symbol and
     --timeframe); otherwise each strategy keeps its own and the replay carries them all.
+    A span overlapping a model strategy's training span raises
+    :class:`bot.in_sample.InSampleError` unless ``allow_in_sample``.
     """
+    from bot.in_sample import check_in_sample
+
     run_id = run_id or uuid.uuid4().hex[:12]
     portfolio_name = f"backtest-{run_id}"
+    since, until = date_to_ms(start or settings.backtest.start), date_to_ms(end or settings.backtest.end)
+    warning = check_in_sample(settings, since, until, allow_in_sample, symbols, timeframe)
+    if warning:
+        log.warning("backtest_in_sample", detail=warning)
     strategies = build_strategies(settings, symbols, timeframe)
     series = feed_series(strategies)
     if feed is None:
-        since, until = date_to_ms(start or settings.backtest.start), date_to_ms(end or settings.backtest.end)
         feed = ReplayFeed(
             load_candles_csv(
                 candle_file(settings.data.dir, settings.exchange.name, sym, tf),
@@ -227,4 +245,6 @@ async def run_backtest(
         await store.close()
     summary["portfolio"] = portfolio_name
     summary["store"] = str(Path(settings.store.path))
+    if warning:
+        summary["in_sample"] = warning
     return BacktestResult(portfolio_name, stats, summary)

@@ -63,6 +63,7 @@ def _setup(settings: Settings, args: argparse.Namespace, mode: str, quiet: bool 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from bot.app import run_backtest
+    from bot.in_sample import InSampleError
 
     settings = load_config_or_exit(args)
     run_id = _setup(settings, args, "backtest", quiet=True)
@@ -75,8 +76,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                 start=args.start,
                 end=args.end,
                 run_id=run_id,
+                allow_in_sample=args.allow_in_sample,
             )
         )
+    except InSampleError as exc:
+        print(f"backtest refused: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except StrategyParamError as exc:
         print(f"invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -84,6 +89,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(f"error: {exc} (set data.dir in the config or NEURALBOT_DATA__DIR)", file=sys.stderr)
         return EXIT_FAILURE
     summary = dict(result.summary)
+    if "in_sample" in summary:
+        print(summary["in_sample"], file=sys.stderr)
     if args.report or args.json:
         from bot.commands.evaluation import evaluate_backtest, strategy_scores, write_backtest_report
 
@@ -181,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print the metrics as one JSON object (also per strategy, each replayed alone)")
     bt.add_argument("--report", metavar="DIR", help="also write an HTML report (equity, drawdowns, trades, "
                     "each strategy alone vs buy-and-hold) into DIR")
+    bt.add_argument("--allow-in-sample", action="store_true",
+                    help="run even when the span overlaps the models' training span (refused otherwise)")
     bt.add_argument("-v", "--verbose", action="store_true", help="log every order and fill")
     bt.set_defaults(func=cmd_backtest)
 

@@ -324,12 +324,27 @@ def _timeframe(v: str) -> str:
     return v
 
 
+def round_trip_cost(s: Settings) -> float:
+    """Entry + exit cost as configured: 2 x (fee + slippage + half the walk-forward spread)."""
+    from strategies.labels import round_trip_cost as cost
+
+    return cost(s.exchange.fee_rate, s.backtest.slippage_bps, s.walkforward.spread_bps)
+
+
+def costed_models(s: Settings) -> tuple[ModelSpec, ...]:
+    """``[[models]]`` (default: the five defaults) with the configured round-trip cost as the label
+    cost of every model that does not set ``cost`` itself."""
+    cost = round_trip_cost(s)
+    return tuple(m if "cost" in m.model_fields_set else m.model_copy(update={"cost": cost})
+                 for m in (tuple(s.models) or default_models()))
+
+
 def train_config(s: Settings) -> TrainConfig:
     """What the training pipeline needs, from ``[data]``, ``[exchange]``, ``[train]``, ``[[models]]``."""
     return TrainConfig(
         data_dir=s.data.dir,
         exchange=s.exchange.name,
-        models=tuple(s.models) or default_models(),
+        models=costed_models(s),
         **s.train.model_dump(),
     )
 

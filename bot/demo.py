@@ -1,13 +1,21 @@
-"""``neuralbot demo``: the bot over real BTC/USDT hourly data in accelerated time."""
+"""``neuralbot demo``: the bot over real BTC/USDT hourly data in accelerated time.
+
+It trains the models of the configured neural strategy (``[train]`` span, quick defaults) unless the
+registry already holds them, backtests the configured strategies strictly after that span
+(``[backtest] start``; the in-sample guard refuses an overlap) beside buy-and-hold, and runs the live
+paper session (daemon, loopback exchange) with the same strategies.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 from bot.app import run_backtest
-from bot.config import Settings, StrategyConfig, load_settings
+from bot.config import Settings, StrategyConfig, date_to_ms, load_settings, train_config
 from bot.demo_live import LiveSession, live_paper_session
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,11 +31,50 @@ def demo_settings(config: Path | None) -> Settings:
     return settings.model_copy(update={"store": store})
 
 
+def train_demo_models(settings: Settings) -> None:
+    """Train the ``[[models]]`` the enabled neural strategies use, unless the registry already holds
+    them with the same spec and training span (``[train]``); the backtest then starts after it."""
+    from strategies.features import get_spec
+    from strategies.registry import model_dir, read_meta, save_model
+    from strategies.training import iter_train
+
+    cfg = train_config(settings)
+    wanted = {str(m) for c in settings.strategies if c.enabled and c.kind == "neural"
+              for m in c.params.get("models") or ()}
+
+    end_ms = date_to_ms(date.fromisoformat(cfg.end)) if cfg.end else None
+
+    def current(spec: Any) -> bool:
+        d = model_dir(cfg.models_dir, cfg.symbol, cfg.timeframe, spec.name)
+        if not (Path(d) / "meta.json").exists():
+            return False
+        meta = read_meta(d)
+        last = (meta.get("data_range") or {}).get("last_ts", 2**62)
+        return bool(meta.get("spec") == spec.model_dump(mode="json") and (end_ms is None or last < end_ms))
+
+    todo = [m for m in cfg.models if m.name in wanted and not current(m)]
+    if not todo:
+        return
+    started = time.perf_counter()
+    print(f"training {len(todo)} model(s) ({', '.join(m.name for m in todo)}) on {cfg.symbol} {cfg.timeframe} "
+          f"[{cfg.start} .. {cfg.end}) into {cfg.models_dir}")
+    for res in iter_train(cfg.model_copy(update={"models": tuple(todo)})):
+        spec = res.model.spec
+        save_model(res.model, model_dir(cfg.models_dir, cfg.symbol, cfg.timeframe, spec.name),
+                   get_spec(spec.features), data_range=res.data_range, metrics=res.metrics,
+                   fit_report=res.report)
+        test = res.metrics["test"]
+        print(f"  {spec.name}: {spec.target}@{spec.horizon}, test accuracy {test.get('accuracy', float('nan')):.3f}"
+              f" over {int(test['n'])} windows ({res.seconds:.1f} s)")
+    print(f"({time.perf_counter() - started:.1f} s of training)\n")
+
+
 async def run_demo(config: Path | None = None) -> int:
     from bot.cli import print_summary
 
     settings = demo_settings(config)
     demo_started = time.perf_counter()
+    train_demo_models(settings)
     # The passive benchmark: all in at the first bar, no take-profit, a stop it never reaches.
     benchmark = settings.model_copy(
         update={

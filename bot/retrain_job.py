@@ -58,19 +58,21 @@ def fit_candidate(spec: Any, ds: Any, val_fraction: float = 0.15) -> Any:
     comparison bars); its last ``val_fraction``, after a purge of the target horizon,
     early-stops and calibrates, as in a walk-forward fold. Same spec as the running model."""
     from bot.evaluation.walkforward import fit_windows
-    from strategies.targets import TargetSpec, compute_target
+    from strategies.labels import model_labels
     from strategies.windows import valid_ends
 
     if spec.features != ds.spec.name:
         raise ValueError(f"{spec.name}: wants feature spec {spec.features!r}, dataset has {ds.spec.name!r}")
     arrays = ds.history.arrays
-    y = compute_target(arrays["close"], TargetSpec(spec.target, spec.horizon))
-    ends = valid_ends(ds.features, y, spec.window)
+    labels = model_labels(arrays, spec, ds.history.timeframe)  # the running model's own target
+    ends = valid_ends(ds.features, labels.y, spec.window)
+    ends = ends[labels.end[ends] >= 0]  # resolved labels only
     if len(ends) < 50:
         raise ValueError(f"{spec.name}: {len(ends)} labelled windows, too few to fit a candidate")
     cut = int(ends[int(len(ends) * (1 - val_fraction))])
-    train, val = ends[ends + spec.purge_bars < cut], ends[ends >= cut]
-    return fit_windows(spec, ds.features, y, arrays["ts"], train, val)
+    # purge: a training label must resolve before the first validation bar (its real span)
+    train, val = ends[labels.end[ends] < cut], ends[ends >= cut]
+    return fit_windows(spec, ds.features, labels, arrays["ts"], train, val)
 
 
 def score(model: Any, windows: Any) -> tuple[str, float]:

@@ -40,6 +40,7 @@ KINDS: dict[str, Factory] = {
     "neural": LazyFactory("strategies.neural", "NeuralEnsemble"),
     "confluence": Confluence,
     "confirmed": ConfirmedStrategy,
+    "meta_labeled": LazyFactory("strategies.meta", "MetaLabeled"),
 }
 
 

@@ -45,12 +45,19 @@ _FACTORIES: dict[str, Callable[..., ind.Indicator]] = {
     "spread": ind.Spread,
     "hour": ind.HourOfDay,
     "dow": ind.DayOfWeek,
+    "htf": lambda **p: _htf(**p),  # higher-timeframe context (strategies.mtf), imported on use
 }
 
 
 STREAM_OF = {"book_imbalance": "order_book", "spread": "order_book", "volume_delta": "trades"}
 RECURSIVE_KINDS = frozenset({"atr", "rsi", "macd"})  # Wilder / EMA smoothing: infinite memory
 SETTLE_MULTIPLE = 24  # Wilder (1 - 1/n)^(24 n) < 4e-11 for every n >= 2; EMAs fade faster
+
+
+def _htf(**params: float | int) -> ind.Indicator:
+    from strategies.mtf import HigherTimeframe
+
+    return HigherTimeframe(**params)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +77,15 @@ class FeatureDef:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        outs = _FACTORIES[self.kind].outputs
+        outs = ("ret", "trend", "pos") if self.kind == "htf" else _FACTORIES[self.kind].outputs
         return (self.name,) if not outs else tuple(f"{self.name}_{o}" for o in outs)
 
     @property
     def lookback(self) -> int:
         """Candles needed before the first finite value (a safe upper bound)."""
         p = dict(self.params)
+        if self.kind == "htf":  # bars + 1 complete higher bars, plus one bucket to align
+            return int(p["minutes"]) // 60 * (int(p.get("bars", 10)) + 2)
         if self.kind == "macd":
             return int(p["slow"]) + int(p["signal"])
         for key in ("bars", "period"):
@@ -171,9 +180,17 @@ _MICRO_FEATURES: tuple[FeatureDef, ...] = (
     _f("spread_bps", "spread"),
 )
 
+# Multi-timeframe context (hourly streams only): 4H / 1D / 1W bars from the confluence aggregator.
+_HTF_FEATURES: tuple[FeatureDef, ...] = (
+    _f("h4", "htf", minutes=240, bars=12),
+    _f("d1", "htf", minutes=1440, bars=10),
+    _f("w1", "htf", minutes=10080, bars=4),
+)
+
 DEFAULT_SPEC = FeatureSpec("default", _OHLCV_FEATURES)
 FULL_SPEC = FeatureSpec("full", _OHLCV_FEATURES + _MICRO_FEATURES)
-SPECS: dict[str, FeatureSpec] = {"default": DEFAULT_SPEC, "full": FULL_SPEC}
+MTF_SPEC = FeatureSpec("mtf", _OHLCV_FEATURES + _HTF_FEATURES)
+SPECS: dict[str, FeatureSpec] = {"default": DEFAULT_SPEC, "full": FULL_SPEC, "mtf": MTF_SPEC}
 
 
 def get_spec(name: str) -> FeatureSpec:

@@ -71,16 +71,17 @@ def fit_torch(model: TorchModel, train: Windows, val: Windows, progress: bool = 
     van = val.with_features(model.normalizer.transform(val.features))
     y_tr = tr.y.astype(np.float32)
     y_va = val.y.astype(np.float32)
+    w_tr = np.ones(len(tr), dtype=np.float32) if tr.w is None else tr.w.astype(np.float32)
     if model.task == "classification":
         pos = float(y_tr.mean())
         pw = (1 - pos) / pos if s.class_balance and 0 < pos < 1 else 1.0
-        train_loss_fn: nn.Module = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pw))
+        train_loss_fn: nn.Module = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pw), reduction="none")
         val_loss_fn: nn.Module = nn.BCEWithLogitsLoss()
     else:
         model.y_mean, model.y_std = float(y_tr.mean()), float(y_tr.std() or 1.0)
         y_tr = ((y_tr - model.y_mean) / model.y_std).astype(np.float32)
         y_va = ((y_va - model.y_mean) / model.y_std).astype(np.float32)
-        train_loss_fn = val_loss_fn = nn.MSELoss()
+        train_loss_fn, val_loss_fn = nn.MSELoss(reduction="none"), nn.MSELoss()
 
     net = model.module
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
@@ -101,7 +102,8 @@ def fit_torch(model: TorchModel, train: Windows, val: Windows, progress: bool = 
             if s.augment_noise or s.augment_shift or s.augment_scale:
                 xb = augment(xb, rng, s.augment_noise, s.augment_shift, s.augment_scale)
             out = net(torch.from_numpy(xb))
-            loss = train_loss_fn(out, torch.from_numpy(y_tr[sel]))
+            wb = torch.from_numpy(w_tr[sel])  # average-uniqueness sample weights (1 without)
+            loss = (train_loss_fn(out, torch.from_numpy(y_tr[sel])) * wb).sum() / wb.sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if s.grad_clip > 0:

@@ -56,8 +56,19 @@ class ModelSpec(BaseModel):
     kind: ModelKind
     preset: str | None = None
     # target
-    target: Literal["direction", "log_return", "realized_vol"] = "direction"
-    horizon: int = Field(1, ge=1)
+    target: Literal["direction", "log_return", "realized_vol", "triple_barrier", "net_return",
+                    "meta_trend"] = "direction"
+    horizon: int = Field(1, ge=1, le=168)
+    # cost-aware labels (strategies.labels): barriers at barrier_k x forecast vol over the
+    # horizon, never closer than barrier_floor x cost (the round-trip cost, a fraction)
+    barrier_k: float = Field(1.0, gt=0)
+    barrier_floor: float = Field(2.0, ge=0)
+    cost: float = Field(0.0032, ge=0)
+    # meta_trend: the primary trend rule (SMA meta_fast > SMA meta_slow) whose trades are labelled
+    meta_fast: int = Field(20, ge=1)
+    meta_slow: int = Field(50, ge=2)
+    # average-uniqueness weights of overlapping labels; default: on for multi-bar labels
+    sample_weights: Literal["uniqueness", "none"] | None = None
     # inputs
     window: int = Field(48, ge=2)
     features: str = "default"
@@ -89,7 +100,7 @@ class ModelSpec(BaseModel):
     augment_scale: float = Field(0.0, ge=0)  # magnitude scaling std (x ~ N(1, s))
     calibration: Literal["temperature", "isotonic", "none"] = "temperature"
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    purge: int | None = None  # gap between splits in bars; default max(horizon, 1)
+    purge: int | None = None  # embargo bars after each label's real span between splits (default 0)
     seed: int = 0
     # gradient boosting
     gbm_max_iter: int = 150
@@ -122,7 +133,12 @@ class ModelSpec(BaseModel):
 
     @property
     def task(self) -> str:
-        return "classification" if self.target == "direction" else "regression"
+        return "regression" if self.target in ("log_return", "realized_vol") else "classification"
+
+    @property
+    def weighted(self) -> bool:
+        """Whether training windows carry average-uniqueness weights."""
+        return self.sample_weights == "uniqueness" or (self.sample_weights is None and self.horizon > 1)
 
     @property
     def purge_bars(self) -> int:

@@ -16,6 +16,11 @@ predictions up. Features are causal and computed by the same engine as the live
 buffer, so when the replay covers the same candles as the history, both paths
 give the same signals (tested).
 
+With a ``decision`` table the vote is replaced by the decision layer
+(:mod:`strategies.edge`, :mod:`strategies.decision`): the mean probability and the
+volatility forecast become an expected net edge over the label horizon, traded
+with hysteresis, holding times, a no-trade band and a volatility-targeted size.
+
 Models come from the registry: ``<models_dir>/<SYMBOL>_<timeframe>/<name>/``
 (see :mod:`strategies.registry`), or are handed in as ``{name: Model}``.
 """
@@ -34,10 +39,12 @@ import structlog
 from bot.events import Direction, OrderBook, Signal, Trade, timeframe_ms
 from bot.feature_buffer import FeatureBuffer
 from strategies.base import BarContext, Strategy
+from strategies.edge import EdgeLayer, edge_policy, move_function
 from strategies.ensemble import EXIT_RULES, Decision, VotingRule, decide, log_loss_weights, vote
 from strategies.explain import attributions, combine, top_shares
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History
+from strategies.labels import trailing_vol
 from strategies.models.base import PREDICT_BATCH, Model
 from strategies.registry import load_model, model_dir, read_meta
 from strategies.signals import SignalPolicy, annualised_vol
@@ -55,20 +62,6 @@ def horizon_label(bars: int, timeframe: str) -> str:
         if ms % size == 0:
             return f"{ms // size}{unit}"
     return f"{ms}ms"
-
-
-def trailing_vol(close: np.ndarray, bars: int) -> np.ndarray:
-    """Per row: root-mean-square of the last ``bars`` 1-bar log returns (NaN until filled)."""
-    close = np.asarray(close, dtype=np.float64)
-    out = np.full(len(close), np.nan)
-    if len(close) <= bars:
-        return out
-    r2 = np.zeros(len(close))
-    r2[1:] = np.log(close[1:] / close[:-1]) ** 2
-    csum = np.concatenate([[0.0], np.cumsum(r2)])
-    t = np.arange(bars, len(close))
-    out[bars:] = np.sqrt(np.maximum(csum[t + 1] - csum[t + 1 - bars], 0.0) / bars)
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +105,7 @@ class NeuralEnsemble(Strategy):
         ci_method: str = "spread", ci_level: float = 0.9,
         risk_low_below: float = 0.50, risk_high_above: float = 0.85,
         risk_multipliers: Mapping[str, float] | None = None,
+        decision: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name, symbols, timeframe)
         names = list(models)
@@ -139,6 +133,7 @@ class NeuralEnsemble(Strategy):
         self.default_size_pct = max_size_pct
         self._books: dict[str, _Book] = {}
         self._held: dict[str, str] = {}  # symbol -> why no new position may open (expired models)
+        self._last_vol: dict[str, float] = {}  # per symbol: the latest per-bar volatility forecast
         for symbol in symbols:
             loaded, losses = self._load(symbol, models, models_dir)
             vm = self._load_one(symbol, vol_model, models_dir) if isinstance(vol_model, str) and vol_model \
@@ -151,8 +146,13 @@ class NeuralEnsemble(Strategy):
             buf = FeatureBuffer(symbol, timeframe, self.spec, n_steps=longest,
                                 capacity=max(longest, self.vol_bars + 1))
             self._books[symbol] = _Book(loaded, vm, buf, weights)
-        first = next(iter(self._books.values())).models.values()
-        self.horizon = horizon or horizon_label(next(iter(first)).spec.horizon, timeframe)
+        first = next(iter(next(iter(self._books.values())).models.values())).spec
+        self.horizon = horizon or horizon_label(first.horizon, timeframe)
+        # the decision layer (strategies.edge): expected net edge instead of the k-of-n vote
+        self.edge = None if decision is None else EdgeLayer(
+            edge_policy(decision, first.horizon),
+            move_function(first.target, first.horizon, first.barrier_k, first.barrier_floor, first.cost),
+            timeframe, self.horizon)
 
     # -- loading ---------------------------------------------------------------------
     def _load_one(self, symbol: str, name: str, models_dir: str) -> Model:
@@ -275,14 +275,19 @@ class NeuralEnsemble(Strategy):
         if got is None:
             return None
         probs, vol, window = got
+        self._last_vol[ctx.candle.symbol] = vol
         v = vote(probs, self.rule, book.weights)
-        annual = annualised_vol(vol, timeframe_ms(self.timeframe)) if np.isfinite(vol) else None
-        d = decide(v, self.rule, self.policy, ctx.position, annual, self.exit_rule)
+        if self.edge is not None:
+            e, annual_vol = self.edge.decide(ctx.candle.symbol, v.probability, vol, ctx.position)
+            sig, acted = self.edge.signal(self, ctx, e, v.probability, annual_vol, v.describe()), e.trade
+        else:
+            annual = annualised_vol(vol, timeframe_ms(self.timeframe)) if np.isfinite(vol) else None
+            d = decide(v, self.rule, self.policy, ctx.position, annual, self.exit_rule)
+            sig, acted = self._to_signal(ctx, d, v.probability, v.votes), d.acted
         held = self._held.get(ctx.candle.symbol)
-        if held is not None and d.direction is Direction.LONG and d.size_pct > 0 and ctx.position <= 0:
-            d = replace(d, size_pct=0.0, acted=False, reason=f"{d.reason}; entries held: {held}")
-        sig = self._to_signal(ctx, d, v.probability, v.votes)
-        if self.explain_mode == "all" or (self.explain_mode == "acted" and d.acted):
+        if held is not None and sig.direction is Direction.LONG and sig.size_pct > 0 and ctx.position <= 0:
+            sig, acted = replace(sig, size_pct=0.0, reason=f"{sig.reason}; entries held: {held}"), False
+        if self.explain_mode == "all" or (self.explain_mode == "acted" and acted):
             # the window getter reads this bar's buffer, valid until the next evaluate
             self._unexplained[sig.symbol] = (sig.signal_id, functools.cache(
                 functools.partial(self._explain, book, window, v.weights)))
@@ -340,6 +345,10 @@ class NeuralEnsemble(Strategy):
         elif symbol in self._books:
             self._held[symbol] = reason
             log.warning("ensemble_entries_held", strategy=self.name, symbol=symbol, reason=reason)
+
+    def last_vol(self, symbol: str) -> float:
+        """The per-bar volatility forecast of ``symbol``'s latest evaluated bar (NaN before one)."""
+        return self._last_vol.get(symbol, float("nan"))
 
     def book(self, symbol: str) -> _Book:
         """Per-symbol state (models, buffer, table): read-only access for tools and tests."""

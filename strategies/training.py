@@ -3,8 +3,13 @@
 * Features are computed once per (history, feature spec) with the same engine the
   live buffer uses; they are causal, so computing them over the whole history
   leaks nothing.
-* Window ends are split chronologically 70/15/15 with a purge gap of at least the
-  target horizon between splits (:func:`strategies.windows.chronological_split`).
+* Labels come from :func:`strategies.labels.model_labels` (direction, returns, or the
+  cost-aware triple barrier / net-of-cost classes), each with the row that resolves it.
+  Window ends are split chronologically 70/15/15; a window stays in its split only if
+  its label resolves before the next split starts (its real span), plus ``purge`` bars
+  of embargo (:func:`strategies.windows.chronological_split`).
+* Multi-bar labels overlap: training windows are weighted by average uniqueness
+  (:func:`strategies.labels.uniqueness_weights`) unless ``sample_weights = "none"``.
 * Normalisation statistics are fitted on the rows the training windows read, and
   nothing else.
 * The model trains on train, early-stops on val, calibrates on val, and is
@@ -27,7 +32,7 @@ from strategies.metrics_cls import classification_metrics, regression_metrics
 from strategies.model_config import ModelSpec, TrainConfig
 from strategies.models import Model, build_model
 from strategies.models.base import FitReport
-from strategies.targets import TargetSpec, compute_target
+from strategies.labels import model_labels, uniqueness_weights
 from strategies.windows import Normalizer, Split, Windows, chronological_split, valid_ends
 
 log = structlog.get_logger(__name__)
@@ -52,7 +57,6 @@ class Prepared:
     windows: Windows  # all valid labelled windows
     split: Split
     normalizer: Normalizer
-    target: TargetSpec
 
     def part(self, ends: np.ndarray) -> Windows:
         idx = np.searchsorted(self.windows.end, ends)
@@ -70,15 +74,21 @@ class TrainResult:
 
 
 def prepare(ds: Dataset, spec: ModelSpec) -> Prepared:
-    target = TargetSpec(spec.target, spec.horizon)
-    y = compute_target(ds.history.arrays["close"], target)
-    ends = valid_ends(ds.features, y, spec.window)
-    split = chronological_split(ends, spec.split, spec.purge_bars)
+    """Labels, windows and a split purged by each label's real span (plus ``spec.purge`` bars of
+    embargo); training windows carry average-uniqueness weights when ``spec.weighted``."""
+    labels = model_labels(ds.history.arrays, spec, ds.history.timeframe)
+    ends = valid_ends(ds.features, labels.y, spec.window)
+    split = chronological_split(ends, spec.split, spec.purge or 0, label_end=labels.end)
     lo, hi = split.train_rows
     normalizer = Normalizer.fit(ds.features[lo - spec.window + 1 : hi + 1])
     ts = ds.history.arrays["ts"]
-    windows = Windows(ds.features, ends, y[ends].astype(np.float32), spec.window, ts[ends])
-    return Prepared(windows, split, normalizer, target)
+    w = None
+    if spec.weighted:
+        w = np.ones(len(ends))
+        is_train = np.isin(ends, split.train)
+        w[is_train] = uniqueness_weights(ends[is_train], labels.end[ends[is_train]])
+    windows = Windows(ds.features, ends, labels.y[ends].astype(np.float32), spec.window, ts[ends], w)
+    return Prepared(windows, split, normalizer)
 
 
 def evaluate(model: Model, w: Windows) -> dict[str, float]:
@@ -117,7 +127,8 @@ def train_model(spec: ModelSpec, ds: Dataset, progress: bool = False) -> TrainRe
         "test_ts": [int(ts[p.split.test[0]]), int(ts[p.split.test[-1]])],
         "n_windows": {"train": len(train_w), "val": len(val_w), "test": len(test_w)},
         "purge_bars": spec.purge_bars,
-        "target": {"kind": p.target.kind, "horizon": p.target.horizon},
+        "target": {"kind": spec.target, "horizon": spec.horizon},
+        "sample_weights": "uniqueness" if spec.weighted else "none",
     }
     warnings = overfit_warnings(spec.name, metrics)
     for w in warnings:

@@ -55,6 +55,7 @@ class Windows:
     y: np.ndarray  # [n] float32 targets (NaN allowed only for inference)
     window: int
     ts: np.ndarray | None = None  # [n] open time of each window's last bar (ms)
+    w: np.ndarray | None = None  # [n] sample weights (mean 1; None = equal)
 
     def __len__(self) -> int:
         return int(len(self.end))
@@ -71,10 +72,13 @@ class Windows:
 
     def subset(self, sel: np.ndarray | slice) -> Windows:
         return Windows(self.features, self.end[sel], self.y[sel], self.window,
-                       None if self.ts is None else self.ts[sel])
+                       None if self.ts is None else self.ts[sel], None if self.w is None else self.w[sel])
 
     def with_features(self, features: np.ndarray) -> Windows:
-        return Windows(features, self.end, self.y, self.window, self.ts)
+        return Windows(features, self.end, self.y, self.window, self.ts, self.w)
+
+    def with_weights(self, w: np.ndarray | None) -> Windows:
+        return Windows(self.features, self.end, self.y, self.window, self.ts, w)
 
 
 def valid_ends(features: np.ndarray, y: np.ndarray | None, window: int) -> np.ndarray:
@@ -101,12 +105,16 @@ class Split:
 
 
 def chronological_split(
-    ends: np.ndarray, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), purge: int = 1
+    ends: np.ndarray, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), purge: int = 1,
+    label_end: np.ndarray | None = None,
 ) -> Split:
     """Split window ends by time (never shuffled), leaving ``purge`` bars between splits.
 
     The last training label reads row ``train_end + horizon``; with ``purge >=
     horizon`` every validation window ends strictly after that, and likewise for test.
+    With ``label_end`` (per history row: the row that resolves its label), a train or
+    validation window is kept when its label resolves before the next split starts
+    (the label's real span) and ``purge`` only embargoes the rows after it.
     """
     ends = np.asarray(ends)
     if len(ends) < 10:
@@ -115,8 +123,13 @@ def chronological_split(
     span = hi - lo + 1
     cut1 = lo + int(round(span * fractions[0]))
     cut2 = lo + int(round(span * (fractions[0] + fractions[1])))
-    train = ends[ends < cut1 - purge]
-    val = ends[(ends >= cut1) & (ends < cut2 - purge)]
+    if label_end is None:
+        train = ends[ends < cut1 - purge]
+        val = ends[(ends >= cut1) & (ends < cut2 - purge)]
+    else:
+        res = np.asarray(label_end)[ends]
+        train = ends[(res >= 0) & (res < cut1) & (ends < cut1 - purge)]
+        val = ends[(ends >= cut1) & (res >= 0) & (res < cut2) & (ends < cut2 - purge)]
     test = ends[ends >= cut2]
     if min(len(train), len(val), len(test)) == 0:
         raise ValueError("a split is empty; use more data or a smaller purge")

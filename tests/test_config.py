@@ -27,7 +27,7 @@ def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings(REPO / "config.example.toml")
     assert s.mode == "paper"
     assert s.risk.max_position_pct == 10.0
-    assert [st.kind for st in s.strategies] == ["ma_crossover"]
+    assert [st.kind for st in s.strategies] == ["neural", "ma_crossover"]  # the default product first
 
 
 def test_environment_overrides_toml(write_config, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ import pytest
 from bot.config import load_settings
 from bot.demo import live_part
 from tests.conftest import REPO
+from tests.test_strategies_helpers import MODEL_NAMES, tiny_models_dir
 
 
 def test_live_paper_session_trades_candles_and_prints_a_summary(
@@ -18,6 +19,12 @@ def test_live_paper_session_trades_candles_and_prints_a_summary(
 ) -> None:
     settings = load_settings(REPO / "config.example.toml")  # the demo's own configuration
     settings = settings.model_copy(update={"data": settings.data.model_copy(update={"dir": data_dir})})
+    # its neural strategy, decision layer included, on the tiny test models (trained up to the start)
+    neural = settings.strategies[0]
+    assert neural.kind == "neural" and "decision" in neural.params
+    params = {**neural.params, "models_dir": str(tiny_models_dir()), "models": list(MODEL_NAMES)}
+    settings = settings.model_copy(update={"strategies": [neural.model_copy(update={"params": params}),
+                                                          *settings.strategies[1:]]})
     store = tmp_path / "live.sqlite"
 
     session = asyncio.run(live_part(settings, candles=80, max_s=60, bar_ms=50, store=store))

@@ -71,6 +71,8 @@ def test_evaluate_small_unseen_file_end_to_end(
         assert any(p.name.startswith(png) for p in report.glob("*.png")), png
         assert f"{png}-" in html
     assert json.loads((report / "metrics.json").read_text())
+    trades = (report / next(p.name for p in report.glob("trades-*-ma.csv"))).read_text().splitlines()
+    assert trades[0].endswith("entry_why,exit_why") and "fast-slow gap" in trades[1]  # why it traded
 
 
 def test_evaluate_reports_a_missing_file(write_config, tmp_path: Path) -> None:
@@ -129,3 +131,32 @@ def test_walkforward_records_every_strategy_in_the_ledger_and_deflates(
     assert outs[0]["ma"]["n_trials"] == 3 and outs[1]["ma"]["n_trials"] == 6
     for s in outs[1].values():
         assert 0.0 <= s["dsr"] <= s["psr"] + 1e-12 <= 1.0 + 1e-12  # deflating never raises the odds
+
+
+def test_evaluate_scores_a_configured_decision_layer_strategy_and_every_regime(
+    small_file: Path, write_config, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    meta = ModelSpec(name="meta", kind="gbm", target="meta_trend", horizon=6, window=24, gbm_max_iter=5,
+                     gbm_lags=(0, 1), meta_fast=10, meta_slow=30)
+    monkeypatch.setattr(cmd, "model_specs", lambda settings: [*TINY, meta])
+    config = write_config(
+        '[[strategies]]\nname = "metalabeled"\nkind = "meta_labeled"\n'
+        'params = { models = ["meta"], fast = 10, slow = 30 }\n\n'
+        '[[strategies]]\nname = "edge"\nkind = "neural"\n'
+        'params = { models = ["gbm", "lstm"], decision = { cost = 0.0, enter_margin = 0.0, band = 0.0 } }\n\n'
+        '[[strategies]]\nname = "chosen"\nkind = "neural"\n'
+        'params = { models = ["gbm", "lstm"], decision = { enter_margin = "validation" } }\n\n'
+        '[[strategies]]\nname = "strict"\nkind = "neural"\n'
+        'params = { models = ["gbm", "lstm"], decision = { enter_margin = 0.001 } }\n\n'
+        '[[strategies]]\nname = "ma"\nkind = "ma_crossover"\nparams = { fast = 10, slow = 30 }\n')
+    args = parse(["evaluate", "--config", str(config), "--data", str(small_file), "--json", "--no-progress"])
+    assert args.func(args) == 0
+    (scores,) = json.loads(capsys.readouterr().out).values()
+    assert {"edge", "chosen", "strict", "metalabeled", "ma", "buy_and_hold"} <= set(scores)
+    assert "meta" not in scores  # the secondary never trades alone
+    assert scores["metalabeled"]["exposure"] <= scores["ma"]["exposure"] + 1e-9  # it only filters the trend
+    assert scores["edge"]["trades"] > 0  # without costs the layer trades the one-bar forecasts ...
+    assert scores["strict"]["trades"] == 0  # ... with the configured 0.32% round trip it does not
+    for s in scores.values():
+        assert set(s["regimes"]) == {"bull", "bear", "sideways"}
+        assert sum(r["bars"] for r in s["regimes"].values()) == s["bars"]

@@ -216,3 +216,36 @@ def test_live_window_prediction_equals_backtest(btc: dict[str, np.ndarray]) -> N
             live.append(model.predict(w)[0])
     assert len(live) > 400
     np.testing.assert_allclose(np.array(live), backtest[: len(live)], rtol=0, atol=1e-6)
+
+
+@needs_data
+def test_multi_timeframe_context_batch_equals_stream_and_matches_the_aggregator(
+    btc: dict[str, np.ndarray],
+) -> None:
+    """The 4H/1D/1W features: batch == stream on real data, no look-ahead, and each one describes the
+    last bar that bot.aggregate (the confluence strategy's aggregator) had emitted by that hour."""
+    from bot.aggregate import aggregate_candles
+    from strategies.features import MTF_SPEC
+
+    hist = clean_history(btc, "BTC/USDT", "1h")
+    batch = compute_features(hist.arrays, MTF_SPEC)
+    live = stream(arrays_to_candles(btc, "binance", "BTC/USDT", "1h"), MTF_SPEC, 3)
+    assert_same(batch, live)
+    col = MTF_SPEC.columns.index("d1_ret")
+    days = aggregate_candles(arrays_to_candles(hist.arrays, "binance", "BTC/USDT", "1h"), "1d")
+    closes = {d.ts: d.close for d in days}
+    ts = hist.arrays["ts"]
+    checked = 0
+    for i in range(len(ts)):
+        done = [d for d in days if d.ts + 86_400_000 <= ts[i] + 3_600_000]  # closed by this hour's close
+        if len(done) > 10 and np.isfinite(batch[i, col]):
+            assert batch[i, col] == pytest.approx(math.log(done[-1].close / closes[done[-2].ts]))
+            checked += 1
+        if checked > 50:
+            break
+    assert checked > 50
+    cut = 2000
+    changed = {k: v.copy() for k, v in hist.arrays.items()}
+    for k in ("open", "high", "low", "close"):
+        changed[k][cut:] *= 1.7
+    assert_same(batch[:cut], compute_features(changed, MTF_SPEC)[:cut])

@@ -28,7 +28,8 @@ async def seed_store(path: Path) -> None:
     for i in range(7):
         store.record(Signal("ensemble", "BTC/USDT", "1h", 1_700_000_000_000 + i * 3_600_000,
                             Direction.LONG if i % 2 else Direction.FLAT, 60.0 + i, probability=0.5 + i / 100,
-                            attributions={"rsi_14": 0.1 * i, "ret_1": -0.3, "atr_14": 0.05, "hour": 0.01}))
+                            attributions={"rsi_14": 0.1 * i, "ret_1": -0.3, "atr_14": 0.05, "hour": 0.01},
+                            reason=f"edge 0.{i}000% - cost 0.3200% = ...: stay flat"))
     store.record(PositionChanged("BTC/USDT", 0.25, 30_000.0, 28_200.0, 33_600.0, 12.5, 1_700_000_000_000))
     store.record(PositionChanged("ETH/USDT", 0.0, 0.0, None, None, -3.0, 1_700_000_000_000))
     store.record(EquitySnapshot(1_700_000_000_000, 2_000.0, 9_900.0, 7_900.0, 450.0))
@@ -77,6 +78,7 @@ def test_status_cli_text_and_json(write_config: Callable[..., Path], tmp_path: P
     assert "BTC/USDT     0.25000000 @ 30,000.00  stop 28,200.00  tp 33,600.00" in text
     assert "heat      450.00 (4.46% of equity)" in text.replace("  (", " (")
     assert "[rsi_14 +60%, ret_1 -30%, atr_14 +5%]" in text  # strategies.explain.format_attributions
+    assert "why: edge 0.6000% - cost 0.3200% = ...: stay flat" in text  # why it did or did not trade
     out = subprocess.run([sys.executable, "-c", code, "status", "--config", str(config), "--json"],
                          capture_output=True, text=True, env=env, check=True).stdout
     assert json.loads(out)["daemon"]["state"] == "reducing"

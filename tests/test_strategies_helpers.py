@@ -38,6 +38,9 @@ TINY_SPECS: tuple[ModelSpec, ...] = (
 VOL_SPEC = ModelSpec(name="vol", kind="gbm", target="realized_vol", horizon=168,
                      calibration="none", class_balance=False, gbm_max_iter=20, window=24,
                      gbm_lags=(0, 1))
+# the secondary of the meta-labeling example (docs/strategies.md): the trend rule's trades after costs
+META_SPEC = ModelSpec(name="meta", kind="gbm", target="meta_trend", horizon=12, window=24, gbm_max_iter=20,
+                      gbm_lags=(0, 1, 3), class_balance=False)
 MODEL_NAMES = tuple(s.name for s in TINY_SPECS)
 
 
@@ -58,7 +61,8 @@ def train_into(models_dir: Path, specs: tuple[ModelSpec, ...], timeframe: str = 
 
 @functools.cache
 def tiny_models_dir() -> Path:
-    """A registry with the five tiny 1h classifiers and a volatility regressor (trained once)."""
+    """A registry with the five tiny 1h classifiers, a volatility regressor and a meta-labeling
+    classifier (trained once)."""
     root = Path(tempfile.mkdtemp(prefix="neuralbot-models-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    return train_into(root / "models", TINY_SPECS + (VOL_SPEC,))
+    return train_into(root / "models", TINY_SPECS + (VOL_SPEC, META_SPEC))

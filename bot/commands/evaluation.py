@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-MODEL_KINDS = frozenset({"neural"})  # strategy kinds replaced by walk-forward forecasters
+MODEL_KINDS = frozenset({"neural", "meta_labeled"})  # strategy kinds driven by walk-forward forecasts
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -51,9 +51,21 @@ def add_parsers(subparsers: Any) -> None:
 # -- configuration ------------------------------------------------------------------
 
 
-def model_specs(settings: Any) -> list[Any] | None:
-    models = getattr(settings, "models", None)
-    return list(models) if models else None
+def model_specs(settings: Any) -> list[Any]:
+    """``[[models]]`` (default: the five defaults), labelled with the configured round-trip cost."""
+    from bot.config import costed_models
+
+    return list(costed_models(settings))
+
+
+def decision_strategies(settings: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, name, params) of the enabled ``neural`` strategies with a decision layer and the
+    ``meta_labeled`` ones, as the app builds them (the configured round-trip cost filled in):
+    walk-forward scores them on its forecasts."""
+    from bot.app import strategy_params
+
+    return [(cfg.kind, cfg.name, strategy_params(settings, cfg)) for cfg in settings.strategies
+            if cfg.enabled and (cfg.kind == "meta_labeled" or (cfg.kind == "neural" and "decision" in cfg.params))]
 
 
 def rule_strategies(settings: Any, symbol: str, timeframe: str) -> list[Any]:
@@ -105,7 +117,7 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
     from bot.evaluation.report import json_safe
 
     record_and_deflate(settings, evals, source)
-    from bot.evaluation.tables import comparison_table, fold_table
+    from bot.evaluation.tables import comparison_table, fold_table, regime_table
 
     if args.json:
         print(json.dumps(json_safe({f"{e.symbol} {e.timeframe}": e.scores for e in evals}), sort_keys=True))
@@ -113,6 +125,8 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
         for e in evals:
             print(f"\n{e.symbol} {e.timeframe}\n")
             print(comparison_table(e))
+            print()
+            print(regime_table(e))
             print()
             print(fold_table(e))
     if args.report:
@@ -149,7 +163,7 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
                 return EXIT_FAILURE
             evals.append(evaluate_history(settings, history, cfg, rule_strategies(settings, symbol, timeframe),
                                           model_specs(settings), progress=not args.no_progress,
-                                          compute=compute))
+                                          configured=decision_strategies(settings), compute=compute))
     _emit(evals, args, f"Walk-forward {', '.join(symbols)} {timeframe}", settings, "walkforward")
     return EXIT_OK
 
@@ -177,7 +191,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = fit_schedule(settings.walkforward, history.arrays["ts"])
     ev = evaluate_history(settings, history, cfg.model_copy(update={"cache_dir": None}),
                           rule_strategies(settings, symbol, timeframe), model_specs(settings),
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, configured=decision_strategies(settings))
     if not ev.walkforward.folds:
         print(f"error: {args.data}: too short for a walk-forward fold", file=sys.stderr)
         return EXIT_FAILURE

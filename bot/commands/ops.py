@@ -132,6 +132,8 @@ def render(st: dict[str, Any]) -> str:
         attrs = s["explanation"] or "no attributions"
         lines.append(f"  {_when(s['ts'])} {s['strategy']} {s['symbol']} {s['direction']}"
                      f" strength {s['strength']:.1f}{prob}  [{attrs}]")
+        if s["reason"]:
+            lines.append(f"      why: {s['reason']}")  # the decision layer's edge, cost, band, holding time
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from bot.evaluation.forecast import reliability_bins
 from bot.evaluation.metrics import drawdown_series, monthly_returns, round_trips
 from bot.evaluation.runner import AssetEvaluation
-from bot.evaluation.tables import comparison_table, day, display
+from bot.evaluation.tables import comparison_table, day, display, regime_table
 
 INLINE_TRADES = 30
 
@@ -127,11 +127,15 @@ def write_trades(ev: AssetEvaluation, out: Path, slug: str) -> dict[str, tuple[s
     for name, rec in ev.records.items():
         trips = round_trips(rec.fills)
         fname = f"trades-{slug}-{name}.csv"
+        # why: the reason of the signal whose bar closed as the fill's bar opened (stops have none)
+        why = {s.ts: s.reason for s in rec.signals}
         rows = [[day(t.entry_ts), day(t.exit_ts), f"{t.amount:.6f}", f"{t.entry_price:.2f}",
-                 f"{t.exit_price:.2f}", f"{t.pnl:.2f}", f"{t.return_pct:.2f}"] for t in trips]
+                 f"{t.exit_price:.2f}", f"{t.pnl:.2f}", f"{t.return_pct:.2f}", why.get(t.entry_ts, ""),
+                 why.get(t.exit_ts, "")] for t in trips]
         with (out / fname).open("w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["entry", "exit", "amount", "entry_price", "exit_price", "pnl", "return_pct"])
+            w.writerow(["entry", "exit", "amount", "entry_price", "exit_price", "pnl", "return_pct",
+                        "entry_why", "exit_why"])
             w.writerows(rows)
         result[name] = (fname, rows[-INLINE_TRADES:])
     return result
@@ -185,6 +189,7 @@ def write_report(evals: Sequence[AssetEvaluation], out_dir: Path | str, title: s
         parts.append(f"<h2>{html.escape(ev.symbol)} {html.escape(ev.timeframe)}</h2>")
         if ev.scores:
             parts.append(_md_to_html(comparison_table(ev)))
+            parts.append(_md_to_html(regime_table(ev)))
         plots = [plot_equity(ev, out / f"equity-{slug}.png"), plot_drawdowns(ev, out / f"drawdown-{slug}.png"),
                  plot_monthly_heatmap(ev, out / f"monthly-{slug}.png"),
                  plot_reliability(ev, out / f"reliability-{slug}.png"),
@@ -196,8 +201,10 @@ def write_report(evals: Sequence[AssetEvaluation], out_dir: Path | str, title: s
                          f" (last {len(rows)} shown)</h4>")
             if rows:
                 parts.append("<table><tr><th>entry</th><th>exit</th><th>amount</th><th>entry price</th>"
-                             "<th>exit price</th><th>pnl</th><th>return %</th></tr>"
-                             + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+                             "<th>exit price</th><th>pnl</th><th>return %</th><th>why entered</th>"
+                             "<th>why exited</th></tr>"
+                             + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                                       for r in rows)
                              + "</table>")
     parts.append("</body></html>")
     (out / "index.html").write_text("\n".join(parts))

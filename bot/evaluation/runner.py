@@ -35,6 +35,8 @@ from bot.evaluation.backtest import (
     with_costs,
 )
 from bot.evaluation.compute import Compute
+from bot.evaluation.edge_replay import EdgeReplayStrategy, MetaReplayStrategy
+from bot.evaluation.regimes import regime_scores
 from bot.evaluation.scoring import score, signal_forecasts
 from bot.evaluation.vote import VoteStrategy
 from bot.evaluation.walkforward import (
@@ -80,6 +82,7 @@ def _cache_key(history: History, cfg: WalkForwardConfig, specs: Sequence[ModelSp
         "first": int(a["ts"][0]) if len(history) else 0, "last": int(a["ts"][-1]) if len(history) else 0,
         "close_sum": float(np.sum(a["close"])), "cfg": cfg.model_dump(mode="json", exclude={"cache_dir"}),
         "specs": [s.model_dump(mode="json") for s in specs],
+        "format": 2,  # 2: validation-span forecasts stored too
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -99,18 +102,52 @@ def cached_walk_forward(
                 meta = json.loads(str(z["meta"]))
                 fc = {n: Forecasts(n, z[f"{n}.ts"], z[f"{n}.p"], z[f"{n}.y"], z[f"{n}.fold"])
                       for n in meta["names"]}
+                val = {n: Forecasts(n, z[f"val:{n}.ts"], z[f"val:{n}.p"], z[f"val:{n}.y"], z[f"val:{n}.fold"])
+                       for n in meta.get("validation", [])}
             log.info("walk_forward_cached", path=str(path))
-            return WalkForwardResult(meta["symbol"], meta["timeframe"], meta["folds"], fc, meta["seconds"])
+            return WalkForwardResult(meta["symbol"], meta["timeframe"], meta["folds"], fc, meta["seconds"], val)
     result = walk_forward(history, cfg, models, progress=progress, compute=compute)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
-        for n, f in result.forecasts.items():
-            arrays.update({f"{n}.ts": f.ts, f"{n}.p": f.p, f"{n}.y": f.y, f"{n}.fold": f.fold})
+        for prefix, group in (("", result.forecasts), ("val:", result.validation)):
+            for n, f in group.items():
+                arrays.update({f"{prefix}{n}.ts": f.ts, f"{prefix}{n}.p": f.p, f"{prefix}{n}.y": f.y,
+                               f"{prefix}{n}.fold": f.fold})
         meta = {"symbol": result.symbol, "timeframe": result.timeframe, "folds": result.folds,
-                "names": list(result.forecasts), "seconds": result.seconds}
+                "names": list(result.forecasts), "validation": list(result.validation),
+                "seconds": result.seconds}
         np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
     return result
+
+
+def edge_strategies(history: History, wf: WalkForwardResult,
+                    configured: Sequence[tuple[str, str, dict[str, Any]]],
+                    specs: Sequence[ModelSpec]) -> list[Strategy]:
+    """The configured ``neural`` strategies with a decision layer and ``meta_labeled`` strategies, on
+    the walk-forward forecasts of the models they name (skipped, with a warning, when one of them
+    was not walked forward)."""
+    by_name = {s.name: s for s in specs}
+    a = history.arrays
+    out: list[Strategy] = []
+    for kind, name, params in configured:
+        models = [str(m) for m in params.get("models") or ()]
+        missing = [m for m in models if m not in wf.forecasts]
+        if not models or missing:
+            log.warning("model_strategy_skipped", strategy=name, missing=missing or "models",
+                        hint="name [[models]] entries in the strategy's models")
+            continue
+        first = wf.forecasts[models[0]]
+        if kind == "meta_labeled":
+            out.append(MetaReplayStrategy(name, history.symbol, history.timeframe, first.ts,
+                                          {m: wf.forecasts[m].p for m in models}, params, a["ts"], a["close"]))
+        else:
+            out.append(EdgeReplayStrategy(name, history.symbol, history.timeframe,
+                                          {m: wf.forecasts[m] for m in models},
+                                          {m: wf.validation[m] for m in models if m in wf.validation},
+                                          by_name[models[0]], params["decision"], a["ts"], a["close"],
+                                          float(params.get("vol_days", 7.0))))
+    return out
 
 
 async def backtest_all(
@@ -120,8 +157,11 @@ async def backtest_all(
     baselines: Sequence[Strategy],
     cfg: WalkForwardConfig,
     progress: bool = True,
+    edges: Sequence[Strategy] = (),
+    meta_models: frozenset[str] = frozenset(),
 ) -> AssetEvaluation:
-    """Backtest each forecaster and baseline alone over the out-of-sample span and score it."""
+    """Backtest each forecaster, configured decision-layer strategy and baseline alone over the
+    out-of-sample span and score it (also per market regime)."""
     ev = AssetEvaluation(history.symbol, history.timeframe, wf)
     a = history.arrays
     ev.close_ts, ev.close = np.asarray(a["ts"], dtype=np.int64), np.asarray(a["close"], dtype=np.float64)
@@ -136,20 +176,24 @@ async def backtest_all(
     costed = with_costs(settings, cfg.spread_bps, signal_risk=signal_risk)
     jobs: list[tuple[Strategy, Forecasts | None]] = []
     for name, f in wf.forecasts.items():
+        if name in meta_models:
+            continue  # a meta-labeling secondary never trades alone (its strategy uses it)
         strat = ProbabilityStrategy.from_arrays(name, history.symbol, history.timeframe, f.ts, f.p,
                                                 long_above=cfg.long_above, exit_below=cfg.exit_below,
                                                 size_pct=cfg.size_pct)
         jobs.append((strat, f))
-    models = {n: f for n, f in wf.forecasts.items() if n != "ensemble"}
+    models = {n: f for n, f in wf.forecasts.items() if n != "ensemble" and n not in meta_models}
     if len(models) >= 2:
         first_f = next(iter(models.values()))
         voter = VoteStrategy("ensemble_vote", history.symbol, history.timeframe, first_f.ts,
                              {n: f.p for n, f in models.items()})
         jobs.append((voter, None))
-    jobs += [(s, None) for s in baselines]
+    jobs += [(s, None) for s in list(edges) + list(baselines)]
+    bar_ms = timeframe_ms(history.timeframe)
     for strat, f in tqdm(jobs, desc=f"backtests {history.symbol} {history.timeframe}", disable=not progress):
+        own_size = strat in edges  # the decision layer sizes its own positions (vol targeting)
         rec = await run_strategy(costed, strat, candles, start_ts=start,  # costed carries SIGNAL_RISK
-                                 size_pct=cfg.size_pct if signal_risk else None)
+                                 size_pct=cfg.size_pct if signal_risk and not own_size else None)
         if f is not None:
             fc = {"ts": f.ts, "p": f.p, "y": f.y}
         else:
@@ -159,6 +203,8 @@ async def backtest_all(
         rec.predictions = fc
         ev.records[strat.name] = rec
         ev.scores[strat.name] = score(rec, fc)
+        ev.scores[strat.name]["regimes"] = regime_scores(rec.ts, rec.equity, rec.initial_equity, bar_ms,
+                                                         ev.close_ts, ev.close)
     return ev
 
 
@@ -169,11 +215,16 @@ def evaluate_history(
     baselines: Sequence[Strategy],
     models: Sequence[ModelSpec] | None = None,
     progress: bool = True,
+    configured: Sequence[tuple[str, str, dict[str, Any]]] = (),
     compute: Compute | None = None,
 ) -> AssetEvaluation:
-    """Walk forward (cached) and backtest everything on ``history``; synchronous entry point."""
+    """Walk forward (cached) and backtest everything on ``history``; synchronous entry point.
+    ``configured``: (kind, name, params) of the config's decision-layer and meta-labeled strategies."""
     wf = cached_walk_forward(history, cfg, models, progress, compute)
-    return asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress))
+    specs = prepare_specs(cfg, models)
+    edges = edge_strategies(history, wf, configured, specs)
+    meta = frozenset(s.name for s in specs if s.target == "meta_trend")
+    return asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress, edges, meta))
 
 
 def oos_bars(ev: AssetEvaluation) -> int:

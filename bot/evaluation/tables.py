@@ -61,18 +61,32 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = 
 def comparison_table(ev: AssetEvaluation) -> str:
     """Rows: strategies; columns: the article's, plus accuracy CI, p-value and trade counts."""
     header = ["Strategy", "Win rate", "Sharpe", "Sortino", "Max drawdown", "Annual return",
-              "Directional accuracy [95% CI]", "p vs 50%", "Trades", "Trades/month", "Exposure"]
+              "Directional accuracy [95% CI]", "p vs 50%", "Trades", "Trades/month", "Turnover/yr", "Exposure"]
     rows = []
     for name, s in ev.scores.items():
         rows.append([
             display(name), _pct(s["win_rate"]) if s["trades"] else "n/a", _num(s["sharpe"]), _num(s["sortino"]),
             _pct(s["max_drawdown"]), _pct(s["annual_return"]), _acc(s),
             _pval(s.get("accuracy_p_value")), str(s["trades"]), _num(s["trades_per_month"], 1),
-            _pct(s["exposure"], 0),
+            _num(s.get("turnover"), 1), _pct(s["exposure"], 0),
         ])
     first = next(iter(ev.scores.values()), None)
     span = f"{day(first['first_ts'])} to {day(first['last_ts'])}, {first['bars']} bars" if first else ""
     return f"Out of sample: {span}.\n\n" + md_table(header, rows)
+
+
+def regime_table(ev: AssetEvaluation) -> str:
+    """Annual return and Sharpe of each strategy within each market regime (bot.evaluation.regimes)."""
+    from bot.evaluation.regimes import REGIMES
+
+    first = next((s["regimes"] for s in ev.scores.values() if "regimes" in s), None)
+    if first is None:
+        return ""
+    header = ["Strategy"] + [f"{r} ({_pct(first[r]['share'], 0)} of bars): return / Sharpe" for r in REGIMES]
+    rows = [[display(name)] + [f"{_pct(s['regimes'][r]['annual_return'])} / {_num(s['regimes'][r]['sharpe'])}"
+                               for r in REGIMES]
+            for name, s in ev.scores.items() if "regimes" in s]
+    return "By market regime (annualised within the regime's bars):\n\n" + md_table(header, rows)
 
 
 def fold_table(ev: AssetEvaluation) -> str:

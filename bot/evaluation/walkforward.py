@@ -8,9 +8,11 @@ cadence the live daemon retrains on (one setting for both).
 Leakage rules, asserted by :func:`check_fold`:
 
 * a fold trains (and early-stops / calibrates) only on windows whose label is
-  known before the fold's first test bar: window end ``t`` with ``t + horizon <
-  first test row``; the last ``val_fraction`` of those (after a purge of
-  ``horizon`` rows) is the validation split;
+  known before the fold's first test bar: the row that resolves the label (``t +
+  horizon``, or a triple-barrier label's first touch: its real span) comes before
+  the first test row; the last ``val_fraction`` of those is the validation split,
+  and a training label must also resolve before it starts;
+* multi-bar labels are weighted by average uniqueness (``ModelSpec.sample_weights``);
 * normalisation statistics are fitted on the rows the training windows read;
 * features are causal (computed bar by bar), so computing them once over the
   whole history leaks nothing.
@@ -19,7 +21,7 @@ Leakage rules, asserted by :func:`check_fold`:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import structlog
@@ -31,8 +33,8 @@ from bot.evaluation.schedule import DAY_MS, WalkForwardConfig, period_starts
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History
 from strategies.model_config import ModelSpec, default_models
+from strategies.labels import Labels, model_labels, uniqueness_weights
 from strategies.models import Model, build_model
-from strategies.targets import TargetSpec, compute_target
 from strategies.windows import Normalizer, Windows, valid_ends
 
 log = structlog.get_logger(__name__)
@@ -55,11 +57,19 @@ class Fold:
 
 
 def make_folds(
-    ts: np.ndarray, ends: np.ndarray, cfg: WalkForwardConfig, horizon: int = 1
+    ts: np.ndarray, ends: np.ndarray, cfg: WalkForwardConfig, horizon: int = 1,
+    label_end: np.ndarray | None = None,
 ) -> list[Fold]:
-    """Folds over window-end rows ``ends`` (rows with a full valid window) of times ``ts``."""
+    """Folds over window-end rows ``ends`` (rows with a full valid window) of times ``ts``.
+
+    ``label_end`` (per row: the row that resolves its label; default ``row + horizon``)
+    purges by each label's real span: a window is fitted on only if its label resolves
+    before the fold's first test row (and, for training, before the validation split)."""
     ts = np.asarray(ts, dtype=np.int64)
     ends = np.asarray(ends, dtype=np.int64)
+    if label_end is None:
+        label_end = np.arange(len(ts), dtype=np.int64) + horizon
+    res = np.where(label_end < 0, np.iinfo(np.int64).max, label_end)  # unknown: never fitted
     if len(ends) == 0:
         return []
     bounds = period_starts(int(ts[0]), int(ts[-1]), cfg.retrain_every, cfg.min_train_days)
@@ -70,13 +80,13 @@ def make_folds(
         if len(test) == 0:
             continue
         first_test_row = int(np.searchsorted(ts, lo_ms))
-        eligible = ends[ends + horizon < first_test_row]
+        eligible = ends[res[ends] < first_test_row]
         if cfg.max_train_days is not None:
             eligible = eligible[ts[eligible] >= lo_ms - cfg.max_train_days * DAY_MS]
         if len(eligible) < 50:
             continue
         cut = int(eligible[int(len(eligible) * (1 - cfg.val_fraction))])
-        train = eligible[eligible + horizon < cut]
+        train = eligible[res[eligible] < cut]
         val = eligible[eligible >= cut]
         if len(train) < 20 or len(val) < 10:
             continue
@@ -84,13 +94,14 @@ def make_folds(
     return folds
 
 
-def check_fold(fold: Fold, horizon: int, window: int) -> None:
+def check_fold(fold: Fold, horizon: int, window: int, label_end: np.ndarray | None = None) -> None:
     """Raise if a fold could have seen its test period (labels or inputs)."""
     first_test = int(fold.test.min())
     fitted = np.concatenate([fold.train, fold.val])
-    if int(fitted.max()) + horizon >= first_test:
+    end = (lambda rows: rows + horizon) if label_end is None else (lambda rows: label_end[rows])
+    if int(end(fitted).max()) >= first_test or int(end(fitted).min()) < 0:
         raise AssertionError(f"fold {fold.index}: a training label reads a test row")
-    if int(fold.train.max()) + horizon >= int(fold.val.min()):
+    if int(end(fold.train).max()) >= int(fold.val.min()):
         raise AssertionError(f"fold {fold.index}: a training label reads a validation row")
     if np.intersect1d(fitted, fold.test).size:
         raise AssertionError(f"fold {fold.index}: train and test share rows")
@@ -114,6 +125,8 @@ class WalkForwardResult:
     folds: list[dict[str, object]]
     forecasts: dict[str, Forecasts]  # by model name (plus "ensemble")
     seconds: float = 0.0
+    # per model: its forecasts of each fold's validation span (after calibration on it)
+    validation: dict[str, Forecasts] = field(default_factory=dict)
 
     @property
     def oos_start_ts(self) -> int:
@@ -135,20 +148,27 @@ def prepare_specs(cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None) ->
     return out
 
 
-def fit_windows(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarray,
+def fit_windows(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray,
                 train: np.ndarray, val: np.ndarray) -> Model:
     """Fit ``spec`` on the windows ending at rows ``train``; early-stop and calibrate on ``val``.
 
-    Normalisation statistics come from the rows the training windows read.
+    Normalisation statistics come from the rows the training windows read; rows without
+    a label (meta-labels exist only on primary signals) are skipped; overlapping
+    multi-bar labels are weighted by their average uniqueness when the spec says so.
     """
-    w = spec.window
+    w, y = spec.window, labels.y
     lo, hi = int(train[0]), int(train[-1])
     normalizer = Normalizer.fit(features[lo - w + 1 : hi + 1])
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
     model = build_model(spec, features.shape[1], normalizer)
-    model.fit(_windows(spec, features, y, ts, train), _windows(spec, features, y, ts, val))
-    model.calibrate(_windows(spec, features, y, ts, val))
+    labelled = lambda rows: rows[np.isfinite(y[rows])]
+    tr_rows, val_rows = labelled(train), labelled(val)
+    fit_on = _windows(spec, features, y, ts, tr_rows)
+    if spec.weighted:
+        fit_on = fit_on.with_weights(uniqueness_weights(tr_rows, labels.end[tr_rows]))
+    model.fit(fit_on, _windows(spec, features, y, ts, val_rows))
+    model.calibrate(_windows(spec, features, y, ts, val_rows))
     return model
 
 
@@ -156,19 +176,22 @@ def _windows(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarra
     return Windows(features, rows, y[rows].astype(np.float32), spec.window, ts[rows])
 
 
-def fit_fold(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarray, fold: Fold) -> np.ndarray:
-    """Fit ``spec`` on the fold's training windows; return P(up) for its test windows."""
-    model = fit_windows(spec, features, y, ts, fold.train, fold.val)
-    return model.predict_windows(_windows(spec, features, y, ts, fold.test))
+def fit_fold(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray,
+             fold: Fold) -> tuple[np.ndarray, np.ndarray]:
+    """Fit ``spec`` on the fold's training windows; return P(up) for its test windows and for its
+    validation windows (every one of them, labelled or not: what decision settings are chosen on)."""
+    model = fit_windows(spec, features, labels, ts, fold.train, fold.val)
+    y = labels.y
+    return (model.predict_windows(_windows(spec, features, y, ts, fold.test)),
+            model.predict_windows(_windows(spec, features, y, ts, fold.val)))
 
 
-def _fit_task(spec: ModelSpec, shared: tuple[np.ndarray, np.ndarray, np.ndarray], fold: Fold,
-              threads: int) -> np.ndarray:
+def _fit_task(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray, fold: Fold,
+              threads: int) -> tuple[np.ndarray, np.ndarray]:
     """One (model, fold) fit as a self-contained task (runs the same in a Ray worker)."""
     torch.set_num_threads(threads)
     with threadpool_limits(threads):  # OpenMP/BLAS (scikit-learn) as well as torch
-        features, ys, ts = shared
-        return fit_fold(spec, features, ys, ts, fold)
+        return fit_fold(spec, features, labels, ts, fold)
 
 
 def walk_forward(
@@ -194,6 +217,7 @@ def walk_forward(
     ts = np.asarray(arrays["ts"], dtype=np.int64)
     feats: dict[str, np.ndarray] = {}
     forecasts: dict[str, Forecasts] = {}
+    validation: dict[str, Forecasts] = {}
     fold_meta: list[dict[str, object]] = []
     # one common fold schedule: rows where every model has a full window
     max_window = max((s.window for s in specs), default=2)
@@ -201,33 +225,46 @@ def walk_forward(
     spec0 = feature_spec or get_spec(specs[0].features if specs else "default")
     f0 = feats.setdefault(spec0.name, compute_features(arrays, spec0))
     ends = valid_ends(f0, None, max_window)
-    folds = make_folds(ts, ends, cfg, horizon)
+    labels = {s.name: model_labels(arrays, s, history.timeframe) for s in specs}
+    # one schedule for every model: a row is fitted on once every model's label has resolved
+    label_end = np.max([lab.end for lab in labels.values()], axis=0) if labels else None
+    if label_end is not None:
+        label_end[np.any([lab.end < 0 for lab in labels.values()], axis=0)] = -1
+    folds = make_folds(ts, ends, cfg, horizon, label_end)
     for fold in folds:
-        check_fold(fold, horizon, max_window)
+        check_fold(fold, horizon, max_window, label_end)
         fold_meta.append(fold.describe(ts))
-    jobs, owners, shared = [], [], {}
+    jobs: list[tuple[object, ...]] = []
+    shared: dict[str, object] = {}
+    shared_ts = runner.share(ts)
     for spec in specs:
         fspec = feature_spec or get_spec(spec.features)
         if fspec.name not in feats:
             feats[fspec.name] = compute_features(arrays, fspec)
-        ys = compute_target(arrays["close"], TargetSpec("direction", spec.horizon))
-        key = (fspec.name, spec.horizon)
-        if key not in shared:  # into the object store once per (features, target), not per task
-            shared[key] = runner.share((feats[fspec.name], ys, ts))
-        jobs += [(spec, shared[key], fold, cfg.threads) for fold in folds]
-        owners.append((spec, ys))
+        if fspec.name not in shared:  # into the object store once, not per task
+            shared[fspec.name] = runner.share(feats[fspec.name])
+        lab = runner.share(labels[spec.name])
+        jobs += [(spec, shared[fspec.name], lab, shared_ts, fold, cfg.threads) for fold in folds]
     parts = runner.map(_fit_task, jobs, desc=f"walk-forward {history.symbol} {history.timeframe}")
     rows = np.concatenate([f.test for f in folds]) if folds else np.zeros(0, dtype=np.int64)
     fold_ids = np.concatenate([np.full(len(f.test), f.index) for f in folds]) if folds else np.zeros(0, np.int64)
-    for k, (spec, ys) in enumerate(owners):
+    for k, spec in enumerate(specs):
         mine = parts[k * len(folds):(k + 1) * len(folds)]
-        forecasts[spec.name] = Forecasts(spec.name, ts[rows], np.concatenate(mine) if mine else np.zeros(0),
+        ys = labels[spec.name].y
+        if folds:
+            vrows = np.concatenate([f.val for f in folds])
+            validation[spec.name] = Forecasts(spec.name, ts[vrows], np.concatenate([v for _, v in mine]), ys[vrows],
+                                              np.concatenate([np.full(len(f.val), f.index) for f in folds]))
+        forecasts[spec.name] = Forecasts(spec.name, ts[rows],
+                                         np.concatenate([p for p, _ in mine]) if mine else np.zeros(0),
                                          ys[rows], fold_ids)
-    if len(forecasts) > 1:
-        first = next(iter(forecasts.values()))
-        mean = np.mean([f.p for f in forecasts.values()], axis=0)
+    # the ensemble is the mean P(up); meta-labeling models forecast something else (a trade's success)
+    direction = [forecasts[s.name] for s in specs if s.target != "meta_trend"]
+    if len(direction) > 1:
+        first = direction[0]
+        mean = np.mean([f.p for f in direction], axis=0)
         forecasts["ensemble"] = Forecasts("ensemble", first.ts, mean, first.y, first.fold)
     seconds = time.perf_counter() - t0
     log.info("walk_forward_done", symbol=history.symbol, timeframe=history.timeframe,
              folds=len(folds), models=len(specs), seconds=round(seconds, 1))
-    return WalkForwardResult(history.symbol, history.timeframe, fold_meta, forecasts, seconds)
+    return WalkForwardResult(history.symbol, history.timeframe, fold_meta, forecasts, seconds, validation)
