@@ -20,6 +20,7 @@ from bot.evaluation.backtest import RunRecord
 from bot.evaluation.metrics import MS_PER_YEAR
 
 DAY_MS = 86_400_000
+MODEL_KINDS = frozenset({"neural", "meta_labeled"})  # strategies that read walk-forward forecasts
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +39,9 @@ def evaluate_configuration(settings_data: dict[str, Any], arrays: dict[str, np.n
                            timeframe: str, strategy: str | None, score_from: int | None,
                            score_to: int | None) -> TrialOutcome:
     """Walk forward + backtest ``settings_data`` on ``arrays``; score ``strategy`` on the span."""
-    from bot.commands.evaluation import model_specs, rule_strategies
+    from bot.commands.evaluation import decision_strategies, model_specs, rule_strategies
     from bot.config import Settings
-    from bot.evaluation.runner import backtest_all, cached_walk_forward
+    from bot.evaluation.runner import backtest_all, evaluate_history
     from strategies.history import History
 
     if score_to is not None and len(arrays["ts"]) and int(arrays["ts"][-1]) >= score_to:
@@ -49,12 +50,12 @@ def evaluate_configuration(settings_data: dict[str, Any], arrays: dict[str, np.n
     cfg = settings.walkforward.model_copy(update={"cache_dir": None})
     history = History(symbol, timeframe, arrays)
     baselines = rule_strategies(settings, symbol, timeframe)
-    specs = model_specs(settings)
-    if specs or any(s.enabled and s.kind == "neural" for s in settings.strategies):
-        wf = cached_walk_forward(history, cfg, specs, progress=False)
-    else:
-        wf = schedule_only(history, cfg)
-    ev = asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress=False))
+    if settings.models or any(s.enabled and s.kind in MODEL_KINDS for s in settings.strategies):
+        ev = evaluate_history(settings, history, cfg, baselines, model_specs(settings), progress=False,
+                              configured=decision_strategies(settings))
+    else:  # rules alone: no model to retrain, only the schedule says where scoring starts
+        ev = asyncio.run(backtest_all(settings, history, schedule_only(history, cfg), baselines, cfg,
+                                      progress=False))
     name = strategy or next(iter(ev.records), None)
     if name not in ev.records:
         raise UnknownStrategy(f"hyperopt.strategy {name!r} is not among the evaluated strategies "
