@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import WSMsgType, web
 
-from bot.exchange_sim.matching import SimOrder
+from bot.exchange_sim.filters import fmt
+from bot.exchange_sim.orders import SimOrder
 
 if TYPE_CHECKING:
     from bot.exchange_sim.server import SimExchange
@@ -26,8 +27,8 @@ log = structlog.get_logger(__name__)
 
 
 def execution_report(order: SimOrder, trade: dict | None, event_ms: int) -> dict:
-    last_qty = trade["qty"] if trade else "0.0"
-    last_price = trade["price"] if trade else "0.0"
+    last_qty = trade["qty"] if trade else "0.00000000"
+    last_price = trade["price"] if trade else "0.00000000"
     if trade is not None:
         exec_type = "TRADE"
     elif order.status == "NEW":
@@ -36,15 +37,15 @@ def execution_report(order: SimOrder, trade: dict | None, event_ms: int) -> dict
         exec_type = {"CANCELED": "CANCELED", "EXPIRED": "EXPIRED"}.get(order.status, "NEW")
     return {
         "e": "executionReport", "E": event_ms, "s": order.market.mid, "c": order.client_id,
-        "S": order.side, "o": order.type, "f": order.time_in_force, "q": repr(order.qty),
-        "p": repr(order.price), "P": repr(order.stop_price), "F": "0.0", "g": -1, "C": "", "x": exec_type,
+        "S": order.side, "o": order.type, "f": order.time_in_force, "q": fmt(order.qty),
+        "p": fmt(order.price), "P": fmt(order.stop_price), "F": "0.00000000", "g": -1, "C": "", "x": exec_type,
         "X": order.status, "r": "NONE", "i": order.order_id, "l": last_qty,
-        "z": repr(order.executed), "L": last_price,
-        "n": trade["commission"] if trade else "0", "N": trade["commissionAsset"] if trade else None,
+        "z": fmt(order.executed), "L": last_price,
+        "n": trade["commission"] if trade else "0.00000000", "N": trade["commissionAsset"] if trade else None,
         "T": order.updated or order.created, "t": trade["id"] if trade else -1, "I": 0,
         "w": order.status in ("NEW", "PARTIALLY_FILLED") and order.working, "m": bool(trade and trade["isMaker"]),
-        "M": False, "O": order.created, "Z": repr(order.quote_executed),
-        "Y": repr(float(last_qty) * float(last_price)), "Q": "0.0", "W": order.created,
+        "M": False, "O": order.created, "Z": fmt(order.quote_executed),
+        "Y": fmt(float(last_qty) * float(last_price)), "Q": fmt(order.quote_qty), "W": order.created,
         "V": "NONE",
     }
 
