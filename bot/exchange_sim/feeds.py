@@ -70,7 +70,7 @@ class StreamFeed:
         if event is None:
             return
         for name in names:
-            self.sim.hub.publish_obj(name, event)  # type: ignore[arg-type]
+            self.sim.hub.publish_obj(name, event, is_depth=True)  # type: ignore[arg-type]
 
     def _book(self, mid: str, low: str, now: int, slow: bool) -> None:
         sim, hub = self.sim, self.sim.hub

@@ -120,9 +120,9 @@ class Hub:
         for conn in list(conns):
             conn.push(stream, envelope, data, is_depth)
 
-    def publish_obj(self, stream: str, payload: dict) -> None:
+    def publish_obj(self, stream: str, payload: dict | list, is_depth: bool = False) -> None:
         if self.has_listeners(stream):
-            self.publish(stream, json.dumps(payload, separators=(",", ":")))
+            self.publish(stream, json.dumps(payload, separators=(",", ":")), is_depth)
 
 
 async def serve_stream_socket(
