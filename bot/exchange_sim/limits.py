@@ -67,15 +67,17 @@ class RateLimiter:
         now = self._mono()
         for window in (self.weight, self.orders_10s, self.orders_day):
             window.roll(now)
-        if now < self.banned_until:
-            until = int((self.banned_until - now) * 1000)
-            raise OrderError(-1003, f"Way too many requests; IP(127.0.0.1) banned for {until} ms. "
-                                    "Please use the websocket for live updates to avoid bans.", 418)
-        if now < self._backoff_until:
+        if now < self._backoff_until and now >= self.banned_until:
             self._ignored += 1
             if self._ignored > self.limits.ban_after:
                 self.banned_until = now + self.limits.ban_s
                 self._ignored = 0
+        if now < self.banned_until:
+            until = int((self.banned_until - now) * 1000)
+            err = OrderError(-1003, f"Way too many requests; IP(127.0.0.1) banned for {until} ms. "
+                                    "Please use the websocket for live updates to avoid bans.", 418)
+            err.retry_after = max(1, int(self.banned_until - now + 0.999))  # type: ignore[attr-defined]
+            raise err
         self.weight.used += weight
         cap = self.limits.request_weight_per_minute
         if cap and self.weight.used > cap:
