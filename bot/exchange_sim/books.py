@@ -101,12 +101,12 @@ def recentre(source: SimBook, price: float, tick: float) -> tuple[list[Level], l
     bids: dict[float, float] = {}
     for p, q in src_bids:
         key = round(math.floor(p * k / tick + 1e-9) * tick, 8)
-        bids[key] = bids.get(key, 0.0) + q
+        bids[key] = round(bids.get(key, 0.0) + q, 8)
     floor_ask = max(bids) + tick if bids else 0.0
     asks: dict[float, float] = {}
     for p, q in src_asks:
         key = round(max(math.ceil(p * k / tick - 1e-9) * tick, floor_ask), 8)
-        asks[key] = asks.get(key, 0.0) + q
+        asks[key] = round(asks.get(key, 0.0) + q, 8)
     return sorted(bids.items(), reverse=True), sorted(asks.items())
 
 

@@ -191,6 +191,8 @@ class SimExchange:
     # -- streams --------------------------------------------------------------------------
 
     def _on_subscribe(self, name: str) -> str | None:
+        if name == self.user_streams.listen_key:  # the account's events, bare
+            return None
         stream = parse_stream(name, set(self.markets))
         if isinstance(stream, str):
             return stream
