@@ -74,10 +74,9 @@ class RateLimiter:
                 self._ignored = 0
         if now < self.banned_until:
             until = int((self.banned_until - now) * 1000)
-            err = OrderError(-1003, f"Way too many requests; IP(127.0.0.1) banned for {until} ms. "
-                                    "Please use the websocket for live updates to avoid bans.", 418)
-            err.retry_after = max(1, int(self.banned_until - now + 0.999))  # type: ignore[attr-defined]
-            raise err
+            raise OrderError(-1003, f"Way too many requests; IP(127.0.0.1) banned for {until} ms. "
+                                    "Please use the websocket for live updates to avoid bans.", 418,
+                             retry_after=max(1, int(self.banned_until - now + 0.999)))
         self.weight.used += weight
         cap = self.limits.request_weight_per_minute
         if cap and self.weight.used > cap:
@@ -97,9 +96,7 @@ class RateLimiter:
     def _too_many(self, now: float, window: _Window, code: int, msg: str) -> None:
         retry = window.retry_after(now)
         self._backoff_until = max(self._backoff_until, now + retry)
-        err = OrderError(code, msg, 429)
-        err.retry_after = retry  # type: ignore[attr-defined]
-        raise err
+        raise OrderError(code, msg, 429, retry_after=retry)
 
 
 def depth_weight(limit: int) -> int:

@@ -94,9 +94,8 @@ class Matcher:
             if qty <= 0:
                 raise OrderError(-1013, "Filter failure: NOTIONAL")
         filters.check_qty(qty, is_market)
-        reference = req.price if req.price is not None else (
-            Decimal(str(self._price(req.mid) or levels[0][0])) if self._price else
-            Decimal(str(levels[0][0])))
+        last = self._price(req.mid) if self._price is not None else None
+        reference = req.price if req.price is not None else Decimal(repr(last or levels[0][0]))
         filters.check_notional(qty * reference, is_market)
         filters.check_open_count(len(self.open_orders(req.mid)))
         if req.client_id and any(o.client_id == req.client_id for o in self.open_orders(None)):

@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 import structlog
@@ -18,9 +17,6 @@ from bot.exchange_sim.errors import OrderError, mandatory
 from bot.exchange_sim.limits import weight_of
 from bot.exchange_sim.orders import parse_order
 from bot.exchange_sim.rest_public import PublicApi, int_param
-
-if TYPE_CHECKING:
-    from bot.exchange_sim.server import SimExchange
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +66,7 @@ class RestApi(PublicApi):
             limiter.charge(weight_of(request.method, request.path, dict(request.query)), is_order)
         except OrderError as exc:
             headers = limiter.headers(is_order) | {
-                "Retry-After": str(getattr(exc, "retry_after", int(self.sim.faults.retry_after_s)))}
+                "Retry-After": str(exc.retry_after or 1)}
             return error(exc.status, exc.code, exc.msg, headers)
         response = await self._answer(request, handler)
         response.headers.update(limiter.headers(is_order))

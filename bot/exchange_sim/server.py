@@ -166,9 +166,6 @@ class SimExchange:
     def book_levels(self, mid: str, limit: int) -> tuple[list[Level], list[Level]]:
         return self.books.levels(mid, limit)
 
-    def book_update_id(self, mid: str) -> int:
-        return self.books.snapshot(mid, 1)[0]
-
     def ticker(self, mid: str, window_ms: int = 86_400_000) -> dict:
         bids, asks = self.book_levels(mid, 1)
         stats = self.data.window_stats(mid, window_ms)
