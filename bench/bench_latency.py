@@ -63,11 +63,11 @@ def sim_main(conn: Any, data_dir: str, speed: float, symbols: tuple[str, ...], f
     orders: dict[str, int] = {}
     publish = ws_mod.Hub.publish_obj
 
-    def publish_obj(self: Any, stream: str, payload: dict) -> None:
+    def publish_obj(self: Any, stream: str, payload: dict, is_depth: bool = False) -> None:
         k = payload.get("k") if isinstance(payload, dict) else None
         if k is not None and k.get("x"):
             closes.setdefault((k["s"], int(k["t"])), []).append(time.perf_counter_ns())
-        publish(self, stream, payload)
+        publish(self, stream, payload, is_depth)
 
     create = rest_mod.RestApi.order_create
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from bot.exchange_sim import FaultSettings, SimExchange, SimSettings
+from bot.exchange_sim.filters import filters_for
 from bot.store import Store
 
 SYM = "BTC/USDT"
@@ -106,14 +107,16 @@ def test_kill_9_never_duplicates_orders_or_loses_fills(data_dir: Path, tmp_path:
     # zero fills missing from SQLite (and none invented)
     exchange_fills = {f"BTCUSDT-{t['id']}" for t in matcher.trades}
     assert exchange_fills == fill_ids
-    # positions equal the exchange's balances (within untradeable dust)
+    # positions equal the exchange's balances (within untradeable dust: under Binance's
+    # 5 USDT minimum notional a remainder can be neither sold nor protected)
     base = sum(float(b["free"]) + float(b["locked"]) for b in matcher.balances() if b["asset"] == "BTC")
     held = {p["symbol"]: p for p in positions}.get(SYM)
     amount = held["amount"] if held else 0.0
     price = float(matcher.trades[-1]["price"])
-    assert abs(base - amount) <= max(1.0 / price, 1e-8)
+    min_notional = float(filters_for("BTCUSDT").min_notional)
+    assert abs(base - amount) <= min_notional / price
     # every open position has its stop; the final reconciliation explained everything
-    if amount * price >= 1.0:
+    if amount * price >= min_notional:
         assert held is not None and held["stop_price"] is not None and held["stop_price"] > 0
     assert report["mismatches"] == [] and report["state"] == "active"
     assert report["unprotected"] == []

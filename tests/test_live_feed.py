@@ -110,7 +110,8 @@ async def test_clock_skew_beyond_limit_refuses_to_start(data_dir: Path) -> None:
 async def test_depth_sequence_gap_resyncs_to_the_recorded_book(data_dir: Path) -> None:
     faults = FaultSettings(skip_depth_every_n=40)
     settings = SimSettings(data_dir=data_dir, speed=1.0, start_ms=START, symbols=("BTC/USDT",),
-                           timeframes=("1h",), book_speed=8.0, faults=faults)
+                           timeframes=("1h",), book_speed=8.0, faults=faults,
+                           matching_book="recorded")  # compared with the raw recording
     async with SimExchange(settings) as sim:
         fs = feed_settings(order_book=True, order_book_depth=15, since_ms=None,
                            timeframes=(), trades=True)

@@ -65,10 +65,11 @@ async def test_signed_endpoints_orders_fees_balances(data_dir: Path) -> None:
             trades = await ex.fetch_my_trades("BTC/USDT")
             assert len(trades) >= 1 and trades[0]["fee"]["currency"] == "BTC"
             # a limit far below the market rests, locks quote, and cancels cleanly
-            limit = await ex.create_order("BTC/USDT", "limit", "buy", 0.1, bids[0][0] * 0.5)
+            px = float(ex.price_to_precision("BTC/USDT", bids[0][0] * 0.5))  # on the 0.01 tick
+            limit = await ex.create_order("BTC/USDT", "limit", "buy", 0.1, px)
             assert limit["status"] == "open"
             assert [o["id"] for o in await ex.fetch_open_orders("BTC/USDT")] == [limit["id"]]
-            assert (await ex.fetch_balance())["USDT"]["used"] == pytest.approx(0.1 * bids[0][0] * 0.5)
+            assert (await ex.fetch_balance())["USDT"]["used"] == pytest.approx(0.1 * px)
             await ex.cancel_order(limit["id"], "BTC/USDT")
             assert (await ex.fetch_order(limit["id"], "BTC/USDT"))["status"] == "canceled"
             assert (await ex.fetch_balance())["USDT"]["used"] == 0.0
@@ -111,7 +112,9 @@ async def test_429_and_5xx_are_answered(data_dir: Path) -> None:
 
 
 async def test_watch_streams_and_private_updates(data_dir: Path) -> None:
-    async with SimExchange(settings(data_dir, book_speed=5.0, kline_updates=2)) as sim:
+    # the raw recording, verbatim: the book ccxt syncs is the recorded one
+    async with SimExchange(settings(data_dir, book_speed=5.0, kline_updates=2,
+                                    matching_book="recorded")) as sim:
         ex = make_ccxt_binance(sim.http_url, sim.ws_url, api_key="sim-key", secret="sim-secret")
         try:
             candles = await ex.watch_ohlcv("BTC/USDT", "1h")

@@ -86,10 +86,12 @@ def add_parsers(subparsers: Any) -> None:
     sim.add_argument("--symbols", default="", help="comma-separated, e.g. BTC/USDT,ETH/USDT")
     sim.add_argument("--book-speed", type=float, default=1.0)
     sim.add_argument("--kline-updates", type=int, default=1)
-    sim.add_argument("--book", choices=("recorded", "synthetic"), default="recorded",
-                     help="recorded: replay and match on the recorded order books (2024 prices); "
-                          "synthetic: a book around the replayed candle's price (use with the 2017-2021 "
-                          "candles so fills match the candle prices)")
+    sim.add_argument("--book", choices=("recentred", "recorded", "synthetic"), default="recentred",
+                     help="recentred: the recorded books' shape around the replayed candle price "
+                          "(one price everywhere); recorded: the raw 2024 recordings verbatim; "
+                          "synthetic: a ladder around the candle price")
+    sim.add_argument("--no-rate-limits", action="store_true",
+                     help="do not enforce Binance's request-weight and order-count limits")
     sim.add_argument("--api-key", default="sim-key")
     sim.add_argument("--api-secret", default="sim-secret")
     sim.add_argument("--drop-every-n", type=int, help="fault: close ws after N messages")
@@ -189,6 +191,7 @@ async def _import(args: argparse.Namespace) -> int:
 
 def sim_handler(args: argparse.Namespace) -> int:
     from bot.exchange_sim import FaultSettings, SimExchange, SimSettings
+    from bot.exchange_sim.settings import UNLIMITED, RateLimitSettings
 
     faults = FaultSettings(
         drop_every_n_messages=args.drop_every_n, drop_every_s=args.drop_every_s,
@@ -199,9 +202,9 @@ def sim_handler(args: argparse.Namespace) -> int:
     settings = SimSettings(
         data_dir=args.data_dir, host=args.host, port=args.port, speed=args.speed,
         start_ms=args.start, end_ms=args.end, symbols=symbols, book_speed=args.book_speed,
-        kline_updates=args.kline_updates, book_replay=args.book == "recorded", matching_book=args.book,
-        api_key=args.api_key, api_secret=args.api_secret,
-        faults=faults)
+        kline_updates=args.kline_updates, matching_book=args.book,
+        api_key=args.api_key, api_secret=args.api_secret, faults=faults,
+        rate_limits=UNLIMITED if args.no_rate_limits else RateLimitSettings())
 
     async def serve() -> None:
         async with SimExchange(settings) as sim:

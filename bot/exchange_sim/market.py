@@ -1,4 +1,4 @@
-"""Market state of the loopback exchange: simulated time, klines and the order books."""
+"""Market state of the loopback exchange: simulated time, the price path and the L2 book."""
 
 from __future__ import annotations
 
@@ -37,60 +37,13 @@ class SimTime:
             await asyncio.sleep(delay)
 
 
-def fmt(x: float) -> str:
-    return repr(float(x))
-
-
-def partial_bar(row: np.ndarray, frac: float) -> tuple[float, float, float, float, float]:
-    """A plausible in-progress bar ``frac`` of the way through the final ``row``."""
-    o, h, lo, c, v = (float(x) for x in row)
-    if frac >= 1.0:
-        return o, h, lo, c, v
-    close = o + (c - o) * frac
-    return o, max(o, close), min(o, close), close, v * frac
-
-
-def kline_payload(series: CandleSeries, mid: str, i: int, frac: float, event_ms: int) -> dict:
-    tf = series.tf_ms
-    ts = int(series.ts[i])
-    o, h, lo, c, v = partial_bar(series.ohlcv[i], frac)
-    return {
-        "e": "kline", "E": event_ms, "s": mid,
-        "k": {
-            "t": ts, "T": ts + tf - 1, "s": mid, "i": series.timeframe, "f": -1, "L": -1,
-            "o": fmt(o), "c": fmt(c), "h": fmt(h), "l": fmt(lo), "v": fmt(v), "n": 0,
-            "x": frac >= 1.0, "q": fmt(v * c), "V": "0", "Q": "0", "B": "0",
-        },
-    }
-
-
-def rest_klines(
-    series: CandleSeries, now_ms: int, start: int | None, end: int | None, limit: int
-) -> list[list]:
-    """Binance ``/api/v3/klines`` rows up to ``now_ms`` (the open bar partially filled)."""
-    tf = series.tf_ms
-    lo = series.index_at_or_after(start) if start is not None else None
-    hi_ts = now_ms if end is None else min(now_ms, end)
-    hi = int(np.searchsorted(series.ts, hi_ts, side="right"))
-    if lo is None:
-        lo = max(0, hi - limit)
-    hi = min(hi, lo + limit)
-    rows: list[list] = []
-    for i in range(lo, hi):
-        ts = int(series.ts[i])
-        frac = min(1.0, (now_ms - ts) / tf)
-        o, h, low, c, v = partial_bar(series.ohlcv[i], frac)
-        rows.append([ts, fmt(o), fmt(h), fmt(low), fmt(c), fmt(v), ts + tf - 1, fmt(v * c), 0,
-                     "0", "0", "0"])
-    return rows
-
-
 def current_price(series: CandleSeries, now_ms: int) -> float | None:
+    """The price at ``now_ms`` on the bars' path: linear from open to close within a bar."""
     i = int(np.searchsorted(series.ts, now_ms, side="right")) - 1
     if i < 0:
         return None
-    frac = min(1.0, (now_ms - int(series.ts[i])) / series.tf_ms)
-    return partial_bar(series.ohlcv[i], frac)[3]
+    o, c = float(series.ohlcv[i, 0]), float(series.ohlcv[i, 3])
+    return o + (c - o) * min(1.0, (now_ms - int(series.ts[i])) / series.tf_ms)
 
 
 def price_range(series: CandleSeries, since_ms: int, now_ms: int) -> tuple[float, float] | None:

@@ -1,8 +1,10 @@
-"""The websocket API (``/ws-api/v3``) part ccxt's ``watch_orders``/``watch_my_trades`` need.
+"""The account's event streams: ``executionReport`` for every order change and
+``outboundAccountPosition`` for every balance change.
 
-``userDataStream.subscribe.signature`` subscribes the connection to the account's
-events; every order change is then pushed as an ``executionReport`` and every balance
-change as ``outboundAccountPosition``, wrapped as ``{"subscriptionId": n, "event": {...}}``.
+Two ways in, like Binance: the websocket API (``/ws-api/v3``: ``userDataStream.subscribe``
+after ``session.logon``, or ``userDataStream.subscribe.signature``) wraps each event as
+``{"subscriptionId": n, "event": {...}}``; a listenKey (``POST /api/v3/userDataStream`` or
+``userDataStream.start``) subscribed as a stream name on ``/ws`` gets the bare events.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import json
 from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import WSMsgType, web
 
-from bot.exchange_sim.matching import SimOrder
+from bot.exchange_sim.filters import fmt
+from bot.exchange_sim.orders import SimOrder
+from bot.exchange_sim.ws_api import WsApiSession
 
 if TYPE_CHECKING:
     from bot.exchange_sim.server import SimExchange
@@ -26,8 +29,8 @@ log = structlog.get_logger(__name__)
 
 
 def execution_report(order: SimOrder, trade: dict | None, event_ms: int) -> dict:
-    last_qty = trade["qty"] if trade else "0.0"
-    last_price = trade["price"] if trade else "0.0"
+    last_qty = trade["qty"] if trade else "0.00000000"
+    last_price = trade["price"] if trade else "0.00000000"
     if trade is not None:
         exec_type = "TRADE"
     elif order.status == "NEW":
@@ -36,28 +39,38 @@ def execution_report(order: SimOrder, trade: dict | None, event_ms: int) -> dict
         exec_type = {"CANCELED": "CANCELED", "EXPIRED": "EXPIRED"}.get(order.status, "NEW")
     return {
         "e": "executionReport", "E": event_ms, "s": order.market.mid, "c": order.client_id,
-        "S": order.side, "o": order.type, "f": order.time_in_force, "q": repr(order.qty),
-        "p": repr(order.price), "P": repr(order.stop_price), "F": "0.0", "g": -1, "C": "", "x": exec_type,
+        "S": order.side, "o": order.type, "f": order.time_in_force, "q": fmt(order.qty),
+        "p": fmt(order.price), "P": fmt(order.stop_price), "F": "0.00000000", "g": -1, "C": "", "x": exec_type,
         "X": order.status, "r": "NONE", "i": order.order_id, "l": last_qty,
-        "z": repr(order.executed), "L": last_price,
-        "n": trade["commission"] if trade else "0", "N": trade["commissionAsset"] if trade else None,
+        "z": fmt(order.executed), "L": last_price,
+        "n": trade["commission"] if trade else "0.00000000", "N": trade["commissionAsset"] if trade else None,
         "T": order.updated or order.created, "t": trade["id"] if trade else -1, "I": 0,
         "w": order.status in ("NEW", "PARTIALLY_FILLED") and order.working, "m": bool(trade and trade["isMaker"]),
-        "M": False, "O": order.created, "Z": repr(order.quote_executed),
-        "Y": repr(float(last_qty) * float(last_price)), "Q": "0.0", "W": order.created,
+        "M": False, "O": order.created, "Z": fmt(order.quote_executed),
+        "Y": fmt(float(last_qty) * float(last_price)), "Q": fmt(order.quote_qty), "W": order.created,
         "V": "NONE",
     }
 
 
 class UserStreams:
+    """Who gets the account's events: websocket-API subscriptions and listenKey streams."""
+
     def __init__(self, sim: SimExchange) -> None:
         self.sim = sim
         self.subscribers: dict[web.WebSocketResponse, int] = {}
+        self.listen_key = hashlib.sha256(f"listen-{sim.settings.api_key}".encode()).hexdigest()[:60]
         self._next_id = 0
         sim.matcher.listeners.append(self.on_order)
 
+    def subscribe(self, ws: web.WebSocketResponse) -> int:
+        sub_id = self._next_id
+        self._next_id += 1
+        self.subscribers[ws] = sub_id
+        return sub_id
+
     def on_order(self, order: SimOrder, trade: dict | None) -> None:
-        if not self.subscribers:
+        listen = self.sim.hub.has_listeners(self.listen_key)
+        if not self.subscribers and not listen:
             return
         now = self.sim.now_ms()
         events = [execution_report(order, trade, now)]
@@ -71,57 +84,22 @@ class UserStreams:
             for event in events:
                 text = json.dumps({"subscriptionId": sub_id, "event": event})
                 asyncio.ensure_future(self._send(ws, text))
+        if listen:
+            for event in events:
+                self.sim.hub.publish_obj(self.listen_key, event)
 
     async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.send_str(text)
 
-    def _verify(self, params: dict) -> bool:
-        given = str(params.get("signature", ""))
-        if params.get("apiKey") != self.sim.settings.api_key:
-            return False
-        rest = {k: v for k, v in sorted(params.items()) if k != "signature"}
-        query = "&".join(f"{k}={v}" for k, v in rest.items())
-        secret = self.sim.settings.api_secret.encode()
-        expected = hmac.new(secret, query.encode(), hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, given)
-
     async def serve(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
+        session = WsApiSession(self.sim, ws)
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._handle(ws, msg.data)
+                    await ws.send_str(json.dumps(session.handle(msg.data)))
         finally:
             self.subscribers.pop(ws, None)
         return ws
-
-    async def _handle(self, ws: web.WebSocketResponse, text: str) -> None:
-        try:
-            req = json.loads(text)
-            method, req_id = req["method"], req.get("id")
-        except (ValueError, KeyError, TypeError):
-            await ws.send_json({"status": 400, "error": {"code": -1000, "msg": "bad request"}})
-            return
-        params = req.get("params") or {}
-        if method == "ping":
-            await ws.send_json({"id": req_id, "status": 200, "result": {}})
-        elif method == "time":
-            await ws.send_json({"id": req_id, "status": 200,
-                                "result": {"serverTime": self.sim.now_ms()}})
-        elif method == "userDataStream.subscribe.signature":
-            if not self._verify(params):
-                await ws.send_json({"id": req_id, "status": 400, "error": {
-                    "code": -1022, "msg": "Signature for this request is not valid."}})
-                return
-            sub_id = self._next_id
-            self._next_id += 1
-            self.subscribers[ws] = sub_id
-            await ws.send_json({"id": req_id, "status": 200, "result": {"subscriptionId": sub_id}})
-        elif method == "userDataStream.unsubscribe":
-            self.subscribers.pop(ws, None)
-            await ws.send_json({"id": req_id, "status": 200, "result": {}})
-        else:
-            await ws.send_json({"id": req_id, "status": 400, "error": {
-                "code": -1100, "msg": f"unsupported method {method}"}})

@@ -11,19 +11,27 @@ import contextlib
 import dataclasses
 from types import TracebackType
 
-import numpy as np
 import structlog
 from aiohttp import web
 
+from bot.exchange_sim import info
+from bot.exchange_sim.filters import fmt
+from bot.exchange_sim.books import Books, make_ladder
 from bot.exchange_sim.data import (
     CandleSeries, Recording, load_candle_series, load_recordings, market_id,
 )
+from bot.exchange_sim.errors import OrderError
 from bot.exchange_sim.faults import FaultCounters, HttpFaults
-from bot.exchange_sim.market import Level, SimTime, current_price, price_range, synthetic_levels
-from bot.exchange_sim.matching import Market, Matcher
+from bot.exchange_sim.feeds import StreamFeed
+from bot.exchange_sim.limits import RateLimiter
+from bot.exchange_sim.market import Level, SimTime, price_range
+from bot.exchange_sim.marketdata import MarketData
+from bot.exchange_sim.matching import Matcher
+from bot.exchange_sim.orders import Market
 from bot.exchange_sim.private_ws import UserStreams
 from bot.exchange_sim.rest import RestApi
 from bot.exchange_sim.settings import FaultSettings, SimSettings
+from bot.exchange_sim.stream_names import parse_stream
 from bot.exchange_sim.streams import KlineStreamer, RecordingPlayer
 from bot.exchange_sim.ws import Connection, Hub, serve_stream_socket
 
@@ -41,7 +49,7 @@ class SimExchange:
         self.series: dict[tuple[str, str], CandleSeries] = load_candle_series(
             s.data_dir, s.exchange, s.symbols, s.timeframes)
         recordings: dict[str, Recording] = load_recordings(s.data_dir, s.exchange) \
-            if s.book_replay else {}
+            if s.book_replay and s.matching_book != "synthetic" else {}
         self.markets: dict[str, Market] = {}
         for symbol, _tf in self.series:
             base, quote = symbol.split("/")
@@ -58,6 +66,12 @@ class SimExchange:
         self.hub.on_subscribe = self._on_subscribe
         self.time: SimTime | None = None
         self.players: dict[str, RecordingPlayer] = {}
+        self.data = MarketData(self.series, self.now_ms, s.trades_per_bar)
+        self.books = Books(s.matching_book, self.players, self.price,
+                           make_ladder(s.synthetic_spread_bps, s.synthetic_levels,
+                                       s.synthetic_level_qty))
+        self.feed = StreamFeed(self)
+        self.rate_limiter = RateLimiter(s.rate_limits, lambda: asyncio.get_running_loop().time())
         self._streamers: dict[str, KlineStreamer] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -74,10 +88,12 @@ class SimExchange:
         self.time = SimTime(self._start_ms, self.settings.speed, loop.time)
         for mid, rec in self.recordings.items():
             player = RecordingPlayer(rec, self.hub, self.settings.book_speed, loop.time,
-                                     self._on_book)
+                                     self._on_recorded_diff,
+                                     verbatim=self.settings.matching_book == "recorded")
             self.players[mid] = player
             self._tasks.append(asyncio.create_task(player.run()))
         self._tasks.append(asyncio.create_task(self._watch_stops()))
+        self._tasks.append(asyncio.create_task(self.feed.run()))
         api = RestApi(self)
         app = web.Application(middlewares=[api.fault_middleware])
         app.add_routes(api.routes())
@@ -135,15 +151,11 @@ class SimExchange:
         end = self.settings.end_ms
         return now if end is None else min(now, end)
 
-    def _price_series(self, mid: str) -> CandleSeries | None:
-        m = self.markets[mid]
-        options = [s for (sym, _), s in self.series.items() if sym == m.symbol]
-        return min(options, key=lambda s: s.tf_ms) if options else None
-
     def price(self, mid: str) -> float | None:
-        series = self._price_series(mid)
-        if series is not None:
-            return current_price(series, self.now_ms())
+        """The last traded price: the replayed candle path on the tick grid (else the book mid)."""
+        price = self.data.path_price(mid, self.now_ms())
+        if price is not None:
+            return self.data.round_tick(mid, price)
         player = self.players.get(mid)
         if player is not None:
             bid, ask = player.book.best()
@@ -152,94 +164,55 @@ class SimExchange:
         return None
 
     def book_levels(self, mid: str, limit: int) -> tuple[list[Level], list[Level]]:
-        player = self.players.get(mid)
-        if player is not None and (self.settings.matching_book == "recorded"
-                                   or self._price_series(mid) is None):
-            return player.book.top(limit)
-        price = self.price(mid)
-        if price is None:
-            return [], []
-        s = self.settings
-        bids, asks = synthetic_levels(price, s.synthetic_spread_bps, s.synthetic_levels,
-                                      s.synthetic_level_qty)
-        return bids[:limit], asks[:limit]
+        return self.books.levels(mid, limit)
 
-    def book_update_id(self, mid: str) -> int:
-        player = self.players.get(mid)
-        return player.book.last_update_id if player is not None else self.now_ms()
-
-    def ticker(self, mid: str) -> dict:
-        series = self._price_series(mid)
-        now = self.now_ms()
-        last = self.price(mid) or 0.0
-        open_, high, low, vol = last, last, last, 0.0
-        if series is not None:
-            lo = int(np.searchsorted(series.ts, now - 86_400_000, side="left"))
-            hi = int(np.searchsorted(series.ts, now, side="right"))
-            if hi > lo:
-                window = series.ohlcv[lo:hi]
-                open_, vol = float(window[0, 0]), float(window[:, 4].sum())
-                high, low = float(window[:, 1].max()), float(window[:, 2].min())
+    def ticker(self, mid: str, window_ms: int = 86_400_000) -> dict:
         bids, asks = self.book_levels(mid, 1)
-        return {
-            "symbol": mid, "priceChange": repr(last - open_),
-            "priceChangePercent": repr((last / open_ - 1) * 100 if open_ else 0.0),
-            "weightedAvgPrice": repr(last), "prevClosePrice": repr(open_),
-            "lastPrice": repr(last), "lastQty": "0.0",
-            "bidPrice": repr(bids[0][0] if bids else last), "bidQty": "0.0",
-            "askPrice": repr(asks[0][0] if asks else last), "askQty": "0.0",
-            "openPrice": repr(open_), "highPrice": repr(high), "lowPrice": repr(low),
-            "volume": repr(vol), "quoteVolume": repr(vol * last), "openTime": now - 86_400_000,
-            "closeTime": now, "firstId": -1, "lastId": -1, "count": 0,
+        stats = self.data.window_stats(mid, window_ms)
+        last = stats["lastPrice"]
+        bid, ask = (bids[0] if bids else None), (asks[0] if asks else None)
+        return {"symbol": mid} | stats | {
+            "bidPrice": fmt(bid[0]) if bid else last, "bidQty": fmt(bid[1]) if bid else "0.00000000",
+            "askPrice": fmt(ask[0]) if ask else last, "askQty": fmt(ask[1]) if ask else "0.00000000",
         }
 
     def exchange_info(self) -> dict:
-        symbols = []
-        for mid, m in sorted(self.markets.items()):
-            symbols.append({
-                "symbol": mid, "status": "TRADING", "baseAsset": m.base,
-                "baseAssetPrecision": 8, "quoteAsset": m.quote, "quotePrecision": 8,
-                "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
-                "quoteCommissionPrecision": 8,
-                "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT"],
-                "icebergAllowed": False,
-                "ocoAllowed": False, "otoAllowed": False, "quoteOrderQtyMarketAllowed": True,
-                "allowTrailingStop": False, "cancelReplaceAllowed": True,
-                "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
-                "filters": [
-                    {"filterType": "PRICE_FILTER", "minPrice": "0.00000001",
-                     "maxPrice": "1000000.00000000", "tickSize": "0.00000001"},
-                    {"filterType": "LOT_SIZE", "minQty": "0.00000001",
-                     "maxQty": "9000000.00000000", "stepSize": "0.00000001"},
-                    {"filterType": "NOTIONAL", "minNotional": "1.00000000",
-                     "applyMinToMarket": True, "maxNotional": "9000000.00000000",
-                     "applyMaxToMarket": False, "avgPriceMins": 5},
-                ],
-                "permissions": [], "permissionSets": [["SPOT"]],
-                "defaultSelfTradePreventionMode": "NONE",
-                "allowedSelfTradePreventionModes": ["NONE"],
-            })
-        return {"timezone": "UTC", "serverTime": self.now_ms(), "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-             "limit": 6000}], "exchangeFilters": [], "symbols": symbols}
+        return info.exchange_info(self.markets, self.settings, self.now_ms())
+
+    def account(self) -> dict:
+        return info.account(self.settings, self.matcher.balances(), self.now_ms())
+
+    def commission_rates(self) -> dict:
+        return info.commission_rates(self.settings)
 
     # -- streams --------------------------------------------------------------------------
 
-    def _on_subscribe(self, stream: str) -> None:
-        sym, _, kind = stream.partition("@")
-        if not kind.startswith("kline_") or stream in self._streamers or self.time is None:
-            return
-        mid = sym.upper()
-        series = self.series.get((self.markets[mid].symbol, kind[6:])) \
-            if mid in self.markets else None
-        if series is None:
-            return
-        streamer = KlineStreamer(series, mid, self.hub, self.time, self.settings.kline_updates,
-                                 self.settings.end_ms)
-        self._streamers[stream] = streamer
+    def _on_subscribe(self, name: str) -> str | None:
+        if name == self.user_streams.listen_key:  # the account's events, bare
+            return None
+        stream = parse_stream(name, set(self.markets))
+        if isinstance(stream, str):
+            return stream
+        if stream.kind != "kline" or name in self._streamers or self.time is None:
+            return None
+        assert stream.mid is not None
+        try:
+            source = self.data.source(stream.mid, stream.arg)
+        except OrderError as exc:
+            return exc.msg
+        streamer = KlineStreamer(source, stream.mid, self.hub, self.time,
+                                 self.settings.kline_updates, self.settings.end_ms)
+        self._streamers[name] = streamer
         self._tasks.append(asyncio.create_task(streamer.run()))
+        return None
 
-    def _on_book(self, mid: str) -> None:
+    def _on_recorded_diff(self, mid: str, diff: dict) -> None:
+        if self.books.raw(mid):
+            self.feed.on_recorded_diff(mid, diff)
+            self.on_book(mid)
+
+    def on_book(self, mid: str) -> None:
+        """The book changed: judge stops, fill resting orders it now crosses."""
         if self.matcher.open_orders(mid):
             self.check_stops(mid)
             self.matcher.on_book(mid)
@@ -253,7 +226,7 @@ class SimExchange:
             now = self.now_ms()
             since = self._stops_checked.get(order_mid, now)
             self._stops_checked[order_mid] = now
-            series = self._price_series(order_mid)
+            series = self.data.base(order_mid)
             window = price_range(series, min(since, now), now) if series is not None else None
             if window is None:
                 price = self.price(order_mid)

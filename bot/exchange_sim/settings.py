@@ -28,6 +28,20 @@ class FaultSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """Binance's REST limits (its values by default); ``None`` switches one off."""
+
+    request_weight_per_minute: int | None = 6000
+    orders_per_10s: int | None = 100
+    orders_per_day: int | None = 200_000
+    ban_after: int = 10  # requests sent while told to back off (429) before a 418 ban
+    ban_s: float = 120.0  # how long a 418 ban lasts (real seconds)
+
+
+UNLIMITED = RateLimitSettings(None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
 class SimSettings:
     """What the loopback exchange serves.
 
@@ -48,7 +62,10 @@ class SimSettings:
     kline_updates: int = 1  # x=false kline pushes per candle before the closing x=true one
     book_speed: float = 1.0  # speed-up of the recorded order-book traffic
     book_replay: bool = True  # replay ../orderbook recordings (served verbatim)
-    matching_book: str = "recorded"  # "recorded": match on the recorded book if any; "synthetic"
+    # "recentred": the recorded book's shape around the replayed candle price (one price and
+    # one clock everywhere); "recorded": the raw 2024 recording, verbatim; "synthetic": a
+    # ladder around the candle price. Symbols without a recording always get the ladder.
+    matching_book: str = "recentred"
     synthetic_spread_bps: float = 2.0  # synthetic book (symbols without a recording)
     synthetic_levels: int = 20
     synthetic_level_qty: float = 5.0  # base units per synthetic level
@@ -59,3 +76,5 @@ class SimSettings:
     balances: dict[str, float] = field(default_factory=lambda: {"USDT": 100_000.0})
     recv_window_check: bool = False  # check timestamps against sim time (only sane at speed 1)
     faults: FaultSettings = field(default_factory=FaultSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    trades_per_bar: int = 60  # the public trade tape drawn along each candle's price path

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 
 import numpy as np
 import structlog
 
-from bot.exchange_sim.data import CandleSeries, Recording
-from bot.exchange_sim.market import SimBook, SimTime, kline_payload
+from bot.exchange_sim.data import Recording
+from bot.exchange_sim.klines import KlineSource
+from bot.exchange_sim.market import SimBook, SimTime
 from bot.exchange_sim.ws import Hub
 
 log = structlog.get_logger(__name__)
@@ -23,36 +23,31 @@ def envelope_data(raw: str) -> str:
 
 
 class KlineStreamer:
-    """Pushes ``<sym>@kline_<tf>``: ``updates`` x=false pushes, then the closing x=true one."""
+    """Pushes ``<sym>@kline_<interval>``: ``updates`` x=false pushes per bar, then the close."""
 
-    def __init__(
-        self, series: CandleSeries, mid: str, hub: Hub, time: SimTime, updates: int,
-        end_ms: int | None,
-    ) -> None:
-        self.series = series
+    def __init__(self, source: KlineSource, mid: str, hub: Hub, time: SimTime, updates: int,
+                 end_ms: int | None) -> None:
+        self.source = source
         self.mid = mid
-        self.stream = f"{mid.lower()}@kline_{series.timeframe}"
+        self.stream = f"{mid.lower()}@kline_{source.interval}"
         self._hub = hub
         self._time = time
         self._updates = max(0, updates)
         self._end_ms = end_ms
 
     async def run(self) -> None:
-        series, tf = self.series, self.series.tf_ms
-        now = self._time.now_ms()
-        i = int(np.searchsorted(series.ts + tf, now, side="right"))
-        n = self._updates
-        while i < len(series.ts):
-            ts = int(series.ts[i])
-            if self._end_ms is not None and ts + tf > self._end_ms:
+        src, n = self.source, self._updates
+        i = int(np.searchsorted(src.ends, self._time.now_ms(), side="right"))
+        while i < len(src.ts):
+            ts, end = int(src.ts[i]), int(src.ends[i])
+            if self._end_ms is not None and end > self._end_ms:
                 break
             for k in range(1, n + 2):
-                frac = k / (n + 1)
-                at = ts + (tf * k) // (n + 1)
+                at = ts + ((end - ts) * k) // (n + 1)
                 if k <= n and at < self._time.now_ms():
                     continue  # a stale in-progress update: only closes are never skipped
                 await self._time.sleep_until(at)
-                self._hub.publish_obj(self.stream, kline_payload(series, self.mid, i, frac, at))
+                self._hub.publish_obj(self.stream, src.payload(self.mid, i, at, at))
             i += 1
         log.info("sim.klines.replay_finished", stream=self.stream)
 
@@ -62,9 +57,11 @@ class RecordingPlayer:
 
     def __init__(
         self, recording: Recording, hub: Hub, book_speed: float,
-        monotonic: Callable[[], float], on_book: Callable[[str], None],
+        monotonic: Callable[[], float], on_book: Callable[[str, dict], None],
+        verbatim: bool = True,
     ) -> None:
         self.recording = recording
+        self.verbatim = verbatim  # publish the recorded streams; else loop, as a shape source
         self.book = SimBook()
         self._hub = hub
         self._speed = book_speed
@@ -77,6 +74,15 @@ class RecordingPlayer:
             self.book.load_snapshot(recording.lines[snap].data)
 
     async def run(self) -> None:
+        while True:
+            await self._play_once()
+            if self.verbatim or self.recording.snapshot_index is None:
+                break
+            self.book.load_snapshot(self.recording.lines[self.recording.snapshot_index].data)
+        self.finished = True
+        log.info("sim.recording.finished", market=self.recording.market_id)
+
+    async def _play_once(self) -> None:
         lines = self.recording.lines
         if not lines:
             return
@@ -92,20 +98,6 @@ class RecordingPlayer:
                 continue
             is_depth = "@depth" in line.stream
             if is_depth and self.book.apply_diff(line.data):
-                self._on_book(self.recording.market_id)
-            if self._hub.has_listeners(line.stream):
+                self._on_book(self.recording.market_id, line.data)
+            if self.verbatim and self._hub.has_listeners(line.stream):
                 self._hub.publish(line.stream, envelope_data(line.raw), is_depth)
-        self.finished = True
-        log.info("sim.recording.finished", market=self.recording.market_id)
-
-
-def book_ticker(mid: str, book: SimBook) -> dict | None:
-    bid, ask = book.best()
-    if bid is None or ask is None:
-        return None
-    return {"u": book.last_update_id, "s": mid, "b": repr(bid[0]), "B": repr(bid[1]),
-            "a": repr(ask[0]), "A": repr(ask[1])}
-
-
-def dumps(obj: object) -> str:
-    return json.dumps(obj, separators=(",", ":"))

@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 
 from bot.exchange_sim.faults import FaultCounters, every
 from bot.exchange_sim.settings import FaultSettings
+from bot.exchange_sim.stream_names import normalise_stream
 
 log = structlog.get_logger(__name__)
 
@@ -90,12 +91,15 @@ class Hub:
 
     def __init__(self) -> None:
         self.by_stream: dict[str, set[Connection]] = {}
-        self.on_subscribe: Callable[[str], None] = lambda stream: None
+        # validates a stream name and starts its producer; returns why it is refused, or None
+        self.on_subscribe: Callable[[str], str | None] = lambda stream: None
 
-    def subscribe(self, conn: Connection, stream: str) -> None:
-        conn.streams.add(stream)
-        self.by_stream.setdefault(stream, set()).add(conn)
-        self.on_subscribe(stream)
+    def subscribe(self, conn: Connection, stream: str) -> str | None:
+        refused = self.on_subscribe(stream)
+        if refused is None:
+            conn.streams.add(stream)
+            self.by_stream.setdefault(stream, set()).add(conn)
+        return refused
 
     def unsubscribe(self, conn: Connection, stream: str) -> None:
         conn.streams.discard(stream)
@@ -116,19 +120,9 @@ class Hub:
         for conn in list(conns):
             conn.push(stream, envelope, data, is_depth)
 
-    def publish_obj(self, stream: str, payload: dict) -> None:
+    def publish_obj(self, stream: str, payload: dict | list, is_depth: bool = False) -> None:
         if self.has_listeners(stream):
-            self.publish(stream, json.dumps(payload, separators=(",", ":")))
-
-
-def normalise_stream(name: str) -> str:
-    """Map Binance stream aliases onto the names the exchange publishes under."""
-    name = name.strip()
-    sym, _, rest = name.partition("@")
-    sym = sym.lower()
-    if rest in ("depth", "depth@100ms", "depth@1000ms"):
-        rest = "depth@100ms"
-    return f"{sym}@{rest}"
+            self.publish(stream, json.dumps(payload, separators=(",", ":")), is_depth)
 
 
 async def serve_stream_socket(
@@ -152,7 +146,9 @@ async def serve_stream_socket(
     if "streams" in request.query:
         initial.extend(s for s in request.query["streams"].split("/") if s)
     for stream in initial:
-        hub.subscribe(conn, normalise_stream(stream))
+        refused = hub.subscribe(conn, normalise_stream(stream))
+        if refused is not None:
+            log.info("sim.ws.stream_refused", stream=stream, reason=refused)
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -169,23 +165,31 @@ async def serve_stream_socket(
 
 
 def handle_control(conn: Connection, hub: Hub, text: str) -> None:
+    """SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS; a bad request is answered, never fatal."""
     try:
         req = json.loads(text)
-        method = req["method"]
-        req_id = req.get("id")
+        method, req_id = req["method"], req.get("id")
     except (ValueError, KeyError, TypeError):
-        conn.reply({"code": 2, "msg": "Invalid request"})
+        conn.reply({"error": {"code": 3, "msg": "Invalid JSON: expected an object with a "
+                              "'method'"}, "id": None})
         return
-    params = req.get("params") or []
-    if method == "SUBSCRIBE":
-        for stream in params:
-            hub.subscribe(conn, normalise_stream(stream))
-        conn.reply({"result": None, "id": req_id})
-    elif method == "UNSUBSCRIBE":
-        for stream in params:
-            hub.unsubscribe(conn, normalise_stream(stream))
+    params = req.get("params", [])
+    if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            conn.reply({"error": {"code": 2, "msg": "Invalid request: 'params' must be a list of "
+                                  "stream names"}, "id": req_id})
+            return
+        names = [normalise_stream(p) for p in params]
+        for name in names:
+            refused = hub.subscribe(conn, name) if method == "SUBSCRIBE" else None
+            if method == "UNSUBSCRIBE":
+                hub.unsubscribe(conn, name)
+            if refused is not None:
+                conn.reply({"error": {"code": 2, "msg": refused}, "id": req_id})
+                return
         conn.reply({"result": None, "id": req_id})
     elif method == "LIST_SUBSCRIPTIONS":
         conn.reply({"result": sorted(conn.streams), "id": req_id})
     else:
-        conn.reply({"code": 1, "msg": f"Unknown method {method}", "id": req_id})
+        conn.reply({"error": {"code": 2, "msg": f"Invalid request: unknown method {method!r}"},
+                    "id": req_id})
