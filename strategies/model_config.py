@@ -50,7 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 class ModelSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str
     kind: ModelKind
