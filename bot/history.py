@@ -121,18 +121,44 @@ class ImportResult:
     source_format: str
 
 
-async def import_file(
-    path: Path | str, store: CandleStore | None, *, exchange_name: str, symbol: str,
-    timeframe: str, policy: QualityPolicy | None = None, batch: int = 5000,
-) -> ImportResult:
-    """Read ``path`` (either supported format), treat defects per ``policy``, store the bars.
+@dataclass(frozen=True, slots=True)
+class PreparedImport:
+    """A file read and treated, nothing stored yet: any bad input has failed by now."""
 
-    ``store=None`` only produces the report (dry run).
-    """
-    raw = await asyncio.to_thread(read_candle_file, path)
-    candles, report = clean(raw, exchange_name, symbol, timeframe, policy)
+    candles: list[Candle]
+    report: QualityReport
+    source_format: str
+
+
+async def prepare_import(
+    path: Path | str, *, exchange_name: str, symbol: str, timeframe: str,
+    policy: QualityPolicy | None = None,
+) -> PreparedImport:
+    """Read ``path`` (either supported format) and treat its defects per ``policy``."""
+
+    def work() -> PreparedImport:
+        raw = read_candle_file(path)
+        candles, report = clean(raw, exchange_name, symbol, timeframe, policy)
+        return PreparedImport(candles, report, raw.source_format)
+
+    return await asyncio.to_thread(work)
+
+
+async def store_import(prepared: PreparedImport, store: CandleStore | None, batch: int = 5000
+                       ) -> ImportResult:
+    """Store the prepared bars (``store=None``: a dry run, the report only)."""
     inserted = 0
     if store is not None:
-        for i in range(0, len(candles), batch):
-            inserted += await store.upsert_candles(candles[i:i + batch])
-    return ImportResult(report, inserted, raw.source_format)
+        for i in range(0, len(prepared.candles), batch):
+            inserted += await store.upsert_candles(prepared.candles[i:i + batch])
+    return ImportResult(prepared.report, inserted, prepared.source_format)
+
+
+async def import_file(
+    path: Path | str, store: CandleStore | None, *, exchange_name: str, symbol: str,
+    timeframe: str, policy: QualityPolicy | None = None,
+) -> ImportResult:
+    """Read, treat and store ``path``; the file is fully checked before anything is written."""
+    prepared = await prepare_import(path, exchange_name=exchange_name, symbol=symbol,
+                                    timeframe=timeframe, policy=policy)
+    return await store_import(prepared, store)
