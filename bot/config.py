@@ -86,6 +86,7 @@ class ExchangeConfig(Section):
 
 class DataConfig(Section):
     dir: Path = Path("../shared/data")
+    source: Literal["files", "store"] = "files"  # where backtest/train/walkforward read candles
 
 
 class StoreConfig(Section):
@@ -403,6 +404,8 @@ def train_config(s: Settings) -> TrainConfig:
     """What the training pipeline needs, from ``[data]``, ``[exchange]``, ``[train]``, ``[[models]]``."""
     return TrainConfig(
         data_dir=s.data.dir,
+        data_source=s.data.source,
+        store_path=s.store.path,
         exchange=s.exchange.name,
         models=costed_models(s),
         **s.train.model_dump(),

@@ -60,6 +60,8 @@ def add_parsers(subparsers: Any) -> None:
                     "http://127.0.0.1:8765 (the loopback exchange)")
     dl.add_argument("--db", help=f"SQLite store (default: config store.path or {DEFAULT_DB})")
     dl.add_argument("--page-limit", type=int, default=1000)
+    dl.add_argument("--max-retries", type=int, default=10,
+                    help="retries per request on network/rate-limit errors (each shown with its wait)")
     dl.add_argument("--no-progress", action="store_true")
     dl.set_defaults(func=download_handler)
 
@@ -146,7 +148,8 @@ async def _download(args: argparse.Namespace) -> int:
                                                  desc=f"{args.symbol} {args.timeframe}")
         result = await download(exchange, store, exchange_name=args.exchange, symbol=args.symbol,
                                 timeframe=args.timeframe, since_ms=args.since, until_ms=until,
-                                page_limit=args.page_limit, progress=bar)
+                                page_limit=args.page_limit, progress=bar, max_retries=args.max_retries,
+                                on_retry=_print_retry)
     except (ccxt_async.BaseError, OSError) as exc:
         print(f"download failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -156,6 +159,11 @@ async def _download(args: argparse.Namespace) -> int:
     print(f"{result.fetched} bars fetched in {result.pages} pages, {result.inserted} new, "
           f"{result.retries} retries")
     return 0
+
+
+def _print_retry(n: Any) -> None:
+    print(f"download: {n.call} failed ({type(n.error).__name__}: {str(n.error)[:120]}); "
+          f"retry {n.attempt}/{n.max_retries} in {n.delay_s:.1f} s", file=sys.stderr, flush=True)
 
 
 # -- import ---------------------------------------------------------------------------------
