@@ -351,8 +351,19 @@ def _describe(exc: ValidationError, raw: dict[str, Any]) -> list[tuple[str, str]
         value = err.get("input")
         secret = bool(SECRET_NAMES.intersection(str(part) for part in loc))
         shown = "(missing)" if err["type"] == "missing" else "(hidden)" if secret else repr(value)
-        problems.append((key, f"got {shown}: {err['msg']}"))
+        var = _env_var_for(loc)
+        problems.append((key, f"got {shown}{f' from {var}' if var else ''}: {err['msg']}"))
     return problems
+
+
+def _env_var_for(loc: tuple[Any, ...]) -> str | None:
+    """The ``NEURALBOT_*`` variable that set the value at ``loc``, if one did."""
+    names = [str(p).upper() for p in loc if not isinstance(p, int)]
+    for n in range(len(names), 0, -1):
+        var = "NEURALBOT_" + "__".join(names[:n])
+        if var in os.environ:
+            return var
+    return None
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:

@@ -20,6 +20,7 @@ A file whose rows are not ``timeframe`` apart, or not on its grid, is refused
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,7 +111,8 @@ def _outlier_reasons(ts: np.ndarray, ohlcv: np.ndarray, policy: QualityPolicy, t
     padded = np.concatenate([np.full(w, np.nan), close, np.full(w, np.nan)])
     windows = sliding_window_view(padded, 2 * w + 1).copy()
     windows[:, w] = np.nan  # exclude the bar itself
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: no reference, no outlier
         ref = np.nanmedian(windows, axis=1)
         dev = np.nanmax(np.abs(ohlcv[:, :4] / ref[:, None] - 1.0), axis=1)
     # longer bars move more: scale the tolerance like volatility, with sqrt(time)
