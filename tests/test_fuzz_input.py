@@ -243,3 +243,73 @@ def test_fuzz_examples_through_evaluate_and_backtest(command: str) -> None:
             code, err = _run(argv)
             _assert_one_clear_line(code, err, str(path))
             _no_store_write(root)
+
+
+# -- malformed exchange messages into the live feed -------------------------------------------------
+
+FIELD = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+                  st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+                  st.sampled_from(["nan", "-1", "1e309", "0", "abc", ""]), st.lists(st.integers(), max_size=2))
+KLINE_T = st.one_of(FIELD, st.integers(min_value=0, max_value=10**6).map(lambda n: T0 + n * HOUR),
+                    st.integers(min_value=1, max_value=HOUR - 1).map(lambda n: T0 + 5 * HOUR + n))
+
+
+@st.composite
+def exchange_messages(draw: st.DrawFn) -> str:
+    import json
+
+    kind = draw(st.sampled_from(["kline", "kline", "kline", "not-json", "not-object", "other-event"]))
+    if kind == "not-json":
+        return draw(st.sampled_from(['{"e": "kline", "k": {', "\x00\xff", "[1,", "nan", "}{"]))
+    if kind == "not-object":
+        return json.dumps(draw(st.one_of(st.lists(st.integers(), max_size=3), st.text(max_size=5), st.integers())))
+    k = {"t": draw(KLINE_T), "T": draw(FIELD), "s": draw(st.sampled_from(["BTCUSDT", "ETHUSDT", "", None, 5])),
+         "i": draw(st.sampled_from(["1h", "7m", None, 3])), "x": draw(FIELD)}
+    for name in ("o", "h", "l", "c", "v"):
+        k[name] = draw(FIELD)
+    k = {key: value for key, value in k.items() if draw(st.booleans()) or key in ("t", "s", "i")}
+    event = "kline" if kind == "kline" else draw(st.sampled_from(["trade", "depthUpdate", None]))
+    return json.dumps({"e": event, "E": draw(FIELD), "s": "BTCUSDT", "k": k}, allow_nan=True)
+
+
+@settings(max_examples=12, deadline=30_000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(messages=st.lists(exchange_messages(), min_size=1, max_size=6))
+def test_fuzz_live_feed_messages(messages: list[str], data_dir: Path) -> None:
+    """Malformed pushes on the kline stream: the feed survives and emits exactly the real bars."""
+    import asyncio
+
+    from bot.exchange_sim import FaultSettings, SimExchange, SimSettings, make_ccxt_binance
+    from bot.exchange_sim.testing import ExchangeClock
+    from bot.feeds.live import LiveFeed
+    from bot.feeds.live_settings import LiveFeedSettings
+
+    bars = 30
+    sim_settings = SimSettings(data_dir=data_dir, speed=HOUR / 20, start_ms=T0, end_ms=T0 + bars * HOUR,
+                               symbols=("BTC/USDT",), timeframes=("1h",), book_replay=False,
+                               faults=FaultSettings())
+    feed_settings = LiveFeedSettings(symbols=("BTC/USDT",), timeframes=("1h",), since_ms=T0,
+                                     reconnect_initial_s=0.005, reconnect_max_s=0.05, kline_interval_s=0.5,
+                                     max_clock_skew_ms=None, seed=7)
+
+    async def scenario() -> list[Candle]:
+        async with SimExchange(sim_settings) as sim:
+            feed = LiveFeed(make_ccxt_binance(sim.http_url, sim.ws_url), feed_settings, ExchangeClock(sim))
+            got: list[Candle] = []
+            try:
+                async for event in feed:
+                    assert isinstance(event, Candle)
+                    got.append(event)
+                    if len(got) == 5:  # mid-stream: the hostile pushes arrive between real ones
+                        for text in messages:
+                            sim.hub.publish("btcusdt@kline_1h", text)
+                    if event.close_ts >= T0 + bars * HOUR:
+                        break
+            finally:
+                await feed.close()
+            return got
+
+    got = asyncio.run(asyncio.wait_for(scenario(), timeout=25))
+    from bot.data import load_candles_csv
+
+    want = load_candles_csv(data_dir / "ohlcv/binance/BTC_USDT-1h.csv.gz", since_ms=T0, until_ms=T0 + bars * HOUR)
+    assert got == want  # every real bar once, in order, with the exchange's values; nothing invented

@@ -239,7 +239,7 @@ class LiveFeed:
                     need_backfill = False
                 rows = await asyncio.wait_for(self.exchange.watch_ohlcv(symbol, tf), timeout=stale_s)
                 backoff.reset()
-                newest = max((int(r[0]) for r in rows), default=state.last_ts)
+                newest = max(self._open_times(rows, state), default=state.last_ts)
                 if newest > state.last_ts + tf_ms:  # a later bar streams: every bar before it closed
                     await self._backfill(state, newest, closing_ts=newest - tf_ms)
                 if newest > state.last_ts and self.clock.now_ms() >= newest + tf_ms:
@@ -252,6 +252,23 @@ class LiveFeed:
             except ccxtpro.BaseError as exc:
                 need_backfill = True
                 await self._on_stream_error(key, state.stats, exc, backoff)
+
+    def _open_times(self, rows: Any, state: _CandleState) -> list[int]:
+        """Open times of streamed rows that can be bars of this stream; others count as malformed.
+
+        Only *when* comes from the stream, so a bogus time (off the grid, not a number, or
+        beyond the clock's next bar) must not pass: it would make a forming bar look closed.
+        """
+        limit = self.clock.now_ms() + (self.settings.max_clock_skew_ms or 0) + state.tf_ms
+        out = []
+        for row in rows if isinstance(rows, list) else ():
+            ts = row[0] if isinstance(row, list | tuple) and row else None
+            if isinstance(ts, int) and not isinstance(ts, bool) and ts % state.tf_ms == 0 and ts <= limit:
+                out.append(ts)
+            else:
+                self.malformed += 1
+                log.warning("feed.malformed_row", stream=f"{state.symbol}:{state.timeframe}", row=str(row)[:120])
+        return out
 
     async def _emit_candle(self, state: _CandleState, row: list[Any], backfilled: bool) -> None:
         """The one place candles leave: strictly after the last emitted one, or dropped."""
