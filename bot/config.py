@@ -198,18 +198,6 @@ class Settings(BaseSettings):
     i_understand_live_trading: bool = False
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
-
-    _secrets_not_blank = field_validator("api_key", "api_secret")(not_blank)
-
-    @field_validator("i_understand_live_trading", mode="before")
-    @classmethod
-    def _exactly_true(cls, v: Any) -> bool:
-        # a TOML boolean, or from the environment exactly "true"/"false": never "yes", "1", "on"
-        if isinstance(v, bool):
-            return v
-        if v in ("true", "false"):
-            return v == "true"
-        raise ValueError('expected the boolean true or false (from the environment: exactly "true")')
     exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
@@ -227,6 +215,18 @@ class Settings(BaseSettings):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+
+    _secrets_not_blank = field_validator("api_key", "api_secret")(not_blank)
+
+    @field_validator("i_understand_live_trading", mode="before")
+    @classmethod
+    def _exactly_true(cls, v: Any) -> bool:
+        # a TOML boolean, or from the environment exactly "true"/"false": never "yes", "1", "on"
+        if isinstance(v, bool):
+            return v
+        if v in ("true", "false"):
+            return v == "true"
+        raise ValueError('expected the boolean true or false (from the environment: exactly "true")')
 
     @classmethod
     def settings_customise_sources(
@@ -286,9 +286,10 @@ def load_settings(path: Path | str | None = None) -> Settings:
             ],
             source,
         )
-    if "i_understand_live_trading" in raw and not isinstance(raw["i_understand_live_trading"], bool):
-        raise ConfigError([("i_understand_live_trading", f"got {raw['i_understand_live_trading']!r}:"
-                            " the opt-in is only the TOML boolean true (no quotes)")], source)
+    opt_in = [v for k, v in raw.items() if k.lower() == "i_understand_live_trading"]
+    if any(not isinstance(v, bool) for v in opt_in):
+        raise ConfigError([("i_understand_live_trading", f"got {opt_in[0]!r}: the opt-in is only the"
+                            " TOML boolean true (no quotes)")], source)
     token = _toml_path.set(path)
     try:
         settings = Settings()

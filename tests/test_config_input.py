@@ -65,8 +65,9 @@ def test_empty_api_keys_fail_at_start_up(write_config, monkeypatch: pytest.Monke
 def test_live_opt_in_only_a_toml_boolean(write_config, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("NEURALBOT_API_KEY", "k" * 20)
     monkeypatch.setenv("NEURALBOT_API_SECRET", "s" * 20)
-    with pytest.raises(ConfigError, match="i_understand_live_trading"):
-        load_settings(write_config(f'mode = "live"\ni_understand_live_trading = {value}\n'))
+    for key in ("i_understand_live_trading", "I_Understand_Live_Trading"):
+        with pytest.raises(ConfigError, match="i_understand_live_trading"):
+            load_settings(write_config(f'mode = "live"\n{key} = {value}\n'))
 
 
 @pytest.mark.parametrize("value", ["yes", "1", "True", "on", " true"])

@@ -30,6 +30,19 @@ def parse_time_ms(value: str) -> int:
     return int(dt.timestamp() * 1000)
 
 
+def _count(minimum: int) -> Any:
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = minimum - 1
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number >= {minimum}")
+        return n
+
+    return parse
+
+
 def _config(args: argparse.Namespace) -> Any | None:
     if not getattr(args, "config", None):
         return None
@@ -59,8 +72,8 @@ def add_parsers(subparsers: Any) -> None:
     dl.add_argument("--exchange-url", help="REST base of a Binance-compatible server, e.g. "
                     "http://127.0.0.1:8765 (the loopback exchange)")
     dl.add_argument("--db", help=f"SQLite store (default: config store.path or {DEFAULT_DB})")
-    dl.add_argument("--page-limit", type=int, default=1000)
-    dl.add_argument("--max-retries", type=int, default=10,
+    dl.add_argument("--page-limit", type=_count(1), default=1000)
+    dl.add_argument("--max-retries", type=_count(0), default=10,
                     help="retries per request on network/rate-limit errors (each shown with its wait)")
     dl.add_argument("--no-progress", action="store_true")
     dl.set_defaults(func=download_handler)
