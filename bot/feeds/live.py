@@ -292,7 +292,9 @@ class LiveFeed:
         if before_ts is None:
             horizon = int(await self.exchange.fetch_time())  # bars closed by now
         else:
-            horizon = before_ts  # everything before a closed bar is closed
+            # everything before a streamed bar is closed, as long as the clock agrees: a bogus
+            # open time in a push must not make the forming bar look closed
+            horizon = min(before_ts, self.clock.now_ms() + (self.settings.max_clock_skew_ms or 0))
         since = state.last_ts + tf_ms
         while since + tf_ms <= horizon:
             rows = await self.exchange.fetch_ohlcv(state.symbol, state.timeframe, since=since,
