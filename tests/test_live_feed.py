@@ -176,4 +176,6 @@ async def test_candle_closure_from_timestamps_for_another_exchange_id(data_dir: 
     want = [dataclasses.replace(c, exchange="binanceus") for c in expected(data_dir, bars)]
     assert got == want  # every bar, once, in order, with its final values
     stats = feed.stats["ohlcv:BTC/USDT:1h"]
-    assert stats.stale == 0  # closure decided as the stream went, not rescued after a silence
+    # closures seen on the stream (the old k.x hook saw none: every bar came from the REST
+    # rescue after the stream fell silent); at this replay speed REST lags and batches some
+    assert stats.backfilled < stats.emitted
