@@ -31,7 +31,8 @@ from bot.execution.base import ExecutionPort
 from bot.execution.simulated import SimulatedExecutor
 from bot.feeds.base import Feed
 from bot.feeds.live_settings import LiveFeedSettings
-from bot.data import candle_file, load_candles_csv
+from bot.candle_source import CandleSource
+from bot.data import arrays_to_candles
 from bot.feeds.replay import ReplayFeed
 from bot.store import Store
 from risk.gate import RiskGate, RiskLimits
@@ -226,11 +227,9 @@ async def run_backtest(
     strategies = build_strategies(settings, symbols, timeframe)
     series = feed_series(strategies)
     if feed is None:
+        source = CandleSource.from_settings(settings)
         feed = ReplayFeed(
-            load_candles_csv(
-                candle_file(settings.data.dir, settings.exchange.name, sym, tf),
-                settings.exchange.name, sym, tf, since, until,
-            )
+            arrays_to_candles(source.load(sym, tf, since, until), settings.exchange.name, sym, tf)
             for sym, tf in series
         )
     finest = min((tf for _, tf in series), key=timeframe_ms, default=settings.backtest.timeframe)

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.errors import UserInputError
 from bot.logging_setup import configure_logging
 from strategies.catalog import StrategyParamError
 
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     except KeyboardInterrupt:
         return EXIT_OK
+    except UserInputError as exc:  # raised at the source, naming what to fix: one line, exit 2
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
     except Exception as exc:  # last resort: a clear message, not a bare traceback
         structlog.get_logger("neuralbot").exception("command_failed", command=args.command)
         print(f"error: {exc}", file=sys.stderr)

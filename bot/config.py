@@ -26,25 +26,29 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from bot.config_checks import CROSS_FIELD_CHECKS
-from bot.config_section import Section
+from bot.config_section import Section, not_blank
+from bot.errors import UserInputError
 from bot.evaluation.compute import ComputeConfig
 from bot.evaluation.schedule import WalkForwardConfig
 from bot.evaluation.search_space import HyperoptConfig
 from bot.events import TIMEFRAME_MS
 from bot.ops_config import DaemonConfig, HealthConfig, NotifyConfig, RetrainConfig
+from bot.redaction import redact
 from strategies.model_config import ModelSpec, TrainConfig, default_models
 
 SECRET_KEYS = ("api_key", "api_secret")
 # Secrets nested in sections; like the API keys they come only from the environment or secrets dir.
 NESTED_SECRETS = (("health", "token"), ("notify", "telegram_token"))
+SECRET_NAMES = frozenset({*SECRET_KEYS, *(p[1] for p in NESTED_SECRETS)})  # never echoed in errors
 _toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
 
 
-class ConfigError(Exception):
+class ConfigError(UserInputError):
     """Invalid configuration; ``problems`` are (key path, message) pairs."""
 
     def __init__(self, problems: list[tuple[str, str]], source: str = "") -> None:
@@ -53,17 +57,23 @@ class ConfigError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        where = f" in {self.source}" if self.source else ""
-        lines = [f"invalid configuration{where}:"]
-        lines += [f"  {key}: {msg}" if key else f"  {msg}" for key, msg in self.problems]
-        return "\n".join(lines)
+        """One line per problem, each naming the source and the key."""
+        where = self.source or "configuration"
+        return "\n".join(f"{where}: {key}: {msg}" if key else f"{where}: {msg}"
+                         for key, msg in self.problems)
 
+
+# Keys that existed once: a config still setting one gets this instead of "unknown key".
+RETIRED_KEYS = {
+    ("exchange", "sandbox"): 'removed: mode selects the endpoints (mode = "sandbox" uses the'
+                             " exchange's test endpoints, mode = \"live\" the real ones); delete the line",
+}
+MAX_EQUITY = 1e12  # quote currency; anything above is a typo, not an account
 
 
 
 class ExchangeConfig(Section):
     name: str = "binance"
-    sandbox: bool = True  # sandbox endpoints unless mode = "live"
     http_url: str | None = None  # override REST base, e.g. the loopback exchange
     ws_url: str | None = None  # override websocket base
     fee_rate: float = Field(0.001, ge=0, le=0.05)
@@ -76,6 +86,7 @@ class ExchangeConfig(Section):
 
 class DataConfig(Section):
     dir: Path = Path("../shared/data")
+    source: Literal["files", "store"] = "files"  # where backtest/train/walkforward read candles
 
 
 class StoreConfig(Section):
@@ -88,7 +99,7 @@ class BacktestConfig(Section):
     timeframe: str = "1h"
     start: date | None = None
     end: date | None = None
-    initial_equity: float = Field(10_000.0, gt=0)
+    initial_equity: float = Field(10_000.0, gt=0, le=MAX_EQUITY)
     slippage_bps: float = Field(5.0, ge=0, le=1000)
 
     @field_validator("timeframe")
@@ -103,7 +114,7 @@ class RiskConfig(Section):
     max_heat_pct: float = Field(20.0, gt=0, le=100)
     min_strength: float = Field(65.0, ge=0, le=100)
     stop_loss_pct: float = Field(6.0, gt=0, lt=100)
-    take_profit_pct: float | None = Field(12.0, gt=0)
+    take_profit_pct: float | None = Field(None, gt=0, le=1000)  # None: no take-profit order
     trailing_stop_pct: float | None = Field(None, gt=0, lt=100)
     risk_per_trade_pct: float | None = Field(None, gt=0, le=100)
     # -- execution engineer (issue #6) --
@@ -111,7 +122,7 @@ class RiskConfig(Section):
     max_orders_per_minute: int | None = Field(30, ge=1)  # new entries per rolling minute; None = off
     daily_loss_limit_pct: float | None = Field(5.0, gt=0, lt=100)  # -> REDUCING until next UTC day
     max_drawdown_pct: float | None = Field(15.0, gt=0, lt=100)  # from the equity peak -> HALTED
-    atr_multiple: float | None = Field(None, gt=0)  # stop = entry - k * ATR (when an ATR is known)
+    atr_multiple: float | None = Field(None, gt=0, le=100)  # stop = entry - k * ATR (when an ATR is known)
     atr_period: int = Field(14, ge=2)
     slippage_margin_bps: float = Field(50.0, ge=0, le=1000)  # caps assume fills this much worse
     agreement_floor: float = Field(0.5, ge=0, lt=1)  # ensemble agreement at/below this sizes to 0
@@ -142,7 +153,7 @@ class StrategyConfig(Section):
 
 class FeedConfig(Section):
     source: Literal["replay", "exchange"] = "replay"  # exchange = ccxt.pro websockets
-    replay_speed: float = Field(0.0, ge=0)  # bars per second when replaying; 0 = as fast as possible
+    replay_speed: float = Field(0.0, ge=0, le=1e9)  # bars per second when replaying; 0 = as fast as possible
     order_book: bool = False  # stream L2 books (watch_order_book) for every symbol
     order_book_depth: int = Field(20, ge=1, le=5000)
     trades: bool = False  # stream public trades (watch_trades) for every symbol
@@ -205,6 +216,18 @@ class Settings(BaseSettings):
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
+    _secrets_not_blank = field_validator("api_key", "api_secret")(not_blank)
+
+    @field_validator("i_understand_live_trading", mode="before")
+    @classmethod
+    def _exactly_true(cls, v: Any) -> bool:
+        # a TOML boolean, or from the environment exactly "true"/"false": never "yes", "1", "on"
+        if isinstance(v, bool):
+            return v
+        if v in ("true", "false"):
+            return v == "true"
+        raise ValueError('expected the boolean true or false (from the environment: exactly "true")')
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -226,11 +249,12 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def redacted(self) -> dict[str, Any]:
-        """The configuration as plain data with secrets masked (safe to log or store)."""
-        data = self.model_dump(mode="json")
-        for key in SECRET_KEYS:
-            data[key] = "**********" if getattr(self, key) is not None else None
-        return data
+        """The configuration as plain data with secrets masked (safe to log or store).
+
+        ``SecretStr`` fields dump masked; URLs lose their credentials (userinfo, query) and
+        webhook URLs, whose path is the credential, keep only scheme and host.
+        """
+        return redact(self.model_dump(mode="json"))
 
 
 # -- loading ----------------------------------------------------------------------------
@@ -248,12 +272,11 @@ def load_settings(path: Path | str | None = None) -> Settings:
     source = str(path)
     if not path.is_file():
         raise ConfigError([("", f"config file not found: {path}")], source)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([("", f"not valid TOML: {exc}")], source) from None
-    leaked = [(k,) for k in SECRET_KEYS if k in raw]
-    leaked += [p for p in NESTED_SECRETS if isinstance(raw.get(p[0]), dict) and p[1] in raw[p[0]]]
+    raw = _read_toml(path)
+    top = {k.lower() for k in raw}
+    leaked = [(k,) for k in SECRET_KEYS if k in top]
+    leaked += [p for p in NESTED_SECRETS
+               if isinstance(raw.get(p[0]), dict) and p[1] in {k.lower() for k in raw[p[0]]}]
     if leaked:
         raise ConfigError(
             [
@@ -263,11 +286,17 @@ def load_settings(path: Path | str | None = None) -> Settings:
             ],
             source,
         )
+    opt_in = [v for k, v in raw.items() if k.lower() == "i_understand_live_trading"]
+    if any(not isinstance(v, bool) for v in opt_in):
+        raise ConfigError([("i_understand_live_trading", f"got {opt_in[0]!r}: the opt-in is only the"
+                            " TOML boolean true (no quotes)")], source)
     token = _toml_path.set(path)
     try:
         settings = Settings()
     except ValidationError as exc:
         raise ConfigError(_describe(exc, raw), source) from None
+    except SettingsError as exc:
+        raise ConfigError([("", _describe_source_error(exc))], source) from None
     finally:
         _toml_path.reset(token)
     problems = [p for check in CROSS_FIELD_CHECKS if (p := check(settings)) is not None]
@@ -276,11 +305,43 @@ def load_settings(path: Path | str | None = None) -> Settings:
     return settings
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError([("", f"line {line}: byte 0x{exc.object[exc.start]:02x} is not UTF-8;"
+                                " save the file as UTF-8")], source) from None
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read: {exc.strerror}")], source) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([("", f"not valid TOML: {exc}")], source) from None
+
+
+def _describe_source_error(exc: SettingsError) -> str:
+    """pydantic-settings' 'error parsing value for field "risk" from source ...' as a fix."""
+    import re
+
+    m = re.search(r'field "([^"]+)" from source "(\w+)"', str(exc))
+    field, src = (m.group(1), m.group(2)) if m else ("?", "")
+    if src.startswith("Secrets"):
+        return f"secrets dir file {field!r} is not valid JSON; write the value as JSON"
+    var = f"NEURALBOT_{field.upper()}"
+    return (f"{var} is not valid JSON; give a JSON value (e.g. {var}='{{\"key\": 1}}')"
+            f" or set one key: {var}__<KEY>=<value>")
+
+
 def _describe(exc: ValidationError, raw: dict[str, Any]) -> list[tuple[str, str]]:
     problems = []
     for err in exc.errors():
         loc = err["loc"]
         key = _key_path(loc)
+        if err["type"] == "extra_forbidden" and tuple(loc) in RETIRED_KEYS:
+            problems.append((key, RETIRED_KEYS[tuple(loc)]))  # type: ignore[index]
+            continue
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {key!r}"
             hint = _suggest(loc, raw)
@@ -289,9 +350,21 @@ def _describe(exc: ValidationError, raw: dict[str, Any]) -> list[tuple[str, str]
             problems.append((key, msg))
             continue
         value = err.get("input")
-        shown = "(missing)" if err["type"] == "missing" else repr(value)
-        problems.append((key, f"got {shown}: {err['msg']}"))
+        secret = bool(SECRET_NAMES.intersection(str(part) for part in loc))
+        shown = "(missing)" if err["type"] == "missing" else "(hidden)" if secret else repr(value)
+        var = _env_var_for(loc)
+        problems.append((key, f"got {shown}{f' from {var}' if var else ''}: {err['msg']}"))
     return problems
+
+
+def _env_var_for(loc: tuple[Any, ...]) -> str | None:
+    """The ``NEURALBOT_*`` variable that set the value at ``loc``, if one did."""
+    names = [str(p).upper() for p in loc if not isinstance(p, int)]
+    for n in range(len(names), 0, -1):
+        var = "NEURALBOT_" + "__".join(names[:n])
+        if var in os.environ:
+            return var
+    return None
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -343,6 +416,8 @@ def train_config(s: Settings) -> TrainConfig:
     """What the training pipeline needs, from ``[data]``, ``[exchange]``, ``[train]``, ``[[models]]``."""
     return TrainConfig(
         data_dir=s.data.dir,
+        data_source=s.data.source,
+        store_path=s.store.path,
         exchange=s.exchange.name,
         models=costed_models(s),
         **s.train.model_dump(),

@@ -9,11 +9,12 @@ exports in late 2020); validity of individual bars is judged downstream
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
+from bot.candle_files import MAX_TS_MS, MIN_TS_MS, CandleFileError, check_ts, parse_number, read_lines
 from bot.events import Candle
 
 OHLCV_FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -26,20 +27,31 @@ def candle_file(data_dir: Path, exchange: str, symbol: str, timeframe: str) -> P
 
 
 def load_ohlcv_arrays(path: Path | str) -> dict[str, np.ndarray]:
-    """Columns of a normalised CSV(.gz), sorted by timestamp, first of each duplicate kept."""
+    """Columns of a normalised CSV(.gz), sorted by timestamp, first of each duplicate kept.
+
+    A file that is not such a CSV raises ``CandleFileError`` naming the line and the problem.
+    """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"candle file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as fh:  # type: ignore[operator]
-        header = fh.readline().strip().split(",")
-        if tuple(h.strip().lower() for h in header) != OHLCV_FIELDS:
-            raise ValueError(
-                f"{path}: expected header {','.join(OHLCV_FIELDS)}, got {','.join(header)}"
-            )
-        raw = np.loadtxt(fh, delimiter=",", dtype=np.float64, ndmin=2)
-    if raw.size == 0:
-        raw = np.zeros((0, 6))
+    lines = read_lines(path)
+    header = lines[0].strip()
+    if tuple(h.strip().lower() for h in header.split(",")) != OHLCV_FIELDS:
+        fix = "separate fields with commas, not semicolons" if ";" in header else \
+            f"the first line must be the header {','.join(OHLCV_FIELDS)}"
+        raise CandleFileError(path, f"header {header[:80]!r}: {fix}", 1)
+    numbered = [(n, line) for n, line in enumerate(lines[1:], start=2) if line.strip()]
+    try:
+        raw = np.loadtxt([line for _, line in numbered], delimiter=",", dtype=np.float64, ndmin=2,
+                         comments=None) if numbered else np.zeros((0, 6))
+    except ValueError:
+        raw = None
+    if raw is None or raw.shape[1] != len(OHLCV_FIELDS):
+        _raise_first_bad_row(path, numbered)
+    ts_col = raw[:, 0]
+    with np.errstate(invalid="ignore"):
+        on_calendar = (ts_col >= MIN_TS_MS) & (ts_col < MAX_TS_MS) & (ts_col == np.floor(ts_col))
+    if not on_calendar.all():
+        i = int(np.flatnonzero(~on_calendar)[0])
+        check_ts(float(ts_col[i]), path, numbered[i][0])
     ts = raw[:, 0].astype(np.int64)
     order = np.argsort(ts, kind="stable")
     raw, ts = raw[order], ts[order]
@@ -54,6 +66,18 @@ def load_ohlcv_arrays(path: Path | str) -> dict[str, np.ndarray]:
         "close": raw[:, 4],
         "volume": raw[:, 5],
     }
+
+
+def _raise_first_bad_row(path: Path, numbered: list[tuple[int, str]]) -> NoReturn:
+    """Find and report the first line numpy could not read (the slow path, errors only)."""
+    for n, line in numbered:
+        parts = line.split(",")
+        if len(parts) != len(OHLCV_FIELDS):
+            raise CandleFileError(path, f"{len(parts)} fields, expected {len(OHLCV_FIELDS)}"
+                                        f" ({','.join(OHLCV_FIELDS)})", n)
+        for name, text in zip(OHLCV_FIELDS, parts, strict=True):
+            parse_number(text, name, path, n)
+    raise CandleFileError(path, "not a comma-separated file of numbers")
 
 
 def arrays_to_candles(

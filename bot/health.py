@@ -47,7 +47,7 @@ from bot.events import (
     Signal,
     Trade,
 )
-from bot.ops_config import HealthConfig, is_loopback
+from bot.ops_config import HealthConfig, public_bind_problem
 
 log = structlog.get_logger(__name__)
 
@@ -201,8 +201,8 @@ class HealthServer:
     """``/health`` and ``/metrics`` over aiohttp; ``provider()`` supplies the health JSON."""
 
     def __init__(self, config: HealthConfig, metrics: OpsMetrics, provider: HealthProvider) -> None:
-        if not is_loopback(config.host) and config.token is None:
-            raise ValueError(f"refusing to serve health on {config.host} without a token")
+        if problem := public_bind_problem(config.host, config.token):
+            raise ValueError(f"refusing to serve health: {problem}")
         self.config = config
         self.metrics = metrics
         self.provider = provider
@@ -213,6 +213,8 @@ class HealthServer:
         if self.config.token is None:
             return True
         expected = self.config.token.get_secret_value()
+        if not expected.strip():
+            return False  # a blank token is no password: fail closed
         header = request.headers.get("Authorization", "")
         given = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
         return hmac.compare_digest(given.encode(), expected.encode())

@@ -4,7 +4,7 @@
 upserting each page (the store ignores rows it already has), so an interrupted run
 resumes where it stopped and re-running never duplicates. Only closed bars are stored.
 ccxt's own rate limiter paces requests; rate-limit and network errors back off
-exponentially and retry.
+exponentially and retry, each retry announced (``on_retry``) before its wait.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import ccxt.async_support as ccxt_async
@@ -39,6 +40,17 @@ class Progress(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class RetryNotice:
+    """A failed request about to be retried after ``delay_s``."""
+
+    call: str  # "fetch_time" | "fetch_ohlcv"
+    attempt: int  # 1 for the first retry of this request
+    max_retries: int
+    delay_s: float
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
 class DownloadResult:
     fetched: int
     inserted: int
@@ -52,9 +64,13 @@ async def download(
     exchange: Any, store: CandleStore, *, exchange_name: str, symbol: str, timeframe: str,
     since_ms: int, until_ms: int | None = None, page_limit: int = 1000,
     progress: Progress | None = None, max_retries: int = 10, seed: int | None = None,
-    max_pages: int | None = None,
+    max_pages: int | None = None, on_retry: Callable[[RetryNotice], Any] | None = None,
 ) -> DownloadResult:
-    """Fetch closed ``timeframe`` bars of ``symbol`` in ``[since_ms, until_ms)`` into ``store``."""
+    """Fetch closed ``timeframe`` bars of ``symbol`` in ``[since_ms, until_ms)`` into ``store``.
+
+    Each request is retried up to ``max_retries`` times on network and rate-limit errors;
+    ``on_retry`` hears of every retry before its wait begins.
+    """
     tf = timeframe_ms(timeframe)
     last = await store.last_candle_ts(exchange_name, symbol, timeframe)
     cursor = since_ms if last is None or last < since_ms else last + tf
@@ -62,24 +78,36 @@ async def download(
     fetched = inserted = pages = retries = 0
     first_ts: int | None = None
     last_ts: int | None = None
+
+    async def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        nonlocal retries
+        for attempt in range(1, max_retries + 2):
+            try:
+                result = await fn(*args, **kwargs)
+            except (ccxt_async.NetworkError, ccxt_async.ExchangeNotAvailable) as exc:
+                if attempt > max_retries:
+                    raise
+                retries += 1
+                notice = RetryNotice(what, attempt, max_retries, backoff.next_delay(), exc)
+                log.warning("download.retry", call=what, attempt=attempt, error_type=type(exc).__name__,
+                            delay_s=round(notice.delay_s, 3))
+                if on_retry is not None:
+                    on_retry(notice)
+                await asyncio.sleep(notice.delay_s)
+            else:
+                backoff.reset()
+                return result
+        raise AssertionError("unreachable")
+
     if last is not None and last >= since_ms:
         log.info("download.resume", symbol=symbol, timeframe=timeframe, from_ts=cursor)
-    horizon = await _retrying(exchange.fetch_time, backoff, max_retries)
+    horizon = await call("fetch_time", exchange.fetch_time)
     end = horizon if until_ms is None else min(until_ms, horizon)
     while cursor < end:
         if max_pages is not None and pages >= max_pages:
             break
-        try:
-            rows = await exchange.fetch_ohlcv(symbol, timeframe, since=cursor, limit=page_limit)
-        except (ccxt_async.NetworkError, ccxt_async.ExchangeNotAvailable) as exc:
-            retries += 1
-            if retries > max_retries:
-                raise
-            delay = backoff.next_delay()
-            log.warning("download.retry", error_type=type(exc).__name__, delay_s=round(delay, 3))
-            await asyncio.sleep(delay)
-            continue
-        backoff.reset()
+        rows = await call("fetch_ohlcv", exchange.fetch_ohlcv, symbol, timeframe, since=cursor,
+                          limit=page_limit)
         pages += 1
         candles = [
             Candle(exchange_name, symbol, timeframe, int(r[0]), float(r[1]), float(r[2]),
@@ -103,17 +131,6 @@ async def download(
     return DownloadResult(fetched, inserted, pages, first_ts, last_ts, retries)
 
 
-async def _retrying(fn: Any, backoff: Backoff, max_retries: int) -> Any:
-    for attempt in range(max_retries + 1):
-        try:
-            return await fn()
-        except (ccxt_async.NetworkError, ccxt_async.ExchangeNotAvailable):
-            if attempt == max_retries:
-                raise
-            await asyncio.sleep(backoff.next_delay())
-    raise AssertionError("unreachable")
-
-
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     report: QualityReport
@@ -121,18 +138,44 @@ class ImportResult:
     source_format: str
 
 
-async def import_file(
-    path: Path | str, store: CandleStore | None, *, exchange_name: str, symbol: str,
-    timeframe: str, policy: QualityPolicy | None = None, batch: int = 5000,
-) -> ImportResult:
-    """Read ``path`` (either supported format), treat defects per ``policy``, store the bars.
+@dataclass(frozen=True, slots=True)
+class PreparedImport:
+    """A file read and treated, nothing stored yet: any bad input has failed by now."""
 
-    ``store=None`` only produces the report (dry run).
-    """
-    raw = await asyncio.to_thread(read_candle_file, path)
-    candles, report = clean(raw, exchange_name, symbol, timeframe, policy)
+    candles: list[Candle]
+    report: QualityReport
+    source_format: str
+
+
+async def prepare_import(
+    path: Path | str, *, exchange_name: str, symbol: str, timeframe: str,
+    policy: QualityPolicy | None = None,
+) -> PreparedImport:
+    """Read ``path`` (either supported format) and treat its defects per ``policy``."""
+
+    def work() -> PreparedImport:
+        raw = read_candle_file(path)
+        candles, report = clean(raw, exchange_name, symbol, timeframe, policy)
+        return PreparedImport(candles, report, raw.source_format)
+
+    return await asyncio.to_thread(work)
+
+
+async def store_import(prepared: PreparedImport, store: CandleStore | None, batch: int = 5000
+                       ) -> ImportResult:
+    """Store the prepared bars (``store=None``: a dry run, the report only)."""
     inserted = 0
     if store is not None:
-        for i in range(0, len(candles), batch):
-            inserted += await store.upsert_candles(candles[i:i + batch])
-    return ImportResult(report, inserted, raw.source_format)
+        for i in range(0, len(prepared.candles), batch):
+            inserted += await store.upsert_candles(prepared.candles[i:i + batch])
+    return ImportResult(prepared.report, inserted, prepared.source_format)
+
+
+async def import_file(
+    path: Path | str, store: CandleStore | None, *, exchange_name: str, symbol: str,
+    timeframe: str, policy: QualityPolicy | None = None,
+) -> ImportResult:
+    """Read, treat and store ``path``; the file is fully checked before anything is written."""
+    prepared = await prepare_import(path, exchange_name=exchange_name, symbol=symbol,
+                                    timeframe=timeframe, policy=policy)
+    return await store_import(prepared, store)

@@ -11,13 +11,13 @@ seconds (float) for old rows and milliseconds for newer ones and ``NULL`` fields
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from bot.candle_files import CandleFileError, check_ts, parse_number, read_lines
 
 SECONDS_CUTOFF = 100_000_000_000  # unix values below this are seconds, above milliseconds
 
@@ -29,22 +29,15 @@ class RawCandles:
     ts: np.ndarray  # int64 ms
     ohlcv: np.ndarray  # float64 (n, 5); NaN where the source had NULL/empty
     source_format: str  # "normalised" | "cryptodatadownload"
-    skipped_lines: int  # unparseable lines (reported)
+    path: Path  # where the rows came from (named in every error)
+    lines: np.ndarray  # int64: the line of the file each row was read from
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", newline="")  # type: ignore[return-value]
-    return open(path, newline="")  # noqa: SIM115
-
-
-def _num(text: str) -> float:
+def _num(text: str, column: str, path: Path, line: int) -> float:
     text = text.strip()
     if not text or text.upper() in ("NULL", "NAN", "NONE"):
         return math.nan
-    return float(text)
+    return parse_number(text, column, path, line)
 
 
 def to_ms(unix: float) -> int:
@@ -53,11 +46,9 @@ def to_ms(unix: float) -> int:
 
 
 def read_candle_file(path: Path | str) -> RawCandles:
+    """Every candle row of ``path``; any unreadable line is a ``CandleFileError`` naming it."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    with _open_text(path) as fh:
-        lines = fh.read().splitlines()
+    lines = read_lines(path)
     header_at = None
     for i, line in enumerate(lines[:10]):
         first = line.split(",")[0].strip().lower()
@@ -65,36 +56,38 @@ def read_candle_file(path: Path | str) -> RawCandles:
             header_at = i
             break
     if header_at is None:
-        raise ValueError(f"{path}: no recognised header in the first lines")
+        fix = "separate fields with commas, not semicolons" if ";" in lines[0] else \
+            "expected timestamp,open,high,low,close,volume or cryptodatadownload's unix,date,symbol,..."
+        raise CandleFileError(path, f"no recognised header in the first lines; {fix}", 1)
     header = [h.strip().lower() for h in next(csv.reader([lines[header_at]]))]
+    vol = [i for i, h in enumerate(header) if h.startswith("volume") and not h.endswith(("usdt", "usd", "busd"))]
     if header[:6] == ["timestamp", "open", "high", "low", "close", "volume"]:
-        fmt, idx_ts, cols = "normalised", 0, [1, 2, 3, 4, 5]
-    elif header[0].startswith("unix") and "open" in header:
-        fmt, idx_ts = "cryptodatadownload", 0
-        vol = next(i for i, h in enumerate(header) if h.startswith("volume") and h != "volume usdt"
-                   and not h.endswith(("usdt", "usd", "busd")))
-        cols = [header.index(k) for k in ("open", "high", "low", "close")] + [vol]
+        fmt, cols = "normalised", [1, 2, 3, 4, 5]
+    elif header[0].startswith("unix") and {"open", "high", "low", "close"} <= set(header) and vol:
+        fmt = "cryptodatadownload"
+        cols = [header.index(k) for k in ("open", "high", "low", "close")] + vol[:1]
     else:
-        raise ValueError(f"{path}: unknown header {lines[header_at]!r}")
+        raise CandleFileError(path, f"unknown header {lines[header_at][:80]!r}; expected"
+                                    " timestamp,open,high,low,close,volume", header_at + 1)
+    names = [header[c] for c in cols]
     ts: list[int] = []
     rows: list[list[float]] = []
-    skipped = 0
-    for record in csv.reader(lines[header_at + 1:]):
-        if not record or not record[0].strip():
+    numbers: list[int] = []
+    for n, record in enumerate(csv.reader(lines[header_at + 1:]), start=header_at + 2):
+        if not record or not any(field.strip() for field in record):
             continue
-        try:
-            t = to_ms(float(record[idx_ts]))
-            values = [_num(record[c]) for c in cols]
-        except (ValueError, IndexError):
-            skipped += 1
-            continue
-        ts.append(t)
-        rows.append(values)
+        if len(record) != len(header):
+            raise CandleFileError(path, f"{len(record)} fields, the header has {len(header)}", n)
+        unix = parse_number(record[0], header[0], path, n)
+        ts.append(check_ts(to_ms(unix) if math.isfinite(unix) else unix, path, n))
+        rows.append([_num(record[c], name, path, n) for c, name in zip(cols, names, strict=True)])
+        numbers.append(n)
     ts_arr = np.asarray(ts, dtype=np.int64)
     ohlcv = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+    line_arr = np.asarray(numbers, dtype=np.int64)
     order = np.argsort(ts_arr, kind="stable")
     if fmt == "cryptodatadownload":
         # newest first: reverse before the stable sort so twins keep file order reversed
         order = np.argsort(ts_arr[::-1], kind="stable")
-        ts_arr, ohlcv = ts_arr[::-1], ohlcv[::-1]
-    return RawCandles(ts_arr[order], ohlcv[order], fmt, skipped)
+        ts_arr, ohlcv, line_arr = ts_arr[::-1], ohlcv[::-1], line_arr[::-1]
+    return RawCandles(ts_arr[order], ohlcv[order], fmt, path, line_arr[order])

@@ -14,9 +14,10 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from bot.config_section import Section
+from bot.config_section import Section, not_blank
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+MIN_PUBLIC_TOKEN_LEN = 16  # a token guarding a non-loopback bind
 
 
 def is_loopback(host: str) -> bool:
@@ -37,14 +38,24 @@ class HealthConfig(Section):
     stale_after_s: float = Field(0.0, ge=0)  # feed older than this -> /health "degraded"; 0 = 3 bars
     events_window_s: float = Field(60.0, gt=0)  # window of the events/s gauge
 
+    _token_not_blank = field_validator("token")(not_blank)
+
     @model_validator(mode="after")
     def _token_off_loopback(self) -> HealthConfig:
-        if self.enabled and not is_loopback(self.host) and self.token is None:
-            raise ValueError(
-                f"health.host {self.host!r} is not loopback: set a token"
-                " (NEURALBOT_HEALTH__TOKEN) or bind to 127.0.0.1"
-            )
+        if self.enabled and (problem := public_bind_problem(self.host, self.token)):
+            raise ValueError(problem)
         return self
+
+
+def public_bind_problem(host: str, token: SecretStr | None) -> str | None:
+    """Why ``token`` cannot guard a health server on ``host`` (None: it can)."""
+    if is_loopback(host):
+        return None
+    value = "" if token is None else token.get_secret_value().strip()
+    if len(value) < MIN_PUBLIC_TOKEN_LEN:
+        return (f"health.token: host {host!r} is not loopback: set a token of at least"
+                f" {MIN_PUBLIC_TOKEN_LEN} characters (NEURALBOT_HEALTH__TOKEN) or bind to 127.0.0.1")
+    return None
 
 
 NotifyKind = Literal["fill", "stop", "state", "error", "retrain"]
@@ -54,6 +65,7 @@ class NotifyConfig(Section):
     webhook_url: str | None = None  # generic JSON webhook: POST {"kind","title","fields",...}
     telegram_base_url: str = "https://api.telegram.org"
     telegram_token: SecretStr | None = None
+    _token_not_blank = field_validator("telegram_token")(not_blank)
     telegram_chat_id: str | None = None
     events: tuple[NotifyKind, ...] = ("fill", "stop", "state", "error", "retrain")
     queue_size: int = Field(1000, ge=1)  # bounded; when full new messages are dropped and counted

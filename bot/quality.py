@@ -9,20 +9,31 @@ What happens to each defect is configurable (``QualityPolicy``):
   bar at the previous close with zero volume;
 * zero-volume bars: ``flag`` / ``drop`` / ``forward_fill`` (flat at the previous close);
 * gaps (missing bars): ``flag`` reports them, ``forward_fill`` inserts flat bars at the
-  previous close with zero volume (``drop`` is the same as ``flag``: nothing to drop).
+  previous close with zero volume (``drop`` is the same as ``flag``: nothing to drop);
+* invalid bars (non-finite or non-positive prices, high below low, prices more than
+  ``ABSURD_MULTIPLE`` times the rolling median): never stored; ``drop`` (default) reports
+  and drops them, ``refuse`` rejects the file naming the first one's line.
+
+A file whose rows are not ``timeframe`` apart, or not on its grid, is refused
+(``CandleFileError``): it is another timeframe's data, or not candles at all.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from bot.events import Candle, timeframe_ms
+from bot.candle_files import CandleFileError
+from bot.events import TIMEFRAME_MS, Candle, timeframe_ms
 from bot.importer import RawCandles
 
 ACTIONS = ("flag", "drop", "forward_fill")
+INVALID_ACTIONS = ("drop", "refuse")
+ABSURD_MULTIPLE = 100.0  # a price this many times the rolling median close is no print, it is corrupt
+WEEK_ANCHOR_MS = 4 * 86_400_000  # weekly bars open on Mondays; 1970-01-01 was a Thursday
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +42,7 @@ class QualityPolicy:
     duplicates: str = "drop"
     outliers: str = "flag"
     zero_volume: str = "flag"
+    invalid: str = "drop"
     outlier_threshold: float = 0.5  # |price / rolling median close - 1| above this (per 1h bar,
     # scaled by sqrt(bar length / 1h)) is absurd
     outlier_window: int = 24  # bars each side in the rolling median
@@ -39,6 +51,8 @@ class QualityPolicy:
         for name in ("gaps", "duplicates", "outliers", "zero_volume"):
             if getattr(self, name) not in ACTIONS:
                 raise ValueError(f"{name}: expected one of {ACTIONS}, got {getattr(self, name)!r}")
+        if self.invalid not in INVALID_ACTIONS:
+            raise ValueError(f"invalid: expected one of {INVALID_ACTIONS}, got {self.invalid!r}")
 
 
 @dataclass(slots=True)
@@ -52,9 +66,9 @@ class QualityReport:
     duplicates_differing: int = 0
     outliers: list[tuple[int, str]] = field(default_factory=list)
     zero_volume: int = 0
+    invalid: int = 0  # bars never stored (see ``outliers`` for why)
     filled: int = 0
     dropped: int = 0
-    skipped_lines: int = 0
 
     @property
     def missing_bars(self) -> int:
@@ -79,35 +93,62 @@ class QualityReport:
         for ts, why in self.outliers[:10]:
             lines.append(f"  {iso(ts)}  {why}")
         lines.append(f"zero-volume bars: {self.zero_volume}")
-        lines.append(f"filled: {self.filled}, dropped: {self.dropped}, "
-                     f"unparseable lines: {self.skipped_lines}")
+        lines.append(f"invalid bars (never stored): {self.invalid}")
+        lines.append(f"filled: {self.filled}, dropped: {self.dropped}")
         return "\n".join(lines)
 
 
 def _outlier_reasons(ts: np.ndarray, ohlcv: np.ndarray, policy: QualityPolicy, tf_ms: int
-                     ) -> dict[int, str]:
+                     ) -> tuple[dict[int, str], set[int]]:
+    """Why each suspicious bar is suspicious, and which of them are invalid (never stored)."""
     n = len(ts)
     reasons: dict[int, str] = {}
+    invalid: set[int] = set()
     if n == 0:
-        return reasons
+        return reasons, invalid
     close = ohlcv[:, 3]
     w = policy.outlier_window
     padded = np.concatenate([np.full(w, np.nan), close, np.full(w, np.nan)])
     windows = sliding_window_view(padded, 2 * w + 1).copy()
     windows[:, w] = np.nan  # exclude the bar itself
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: no reference, no outlier
         ref = np.nanmedian(windows, axis=1)
         dev = np.nanmax(np.abs(ohlcv[:, :4] / ref[:, None] - 1.0), axis=1)
     # longer bars move more: scale the tolerance like volatility, with sqrt(time)
     threshold = policy.outlier_threshold * max(1.0, (tf_ms / 3_600_000) ** 0.5)
     for i in np.flatnonzero(dev > threshold):
-        reasons[int(i)] = f"price {dev[i]:.0%} off the rolling median close {ref[i]:.6g}"
+        if dev[i] > ABSURD_MULTIPLE:
+            invalid.add(int(i))
+            reasons[int(i)] = (f"absurd price {np.nanmax(ohlcv[i, :4]):.6g}, over {ABSURD_MULTIPLE:g}x"
+                               f" the rolling median close {ref[i]:.6g}")
+        else:
+            reasons[int(i)] = f"price {dev[i]:.0%} off the rolling median close {ref[i]:.6g}"
     for i in range(n):
         o, h, lo, c, v = (float(x) for x in ohlcv[i])
         why = Candle("", "", "1h", 0, o, h, lo, c, v).problem()
         if why is not None:
             reasons[i] = why
-    return reasons
+            invalid.add(i)
+    return reasons, invalid
+
+
+def _check_spacing(raw: RawCandles, ts: np.ndarray, lines: np.ndarray, timeframe: str) -> None:
+    """Refuse rows off ``timeframe``'s grid, or spaced like another timeframe."""
+    tf = timeframe_ms(timeframe)
+    if len(ts) >= 3:
+        step = int(np.median(np.diff(ts)))
+        if step != tf:
+            named = next((k for k, v in TIMEFRAME_MS.items() if v == step), None)
+            fix = f"; pass --timeframe {named}" if named else ""
+            raise CandleFileError(raw.path, f"rows are mostly {named or f'{step} ms'} apart but the"
+                                            f" timeframe is {timeframe}{fix}")
+    anchor = WEEK_ANCHOR_MS if timeframe == "1w" else 0
+    off = (ts - anchor) % tf
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise CandleFileError(raw.path, f"open time {int(ts[i])} is {int(off[i])} ms off the {timeframe}"
+                                        f" grid (bars open on whole {timeframe} boundaries)", int(lines[i]))
 
 
 def clean(raw: RawCandles, exchange: str, symbol: str, timeframe: str,
@@ -115,8 +156,8 @@ def clean(raw: RawCandles, exchange: str, symbol: str, timeframe: str,
     """Apply ``policy`` to ``raw`` rows; return the candles to store and the report."""
     policy = policy or QualityPolicy()
     tf = timeframe_ms(timeframe)
-    report = QualityReport(rows_read=len(raw.ts), skipped_lines=raw.skipped_lines)
-    ts, ohlcv = raw.ts, raw.ohlcv
+    report = QualityReport(rows_read=len(raw.ts))
+    ts, ohlcv, lines = raw.ts, raw.ohlcv, raw.lines
     # duplicates: keep the first of each open time
     keep = np.ones(len(ts), dtype=bool)
     if len(ts):
@@ -127,10 +168,16 @@ def clean(raw: RawCandles, exchange: str, symbol: str, timeframe: str,
         twins = np.flatnonzero(~keep)
         report.duplicates_differing = int(sum(
             not np.array_equal(ohlcv[i], ohlcv[first_of[i]], equal_nan=True) for i in twins))
-    ts, ohlcv = ts[keep], ohlcv[keep]
+    ts, ohlcv, lines = ts[keep], ohlcv[keep], lines[keep]
+    _check_spacing(raw, ts, lines, timeframe)
     if len(ts):
         report.first_ts, report.last_ts = int(ts[0]), int(ts[-1])
-    reasons = _outlier_reasons(ts, ohlcv, policy, tf)
+    reasons, invalid = _outlier_reasons(ts, ohlcv, policy, tf)
+    if invalid and policy.invalid == "refuse":
+        i = min(invalid)
+        raise CandleFileError(raw.path, f"invalid bar: {reasons[i]} (import with --invalid drop to skip"
+                                        " such bars)", int(lines[i]))
+    report.invalid = len(invalid)
     report.outliers = [(int(ts[i]), why) for i, why in sorted(reasons.items())]
     zero = set(int(i) for i in np.flatnonzero(ohlcv[:, 4] == 0.0)) - set(reasons)
     report.zero_volume = len(zero)
@@ -156,8 +203,8 @@ def clean(raw: RawCandles, exchange: str, symbol: str, timeframe: str,
         if action == "forward_fill" and prev_close is not None:
             out.append(_flat(exchange, symbol, timeframe, t, prev_close))
             report.filled += 1
-        elif action == "forward_fill" or (i in reasons and not np.isfinite(ohlcv[i]).all()):
-            report.dropped += 1  # nothing to fill from / not storable
+        elif action == "forward_fill" or i in invalid:
+            report.dropped += 1  # nothing to fill from / never stored
             prev_ts = t
             continue
         else:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from bot.data import candle_file, load_ohlcv_arrays
+from bot.candle_source import CandleSource
 from bot.events import Candle
 
 log = structlog.get_logger(__name__)
@@ -72,19 +72,18 @@ def _to_ms(date: str | None) -> int | None:
 
 
 def load_history(
-    data_dir: Path | str,
+    source: CandleSource | Path | str,
     symbol: str,
     timeframe: str,
     start: str | None = None,
     end: str | None = None,
     exchange: str = "binance",
 ) -> History:
-    """Validated candles of ``symbol``/``timeframe`` with open time in ``[start, end)`` (ISO dates, UTC)."""
-    arrays = load_ohlcv_arrays(candle_file(Path(data_dir), exchange, symbol, timeframe))
-    lo, hi = _to_ms(start), _to_ms(end)
-    sel = np.ones(len(arrays["ts"]), dtype=bool)
-    if lo is not None:
-        sel &= arrays["ts"] >= lo
-    if hi is not None:
-        sel &= arrays["ts"] < hi
-    return clean_history({k: arrays[k][sel] for k in OHLCV_KEYS}, symbol, timeframe)
+    """Validated candles of ``symbol``/``timeframe`` with open time in ``[start, end)`` (ISO dates, UTC).
+
+    ``source``: a ``CandleSource`` (files or store), or a data directory of normalised files.
+    """
+    if not isinstance(source, CandleSource):
+        source = CandleSource("files", Path(source), Path(), exchange)
+    arrays = source.load(symbol, timeframe, _to_ms(start), _to_ms(end))
+    return clean_history({k: arrays[k] for k in OHLCV_KEYS}, symbol, timeframe)

@@ -50,7 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 class ModelSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str
     kind: ModelKind
@@ -162,6 +162,8 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     data_dir: Path = Path("../shared/data")
+    data_source: Literal["files", "store"] = "files"  # the CSVs in data_dir, or the SQLite store
+    store_path: Path = Path("var/neuralbot.sqlite")
     exchange: str = "binance"
     symbol: str = "BTC/USDT"
     timeframe: str = "1h"

@@ -29,6 +29,9 @@ import sklearn
 import structlog
 import torch
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.errors import UserInputError
 from strategies.calibration import calibrator_from_dict
 from strategies.features import FeatureSpec
 from strategies.model_config import ModelSpec
@@ -40,12 +43,48 @@ log = structlog.get_logger(__name__)
 REGISTRY_FORMAT = 1
 
 
-class FeatureSpecMismatch(ValueError):
+class RegistryError(UserInputError):
+    """A model directory that cannot be loaded; the message names model, file and fix."""
+
+
+class FeatureSpecMismatch(RegistryError, ValueError):
     """The model was trained on different features than the running config computes."""
 
 
-class RegistryError(RuntimeError):
-    pass
+RETRAIN = "retrain it (`neuralbot train --config FILE`) or restore the directory"
+
+
+def _meta_error(directory: Path, problem: str) -> RegistryError:
+    return RegistryError(f"model {directory.name!r}: {directory / 'meta.json'}: {problem}; {RETRAIN}")
+
+
+class _NormalizerMeta(BaseModel):
+    mean: list[float]
+    std: list[float]
+    clip: float | None = None
+
+
+class _YScaleMeta(BaseModel):
+    mean: float
+    std: float
+
+
+class ModelMeta(BaseModel):
+    """The part of ``meta.json`` that loading relies on, checked before anything is built."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    name: str
+    spec: ModelSpec
+    n_features: int = Field(ge=1)
+    feature_spec: dict[str, Any]
+    feature_spec_hash: str
+    feature_columns: list[str] = Field(default_factory=list)
+    normalizer: _NormalizerMeta
+    calibration: dict[str, Any]
+    y_scale: _YScaleMeta
+    weights_file: str
+    weights_sha256: str
 
 
 def model_dir(models_dir: Path | str, symbol: str, timeframe: str, name: str) -> Path:
@@ -119,41 +158,63 @@ def save_model(
 
 
 def read_meta(directory: Path | str) -> dict[str, Any]:
-    path = Path(directory) / "meta.json"
+    d = Path(directory)
+    path = d / "meta.json"
     if not path.exists():
-        raise RegistryError(f"no model at {directory} (missing meta.json)")
-    return json.loads(path.read_text())
+        raise RegistryError(f"no model at {directory} (missing meta.json); train it with"
+                            " `neuralbot train --config FILE` or fix models_dir")
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _meta_error(d, "not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise _meta_error(d, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(meta, dict):
+        raise _meta_error(d, f"expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _validated(d: Path, meta: dict[str, Any]) -> ModelMeta:
+    if meta.get("model_api_version") != MODEL_API_VERSION:
+        raise _meta_error(d, f"model API version {meta.get('model_api_version')!r} is not the supported"
+                             f" {MODEL_API_VERSION}")
+    try:
+        return ModelMeta.model_validate(meta)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise _meta_error(d, f"{key}: {err['msg']}") from None
 
 
 def load_model(directory: Path | str, expected_spec: FeatureSpec | None = None) -> Model:
     """Load a saved model; with ``expected_spec``, fail unless its feature hash matches."""
     d = Path(directory)
-    meta = read_meta(d)
-    if meta.get("model_api_version") != MODEL_API_VERSION:
-        raise RegistryError(f"{d}: model API version {meta.get('model_api_version')} "
-                            f"!= supported {MODEL_API_VERSION}; retrain the model")
-    if expected_spec is not None and meta["feature_spec_hash"] != expected_spec.hash():
-        saved = meta.get("feature_columns", [])
+    meta = _validated(d, read_meta(d))
+    if expected_spec is not None and meta.feature_spec_hash != expected_spec.hash():
+        saved = meta.feature_columns
         now = list(expected_spec.columns)
         raise FeatureSpecMismatch(
-            f"model {meta['name']!r} at {d} was trained on feature spec "
-            f"{meta['feature_spec']['name']!r} (hash {meta['feature_spec_hash']}), but the running "
+            f"model {meta.name!r} at {d} was trained on feature spec "
+            f"{meta.feature_spec.get('name')!r} (hash {meta.feature_spec_hash}), but the running "
             f"config computes {expected_spec.name!r} (hash {expected_spec.hash()}); "
             f"only in model: {sorted(set(saved) - set(now))}, only in config: "
             f"{sorted(set(now) - set(saved))}. Retrain with `neuralbot train` or fix the config."
         )
-    weights = d / meta["weights_file"]
-    if _sha256(weights) != meta["weights_sha256"]:
-        raise RegistryError(f"{weights}: checksum mismatch (file modified or corrupt)")
-    spec = ModelSpec.model_validate(meta["spec"])
-    model = build_model(spec, int(meta["n_features"]), Normalizer.from_dict(meta["normalizer"]))
+    weights = d / meta.weights_file
+    if not weights.is_file():
+        raise RegistryError(f"model {d.name!r}: {weights} is missing; {RETRAIN}")
+    if _sha256(weights) != meta.weights_sha256:
+        raise RegistryError(f"model {d.name!r}: {weights}: checksum mismatch (file modified or corrupt);"
+                            f" {RETRAIN}")
+    normalizer = Normalizer.from_dict(meta.normalizer.model_dump(exclude_none=True))
+    model = build_model(meta.spec, meta.n_features, normalizer)
     if isinstance(model, TorchModel):
         model.set_state(torch.load(weights, map_location="cpu", weights_only=True))
     else:
         model.set_state(pickle.loads(weights.read_bytes()))
-    model.calibrator = calibrator_from_dict(meta["calibration"])
-    model.y_mean = float(meta["y_scale"]["mean"])
-    model.y_std = float(meta["y_scale"]["std"])
+    model.calibrator = calibrator_from_dict(meta.calibration)
+    model.y_mean = meta.y_scale.mean
+    model.y_std = meta.y_scale.std
     return model
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import structlog
 import torch
 
+from bot.candle_source import CandleSource
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History, load_history
 from strategies.metrics_cls import classification_metrics, regression_metrics
@@ -151,7 +152,8 @@ def overfit_warnings(name: str, metrics: dict[str, dict[str, float]]) -> list[st
 def iter_train(cfg: TrainConfig, progress: bool = False) -> Iterator[TrainResult]:
     """Train every model of ``cfg`` in order (features computed once per spec)."""
     torch.set_num_threads(cfg.threads)
-    history = load_history(cfg.data_dir, cfg.symbol, cfg.timeframe, cfg.start, cfg.end, cfg.exchange)
+    source = CandleSource(cfg.data_source, cfg.data_dir, cfg.store_path, cfg.exchange)
+    history = load_history(source, cfg.symbol, cfg.timeframe, cfg.start, cfg.end)
     log.info("history_loaded", symbol=cfg.symbol, timeframe=cfg.timeframe, rows=len(history),
              rejected=history.rejected)
     datasets: dict[str, Dataset] = {}

@@ -83,7 +83,9 @@ def test_each_daemon_has_its_own_registry() -> None:
 def test_non_loopback_bind_requires_token() -> None:
     with pytest.raises(ValidationError, match="token"):
         HealthConfig(host="0.0.0.0")
-    HealthConfig(host="0.0.0.0", token=SecretStr("s3cret"))
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        HealthConfig(host="0.0.0.0", token=SecretStr("s3cret"))
+    HealthConfig(host="0.0.0.0", token=SecretStr("s3cret-s3cret-s3cret"))
     HealthConfig(host="::1")
 
 

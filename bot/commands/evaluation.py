@@ -137,6 +137,7 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
 
 
 def cmd_walkforward(args: argparse.Namespace) -> int:
+    from bot.candle_source import CandleSource
     from bot.cli import load_config_or_exit
     from bot.evaluation.compute import Compute
     from bot.evaluation.runner import evaluate_history
@@ -157,7 +158,7 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
     with Compute(ccfg, progress=not args.no_progress) as compute:
         for symbol in symbols:
             try:
-                history = load_history(settings.data.dir, symbol, timeframe, start, end, settings.exchange.name)
+                history = load_history(CandleSource.from_settings(settings), symbol, timeframe, start, end)
             except FileNotFoundError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_FAILURE
@@ -259,13 +260,14 @@ async def _backtest_eval(result: Any, settings: Any) -> Any:
 
 
 async def _add_alone_runs(ev: Any, settings: Any, first_ts: int, end_ts: int) -> None:
-    from bot.data import candle_file, load_candles_csv
+    from bot.candle_source import CandleSource
+    from bot.data import arrays_to_candles
     from bot.evaluation.backtest import run_strategy
     from bot.evaluation.scoring import score
 
     symbol, tf = settings.backtest.symbols[0], settings.backtest.timeframe
-    candles = load_candles_csv(candle_file(Path(settings.data.dir), settings.exchange.name, symbol, tf),
-                               settings.exchange.name, symbol, tf, first_ts, end_ts)
+    arrays = CandleSource.from_settings(settings).load(symbol, tf, first_ts, end_ts)
+    candles = arrays_to_candles(arrays, settings.exchange.name, symbol, tf)
     for strat in rule_strategies(settings, symbol, tf):
         rec = await run_strategy(settings, strat, candles)
         ev.records[strat.name], ev.scores[strat.name] = rec, score(rec)

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.events import TIMEFRAME_MS
+
 DEFAULT_DB = Path("var/neuralbot.sqlite")
 DEFAULT_DATA = Path("../shared/data")
 
@@ -26,6 +28,19 @@ def parse_time_ms(value: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
+
+
+def _count(minimum: int) -> Any:
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = minimum - 1
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number >= {minimum}")
+        return n
+
+    return parse
 
 
 def _config(args: argparse.Namespace) -> Any | None:
@@ -51,13 +66,15 @@ def add_parsers(subparsers: Any) -> None:
     dl.add_argument("--config", metavar="FILE", help="TOML configuration (optional)")
     dl.add_argument("--exchange", default="binance")
     dl.add_argument("--symbol", required=True, help="e.g. BTC/USDT")
-    dl.add_argument("--timeframe", required=True, help="e.g. 1h")
+    dl.add_argument("--timeframe", required=True, choices=TIMEFRAME_MS, metavar="TF", help="e.g. 1h")
     dl.add_argument("--since", required=True, type=parse_time_ms, help="YYYY-MM-DD or epoch ms")
     dl.add_argument("--until", type=parse_time_ms, help="exclusive end (default: now)")
     dl.add_argument("--exchange-url", help="REST base of a Binance-compatible server, e.g. "
                     "http://127.0.0.1:8765 (the loopback exchange)")
     dl.add_argument("--db", help=f"SQLite store (default: config store.path or {DEFAULT_DB})")
-    dl.add_argument("--page-limit", type=int, default=1000)
+    dl.add_argument("--page-limit", type=_count(1), default=1000)
+    dl.add_argument("--max-retries", type=_count(0), default=10,
+                    help="retries per request on network/rate-limit errors (each shown with its wait)")
     dl.add_argument("--no-progress", action="store_true")
     dl.set_defaults(func=download_handler)
 
@@ -66,7 +83,7 @@ def add_parsers(subparsers: Any) -> None:
     im.add_argument("--config", metavar="FILE", help="TOML configuration (optional)")
     im.add_argument("--exchange", default="binance")
     im.add_argument("--symbol", required=True)
-    im.add_argument("--timeframe", required=True)
+    im.add_argument("--timeframe", required=True, choices=TIMEFRAME_MS, metavar="TF", help="e.g. 1h")
     im.add_argument("--db", help=f"SQLite store (default: config store.path or {DEFAULT_DB})")
     im.add_argument("--dry-run", action="store_true", help="report only, store nothing")
     for name, default in (("gaps", "flag"), ("duplicates", "drop"), ("outliers", "flag"),
@@ -74,6 +91,9 @@ def add_parsers(subparsers: Any) -> None:
         im.add_argument(f"--{name}", default=default, choices=("flag", "drop", "forward_fill"),
                         help=f"what to do with {name.replace('-', ' ')} (default {default})")
     im.add_argument("--outlier-threshold", type=float, default=0.5)
+    im.add_argument("--invalid", default="drop", choices=("drop", "refuse"),
+                    help="bars that cannot be candles (non-positive or absurd prices, high below low):"
+                         " drop and report them (default), or refuse the file naming the first")
     im.set_defaults(func=import_handler)
 
     sim = subparsers.add_parser("sim-exchange", help="run the loopback Binance exchange")
@@ -143,7 +163,8 @@ async def _download(args: argparse.Namespace) -> int:
                                                  desc=f"{args.symbol} {args.timeframe}")
         result = await download(exchange, store, exchange_name=args.exchange, symbol=args.symbol,
                                 timeframe=args.timeframe, since_ms=args.since, until_ms=until,
-                                page_limit=args.page_limit, progress=bar)
+                                page_limit=args.page_limit, progress=bar, max_retries=args.max_retries,
+                                on_retry=_print_retry)
     except (ccxt_async.BaseError, OSError) as exc:
         print(f"download failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -155,6 +176,11 @@ async def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_retry(n: Any) -> None:
+    print(f"download: {n.call} failed ({type(n.error).__name__}: {str(n.error)[:120]}); "
+          f"retry {n.attempt}/{n.max_retries} in {n.delay_s:.1f} s", file=sys.stderr, flush=True)
+
+
 # -- import ---------------------------------------------------------------------------------
 
 
@@ -163,20 +189,23 @@ def import_handler(args: argparse.Namespace) -> int:
 
 
 async def _import(args: argparse.Namespace) -> int:
-    from bot.history import import_file
+    from bot.history import prepare_import, store_import
     from bot.quality import QualityPolicy
     from bot.store import Store
 
     cfg = _config(args)
     policy = QualityPolicy(gaps=args.gaps, duplicates=args.duplicates, outliers=args.outliers,
-                           zero_volume=args.zero_volume, outlier_threshold=args.outlier_threshold)
+                           zero_volume=args.zero_volume, outlier_threshold=args.outlier_threshold,
+                           invalid=args.invalid)
+    try:  # the whole file is read and checked before the store is even opened
+        prepared = await prepare_import(args.file, exchange_name=args.exchange, symbol=args.symbol,
+                                        timeframe=args.timeframe, policy=policy)
+    except FileNotFoundError as exc:
+        print(f"import failed: {exc}", file=sys.stderr)
+        return 2
     store = None if args.dry_run else await Store.open(_db_path(args, cfg))
     try:
-        result = await import_file(args.file, store, exchange_name=args.exchange,
-                                   symbol=args.symbol, timeframe=args.timeframe, policy=policy)
-    except (OSError, ValueError) as exc:
-        print(f"import failed: {exc}", file=sys.stderr)
-        return 1
+        result = await store_import(prepared, store)
     finally:
         if store is not None:
             await store.close()

@@ -1,12 +1,15 @@
 """The ccxt.pro live feed: closed candles exactly once and in order, plus books and trades.
 
-One task per (symbol, stream). Candles: ccxt's ``watch_ohlcv`` keeps the kline
-subscription; the raw ``k.x`` (closed) flag is read by wrapping the client's
-``handle_ohlcv``, so a bar is emitted the moment the exchange closes it. A bar is
-emitted only if it directly follows the last emitted one; anything missed (a
-disconnect, a lost message, a stale stream) is backfilled over REST ``fetch_ohlcv``
-first, so the consumer sees a gap-free (as far as the exchange has data), duplicate-free,
-ordered sequence per (symbol, timeframe).
+One task per (symbol, stream). Candles: ccxt's unified ``watch_ohlcv`` keeps the kline
+subscription, for any exchange id. Closure is decided from timestamps, never from one
+exchange's own "closed" flag: a bar is closed once the stream carries a later bar, or
+once the clock has passed its close time. The stream says *when*; the closed bars' values
+are then read over REST ``fetch_ohlcv`` (up to the later bar, or up to the exchange's own
+time), so they are the exchange's final values even when the last push before the close
+was lost. A bar is emitted only if it directly follows the last emitted one; anything
+missed (a disconnect, a lost message, a stale stream) is backfilled the same way, so the
+consumer sees a gap-free (as far as the exchange has data), duplicate-free, ordered
+sequence per (symbol, timeframe).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ class ClockSkewError(RuntimeError):
 @dataclass(slots=True)
 class StreamStats:
     emitted: int = 0
-    backfilled: int = 0
+    backfilled: int = 0  # bars the stream never showed closing (gaps, reconnects, start-up)
     duplicates: int = 0
     # network errors this stream's watch call raised; ccxt reconnects silently on many
     # drops, so this undercounts: ``LiveFeed.reconnects`` counts actual re-connections
@@ -69,7 +72,6 @@ class LiveFeed:
         self.stats: dict[str, StreamStats] = defaultdict(StreamStats)
         self._queue: asyncio.Queue[object] = asyncio.Queue(settings.queue_size)
         self._tasks: list[asyncio.Task[None]] = []
-        self._closed_klines: dict[tuple[str, str], list[dict]] = defaultdict(list)
         self._rng = random.Random(settings.seed)
         self._started = False
         self._closing = False
@@ -85,7 +87,6 @@ class LiveFeed:
         self._started = True
         await self._with_retry("load_markets", self.exchange.load_markets)
         await self.check_clock_skew()
-        self._hook_klines()
         self._guard_malformed()
         self._count_connections()
         s = self.settings
@@ -171,18 +172,6 @@ class LiveFeed:
 
     # -- candles -------------------------------------------------------------------------
 
-    def _hook_klines(self) -> None:
-        original = self.exchange.handle_ohlcv
-        closed = self._closed_klines
-
-        def handle_ohlcv(client: Any, message: Any) -> Any:
-            k = message.get("k") if isinstance(message, dict) else None
-            if isinstance(k, dict) and k.get("x") is True:
-                closed[(str(k.get("s")), str(k.get("i")))].append(k)
-            return original(client, message)
-
-        self.exchange.handle_ohlcv = handle_ohlcv
-
     def _guard_malformed(self) -> None:
         """Survive undecodable frames: ccxt's receive loop would otherwise die on them."""
         original_client = self.exchange.client
@@ -231,8 +220,6 @@ class LiveFeed:
     async def _candle_loop(self, symbol: str, tf: str) -> None:
         key = f"ohlcv:{symbol}:{tf}"
         tf_ms = timeframe_ms(tf)
-        market = self.exchange.market(symbol)
-        raw_key = (market["id"], tf)
         s = self.settings
         stale_s = s.stale_multiple * s.kline_interval_s
         backoff = self._backoff()
@@ -250,15 +237,13 @@ class LiveFeed:
                 if need_backfill:
                     await self._backfill(state, None)
                     need_backfill = False
-                await asyncio.wait_for(self.exchange.watch_ohlcv(symbol, tf), timeout=stale_s)
+                rows = await asyncio.wait_for(self.exchange.watch_ohlcv(symbol, tf), timeout=stale_s)
                 backoff.reset()
-                pending = self._closed_klines.pop(raw_key, [])
-                for k in sorted(pending, key=lambda k: int(k["t"])):
-                    ts = int(k["t"])
-                    if ts > state.last_ts + tf_ms:
-                        await self._backfill(state, ts)
-                    row = [ts, k["o"], k["h"], k["l"], k["c"], k["v"]]
-                    await self._emit_candle(state, row, backfilled=False)
+                newest = max(self._open_times(rows, state), default=state.last_ts)
+                if newest > state.last_ts + tf_ms:  # a later bar streams: every bar before it closed
+                    await self._backfill(state, newest, closing_ts=newest - tf_ms)
+                if newest > state.last_ts and self.clock.now_ms() >= newest + tf_ms:
+                    await self._backfill(state, None, closing_ts=newest)  # its close time has passed
             except asyncio.TimeoutError:
                 state.stats.stale += 1
                 log.warning("feed.stale", stream=key, silent_s=stale_s)
@@ -267,6 +252,23 @@ class LiveFeed:
             except ccxtpro.BaseError as exc:
                 need_backfill = True
                 await self._on_stream_error(key, state.stats, exc, backoff)
+
+    def _open_times(self, rows: Any, state: _CandleState) -> list[int]:
+        """Open times of streamed rows that can be bars of this stream; others count as malformed.
+
+        Only *when* comes from the stream, so a bogus time (off the grid, not a number, or
+        beyond the clock's next bar) must not pass: it would make a forming bar look closed.
+        """
+        limit = self.clock.now_ms() + (self.settings.max_clock_skew_ms or 0) + state.tf_ms
+        out = []
+        for row in rows if isinstance(rows, list) else ():
+            ts = row[0] if isinstance(row, list | tuple) and row else None
+            if isinstance(ts, int) and not isinstance(ts, bool) and ts % state.tf_ms == 0 and ts <= limit:
+                out.append(ts)
+            else:
+                self.malformed += 1
+                log.warning("feed.malformed_row", stream=f"{state.symbol}:{state.timeframe}", row=str(row)[:120])
+        return out
 
     async def _emit_candle(self, state: _CandleState, row: list[Any], backfilled: bool) -> None:
         """The one place candles leave: strictly after the last emitted one, or dropped."""
@@ -280,13 +282,19 @@ class LiveFeed:
             state.stats.backfilled += 1
         await self._emit(candle, state.stats)
 
-    async def _backfill(self, state: _CandleState, before_ts: int | None) -> None:
-        """Emit closed bars after ``state.last_ts`` (and before ``before_ts``) from REST."""
+    async def _backfill(self, state: _CandleState, before_ts: int | None,
+                        closing_ts: int | None = None) -> None:
+        """Emit closed bars after ``state.last_ts`` (and before ``before_ts``) from REST.
+
+        ``closing_ts``: the bar the stream was just seen closing; any other is a backfill.
+        """
         tf_ms = state.tf_ms
         if before_ts is None:
             horizon = int(await self.exchange.fetch_time())  # bars closed by now
         else:
-            horizon = before_ts  # everything before a closed bar is closed
+            # everything before a streamed bar is closed, as long as the clock agrees: a bogus
+            # open time in a push must not make the forming bar look closed
+            horizon = min(before_ts, self.clock.now_ms() + (self.settings.max_clock_skew_ms or 0))
         since = state.last_ts + tf_ms
         while since + tf_ms <= horizon:
             rows = await self.exchange.fetch_ohlcv(state.symbol, state.timeframe, since=since,
@@ -295,7 +303,7 @@ class LiveFeed:
                 ts = int(row[0])
                 if ts + tf_ms > horizon or (before_ts is not None and ts >= before_ts):
                     return
-                await self._emit_candle(state, row, backfilled=True)
+                await self._emit_candle(state, row, backfilled=ts != closing_ts)
             if not rows or len(rows) < self.settings.backfill_limit:
                 return
             since = max(state.last_ts, int(rows[-1][0])) + tf_ms
