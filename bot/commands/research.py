@@ -31,6 +31,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def cmd_hyperopt(args: argparse.Namespace) -> int:
+    from bot.candle_source import CandleSource
     from bot.cli import load_config_or_exit
     from bot.evaluation.compute import Compute
     from bot.evaluation.hyperopt import run_hyperopt
@@ -59,7 +60,7 @@ def cmd_hyperopt(args: argparse.Namespace) -> int:
     with Compute(ccfg, progress=not args.no_progress) as compute:
         for symbol in symbols:
             try:
-                history = load_history(settings.data.dir, symbol, timeframe, start, end, settings.exchange.name)
+                history = load_history(CandleSource.from_settings(settings), symbol, timeframe, start, end)
                 results.append(run_hyperopt(settings, history, compute, args.trials, not args.no_progress))
             except FileNotFoundError as exc:
                 print(f"error: {exc} (set data.dir in the config)", file=sys.stderr)
