@@ -147,8 +147,3 @@ def top_shares(values: np.ndarray, columns: Sequence[str], k: int = 5, digits: i
     s = shares(values, columns)
     best = sorted(s.items(), key=lambda kv: -abs(kv[1]))[:k]
     return {c: round(v, digits) for c, v in best if v != 0.0}
-
-
-def format_attributions(attr: Mapping[str, float]) -> str:
-    """One line for ``neuralbot status`` / reports: ``rsi_14 +31%, ret_24 -18%``."""
-    return ", ".join(f"{name} {share:+.0%}" for name, share in attr.items()) or "-"
