@@ -29,7 +29,8 @@ class BarContext(NamedTuple):
 class Strategy(ABC):
     """Base class of every strategy. Subclasses implement ``evaluate``."""
 
-    #: 2 added the hooks with defaults: ``history_bars``/``warm`` (restart), ``market_streams``/``on_market``
+    #: 2 added the hooks with defaults: ``history_bars``/``warm`` (restart), ``market_streams``/``on_market``,
+    #: ``prepare_replay``/``deferred_explanations`` (backtests)
     interface_version: ClassVar[int] = 2
     #: bars of history needed before ``evaluate`` is called
     warmup: int = 1
