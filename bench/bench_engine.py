@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -92,8 +93,10 @@ async def engine_sqlite(settings: Settings, candles: list[Candle]) -> float:
     return elapsed
 
 
-def ensemble_backtest(settings: Settings) -> tuple[float, float, int]:
-    """(precompute seconds, replay seconds, candles) for the 5 default models over 2017-2021."""
+def quick_default_models() -> tuple[Any, dict[str, Any]]:
+    """(BTC/USDT 1h 2017-2021 history, the 5 default models fitted briefly on 2018 only).
+
+    Benchmarks exclude training; inference cost does not depend on how well they were trained."""
     import numpy as np
     import torch
 
@@ -101,7 +104,6 @@ def ensemble_backtest(settings: Settings) -> tuple[float, float, int]:
     from strategies.history import load_history
     from strategies.model_config import default_models
     from strategies.models import build_model
-    from strategies.neural import NeuralEnsemble
     from strategies.targets import TargetSpec, compute_target
     from strategies.windows import Normalizer, Windows, valid_ends
 
@@ -110,7 +112,7 @@ def ensemble_backtest(settings: Settings) -> tuple[float, float, int]:
     feats = compute_features(h.arrays, DEFAULT_SPEC)
     y = compute_target(h.arrays["close"], TargetSpec("direction", 1))
     models = {}
-    for spec in default_models():  # fitted briefly on 2018 only: the benchmark excludes training
+    for spec in default_models():
         spec = spec.model_copy(update={"epochs": 1, "max_train_windows": 512, "gbm_max_iter": 20})
         ends = valid_ends(feats, y, spec.window)
         tr, va = ends[3000:3600], ends[3600:3800]
@@ -119,6 +121,14 @@ def ensemble_backtest(settings: Settings) -> tuple[float, float, int]:
         m.fit(mk(tr), mk(va))
         m.calibrate(mk(va))
         models[spec.name] = m
+    return h, models
+
+
+def ensemble_backtest(settings: Settings) -> tuple[float, float, int]:
+    """(precompute seconds, replay seconds, candles) for the 5 default models over 2017-2021."""
+    from strategies.neural import NeuralEnsemble
+
+    h, models = quick_default_models()
     candles = load_candles_csv(DATA / "ohlcv" / "binance" / "BTC_USDT-1h.csv.gz")
     strat = NeuralEnsemble("ensemble", ("BTC/USDT",), "1h", models=models, explain="none")
     t = time.perf_counter()

@@ -7,6 +7,7 @@ the ExecutionPort and the Clock handed to it.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from bot.evaluation.metrics import (
     sharpe,
     win_rate,
 )
-from bot.events import timeframe_ms
+from bot.events import Candle, timeframe_ms
 from bot.execution.base import ExecutionPort
 from bot.execution.simulated import SimulatedExecutor
 from bot.feeds.base import Feed
@@ -193,6 +194,17 @@ async def summarize(engine: Engine, store: Store, timeframe: str, initial: float
     }
 
 
+def prepare_replay(strategies: list[Strategy], feed: ReplayFeed) -> None:
+    """Show each strategy the candles of a finite replay before it runs (its fast path:
+    the neural ensemble batches predictions and explanations; signals stay bar-by-bar's)."""
+    series: dict[tuple[str, str], list[Candle]] = defaultdict(list)
+    for candle in feed.candles():
+        series[(candle.symbol, candle.timeframe)].append(candle)
+    for strategy in strategies:
+        for symbol in strategy.symbols:
+            strategy.prepare_replay(symbol, series.get((symbol, strategy.timeframe), []))
+
+
 def feed_series(strategies: list[Strategy]) -> list[tuple[str, str]]:
     """Every (symbol, timeframe) some strategy listens to, in a stable order."""
     return sorted({(sym, st.timeframe) for st in strategies for sym in st.symbols})
@@ -232,6 +244,8 @@ async def run_backtest(
             arrays_to_candles(source.load(sym, tf, since, until), settings.exchange.name, sym, tf)
             for sym, tf in series
         )
+    if isinstance(feed, ReplayFeed):
+        prepare_replay(strategies, feed)
     finest = min((tf for _, tf in series), key=timeframe_ms, default=settings.backtest.timeframe)
     store = await Store.open(settings.store.path, portfolio=portfolio_name)
     try:

@@ -1,22 +1,23 @@
-"""``neuralbot`` command line. Exit codes: 0 ok, 1 runtime failure, 2 bad configuration/usage."""
+"""``neuralbot`` command line. Exit codes: 0 ok, 1 runtime failure, 2 bad configuration/usage.
+
+Building the parser imports no third-party package: ``--help`` and ``status`` answer in well
+under 0.3 s (``bench/bench_cli.py``), so every command imports what it runs inside its handler
+(``tests/test_cli_imports.py`` keeps torch, scikit-learn, ccxt, numpy, pydantic... out).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import json
 import sys
-import uuid
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import structlog
+from bot.errors import UserInputError  # standard library only: cheap at start-up
 
-from bot.config import ConfigError, Settings, load_settings
-from bot.errors import UserInputError
-from bot.logging_setup import configure_logging
-from strategies.catalog import StrategyParamError
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -46,6 +47,8 @@ def add_config_arg(parser: argparse.ArgumentParser) -> None:
 
 def load_config_or_exit(args: argparse.Namespace) -> Settings:
     """Load the configuration named by ``--config``; on error print why and exit 2."""
+    from bot.config import ConfigError, load_settings  # deferred: pydantic is not needed for --help
+
     try:
         return load_settings(getattr(args, "config", None))
     except ConfigError as exc:
@@ -54,6 +57,10 @@ def load_config_or_exit(args: argparse.Namespace) -> Settings:
 
 
 def _setup(settings: Settings, args: argparse.Namespace, mode: str, quiet: bool = False) -> str:
+    import uuid
+
+    from bot.logging_setup import configure_logging  # deferred: structlog is not needed for --help
+
     run_id = uuid.uuid4().hex[:12]
     level = settings.logging.level
     if quiet and not getattr(args, "verbose", False):
@@ -63,8 +70,11 @@ def _setup(settings: Settings, args: argparse.Namespace, mode: str, quiet: bool 
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from bot.app import run_backtest
+    import asyncio
+
+    from bot.app import run_backtest  # deferred: the Engine, numpy and the strategies
     from bot.in_sample import InSampleError
+    from strategies.catalog import StrategyParamError
 
     settings = load_config_or_exit(args)
     run_id = _setup(settings, args, "backtest", quiet=True)
@@ -108,7 +118,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bot.daemon import run_daemon
+    import asyncio
+
+    from bot.daemon import run_daemon  # deferred: the daemon imports ccxt and the models
+    from strategies.catalog import StrategyParamError
 
     settings = load_config_or_exit(args)
     run_id = _setup(settings, args, settings.mode)
@@ -225,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     except Exception as exc:  # last resort: a clear message, not a bare traceback
+        import structlog  # deferred: only this path logs without a command's setup
+
         structlog.get_logger("neuralbot").exception("command_failed", command=args.command)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

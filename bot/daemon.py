@@ -41,17 +41,13 @@ from bot.feeds.base import Feed
 from bot.health import HealthServer, OpsMetrics
 from bot.logging_setup import configure_logging
 from bot.notify import Notifier
+from bot.ops_config import state_file_for
 from bot.store import Store
 from risk.gate import TradingState
 
 log = structlog.get_logger(__name__)
 
 RESTART_SECTIONS = ("mode", "exchange", "store", "data", "feed", "backtest", "strategies", "health", "daemon")
-
-
-def state_file_for(settings: Any) -> Path:
-    configured = settings.daemon.state_file
-    return Path(configured) if configured else Path(f"{settings.store.path}.daemon.json")
 
 
 class Daemon:

@@ -125,6 +125,9 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         try:
             async for event in feed:
                 await self.on_event(event)
+            for strategy in self.strategies:  # what a prepared replay held back (backtests)
+                for explained in strategy.deferred_explanations():
+                    self._emit(explained)
         finally:
             await self.store.flush()
         return self.stats

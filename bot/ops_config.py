@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -123,3 +123,9 @@ class DaemonConfig(Section):
     state_file: Path | None = None  # heartbeat JSON for `neuralbot status`; default <store>.daemon.json
     heartbeat_s: float = Field(5.0, gt=0)
     shutdown_timeout_s: float = Field(20.0, gt=0)
+
+
+def state_file_for(settings: Any) -> Path:
+    """Where the daemon writes its state file (``[daemon] state_file``, else next to the store)."""
+    configured = settings.daemon.state_file
+    return Path(configured) if configured else Path(f"{settings.store.path}.daemon.json")

@@ -127,7 +127,7 @@ class Store:
                     p, item.signal_id, item.strategy, item.symbol, item.timeframe, item.ts,
                     item.direction.value, item.strength, item.probability,
                     item.confidence_low, item.confidence_high, item.horizon, item.risk_level,
-                    item.size_pct, json.dumps(item.votes), json.dumps(item.attributions),
+                    item.size_pct, _json(item.votes), _json(item.attributions),
                     item.reason,
                 ),
             )
@@ -350,6 +350,10 @@ class Store:
 
 
 _TABLE = re.compile(r"\b(?:INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
+
+
+def _json(d: dict[str, Any]) -> str:
+    return json.dumps(d) if d else "{}"  # most signals carry none: skip the encoder
 
 
 def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:

@@ -9,10 +9,11 @@ candle before that candle has closed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from bot.buffer import OHLCV
-from bot.events import Candle, Direction, OrderBook, Signal, Trade
+from bot.events import Candle, Direction, OrderBook, Signal, SignalExplained, Trade
 
 
 class BarContext(NamedTuple):
@@ -28,7 +29,8 @@ class BarContext(NamedTuple):
 class Strategy(ABC):
     """Base class of every strategy. Subclasses implement ``evaluate``."""
 
-    #: 2 added the hooks with defaults: ``history_bars``/``warm`` (restart), ``market_streams``/``on_market``
+    #: 2 added the hooks with defaults: ``history_bars``/``warm`` (restart), ``market_streams``/``on_market``,
+    #: ``prepare_replay``/``deferred_explanations`` (backtests)
     interface_version: ClassVar[int] = 2
     #: bars of history needed before ``evaluate`` is called
     warmup: int = 1
@@ -74,6 +76,20 @@ class Strategy(ABC):
         order; the answer is stored with the signal. Default: no explanation.
         """
         return {}
+
+    def prepare_replay(self, symbol: str, candles: Sequence[Candle]) -> None:
+        """Told, before a finite replay (a backtest), every candle of ``symbol`` at this
+        strategy's timeframe that the Engine will be shown, in order (some may be rejected).
+
+        A strategy may precompute from them (the neural ensemble batches its predictions
+        and its explanations), provided its signals stay those of bar-by-bar evaluation.
+        Default: nothing.
+        """
+
+    def deferred_explanations(self) -> list[SignalExplained]:
+        """Explanations held back during a prepared replay (``explain`` answered ``{}``),
+        asked for once the replay has ended. Default: none."""
+        return []
 
     def signal(
         self, ctx: BarContext, direction: Direction, strength: float, reason: str = "", **extra: Any

@@ -44,16 +44,26 @@ def integrated_gradients(
     Returns an array shaped like ``x`` whose sum approximates
     ``forward(x) - forward(baseline)``.
     """
-    x64 = np.array(x, dtype=np.float64)  # a writable copy (inputs may be read-only views)
+    return batch_integrated_gradients(forward, np.asarray(x)[None], baseline, steps)[0]
+
+
+def batch_integrated_gradients(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    xs: np.ndarray,
+    baseline: np.ndarray | None = None,
+    steps: int = 32,
+) -> np.ndarray:
+    """:func:`integrated_gradients` of each of ``xs`` (``[n, ...]``), all in one forward pass."""
+    x64 = np.array(xs, dtype=np.float64)  # a writable copy (inputs may be read-only views)
     base = np.zeros_like(x64) if baseline is None else np.broadcast_to(baseline, x64.shape).astype(np.float64)
     alphas, weights = _gauss_legendre(steps)
     xt = torch.as_tensor(x64)
     bt = torch.as_tensor(base)
-    a = torch.as_tensor(alphas).reshape((-1,) + (1,) * x64.ndim)
-    path = (bt + a * (xt - bt)).clone().requires_grad_(True)
+    a = torch.as_tensor(alphas).reshape((-1,) + (1,) * x64.ndim)  # [steps, 1, ...]
+    path = (bt + a * (xt - bt)).reshape((-1,) + x64.shape[1:]).clone().requires_grad_(True)
     out = forward(path)
     (grads,) = torch.autograd.grad(out.sum(), path)
-    avg = (grads * torch.as_tensor(weights).reshape(a.shape)).sum(dim=0)
+    avg = (grads.reshape((steps,) + x64.shape) * torch.as_tensor(weights).reshape(a.shape)).sum(dim=0)
     return ((xt - bt) * avg).detach().numpy()
 
 
@@ -66,37 +76,59 @@ def torch_attributions(
     model: TorchModel, window: np.ndarray, baseline: np.ndarray | None = None, steps: int = 32
 ) -> np.ndarray:
     """Per-feature IG attributions ``[F]`` of P(up) for one raw window ``[T, F]``."""
+    return _torch_attributions(model, np.asarray(window)[None], baseline, steps)[0]
+
+
+def _torch_attributions(
+    model: TorchModel, windows: np.ndarray, baseline: np.ndarray | None, steps: int
+) -> np.ndarray:
     base = model_baseline(model) if baseline is None else baseline
     was_training = model.module.training
     model.module.eval()
     try:
         with torch.enable_grad():
-            ig = integrated_gradients(lambda z: model.forward_proba(z.float()).double(),
-                                      window, base, steps)
+            ig = batch_integrated_gradients(lambda z: model.forward_proba(z.float()).double(),
+                                            windows, base, steps)
     finally:
         model.module.train(was_training)
-    return ig.sum(axis=0)
+    return ig.sum(axis=1)
 
 
 def occlusion_attributions(
     model: Model, window: np.ndarray, baseline: np.ndarray | None = None
 ) -> np.ndarray:
     """Per-feature ``f(x) - f(x with feature j at baseline)`` ``[F]``, one batched predict."""
-    x = np.asarray(window, dtype=np.float64)
-    base = model_baseline(model) if baseline is None else np.broadcast_to(baseline, x.shape)
-    f = x.shape[1]
-    batch = np.repeat(x[None], f + 1, axis=0)
+    return _occlusion_attributions(model, np.asarray(window)[None], baseline)[0]
+
+
+def _occlusion_attributions(model: Model, windows: np.ndarray, baseline: np.ndarray | None) -> np.ndarray:
+    x = np.asarray(windows, dtype=np.float64)
+    n, _, f = x.shape
+    base = model_baseline(model) if baseline is None else np.broadcast_to(baseline, x.shape[1:])
+    batch = np.repeat(x[:, None], f + 1, axis=1)  # [n, 1 + F, T, F]: the window, then one per feature
     for j in range(f):
-        batch[j + 1, :, j] = base[:, j]
-    out = model.predict(batch)
-    return out[0] - out[1:]
+        batch[:, j + 1, :, j] = base[:, j]
+    out = model.predict(batch.reshape((n * (f + 1),) + x.shape[1:])).reshape(n, f + 1)
+    return out[:, :1] - out[:, 1:]
 
 
 def attributions(model: Model, window: np.ndarray, steps: int = 32) -> np.ndarray:
     """IG for networks, occlusion for everything else; ``[F]`` in probability units."""
-    if isinstance(model, TorchModel):
-        return torch_attributions(model, window, steps=steps)
-    return occlusion_attributions(model, window)
+    return batch_attributions(model, np.asarray(window)[None], steps)[0]
+
+
+def batch_attributions(
+    model: Model, windows: Sequence[np.ndarray] | np.ndarray, steps: int = 32, chunk: int = 16
+) -> np.ndarray:
+    """:func:`attributions` of many raw windows (each ``[T, F]``) -> ``[n, F]``, ``chunk`` per pass."""
+    out = []
+    for i in range(0, len(windows), chunk):
+        part = np.stack(windows[i : i + chunk])
+        if isinstance(model, TorchModel):
+            out.append(_torch_attributions(model, part, None, steps))
+        else:
+            out.append(_occlusion_attributions(model, part, None))
+    return np.concatenate(out) if out else np.zeros((0, model.n_features))
 
 
 def permutation_importance(
@@ -147,8 +179,3 @@ def top_shares(values: np.ndarray, columns: Sequence[str], k: int = 5, digits: i
     s = shares(values, columns)
     best = sorted(s.items(), key=lambda kv: -abs(kv[1]))[:k]
     return {c: round(v, digits) for c, v in best if v != 0.0}
-
-
-def format_attributions(attr: Mapping[str, float]) -> str:
-    """One line for ``neuralbot status`` / reports: ``rsi_14 +31%, ret_24 -18%``."""
-    return ", ".join(f"{name} {share:+.0%}" for name, share in attr.items()) or "-"

@@ -35,15 +35,16 @@ from typing import Any
 
 import numpy as np
 import structlog
+import torch
 
-from bot.events import Direction, OrderBook, Signal, Trade, timeframe_ms
+from bot.events import Candle, Direction, OrderBook, Signal, SignalExplained, Trade, timeframe_ms
 from bot.feature_buffer import FeatureBuffer
 from strategies.base import BarContext, Strategy
 from strategies.edge import EdgeLayer, edge_policy, move_function
 from strategies.ensemble import EXIT_RULES, Decision, VotingRule, decide, log_loss_weights, vote
-from strategies.explain import attributions, combine, top_shares
+from strategies.explain import attributions, batch_attributions, combine, top_shares
 from strategies.features import FeatureSpec, compute_features, get_spec
-from strategies.history import History
+from strategies.history import OHLCV_KEYS, History, clean_history
 from strategies.labels import trailing_vol
 from strategies.models.base import PREDICT_BATCH, Model
 from strategies.registry import load_model, model_dir, read_meta
@@ -53,6 +54,14 @@ from strategies.windows import Windows, valid_ends
 log = structlog.get_logger(__name__)
 
 DEFAULT_MODELS = ("lstm", "bilstm", "cnn_lstm", "transformer", "gbm")
+
+
+def set_torch_threads(threads: int) -> None:
+    """Small models predict latency-bound: on a shared 2-core box, 2 intra-op threads
+    predicted 5-10x slower than 1 (batches of 512 windows, the five default models)."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
 
 
 def horizon_label(bars: int, timeframe: str) -> str:
@@ -78,6 +87,10 @@ class PredictionTable:
         return self.index.get(ts)
 
 
+# a signal to explain after the replay: (signal, window getter, the models then, vote weights)
+_Deferred = tuple[Signal, Callable[[int], np.ndarray], dict[str, Model], Mapping[str, float]]
+
+
 @dataclass(slots=True)
 class _Book:
     """Per-symbol state: models, live feature buffer, optional precomputed table."""
@@ -87,6 +100,7 @@ class _Book:
     buffer: FeatureBuffer
     weights: dict[str, float]
     table: PredictionTable | None = None
+    replaying: bool = False  # the table covers a finite replay: explain after it, in batches
 
 
 class NeuralEnsemble(Strategy):
@@ -105,9 +119,11 @@ class NeuralEnsemble(Strategy):
         ci_method: str = "spread", ci_level: float = 0.9,
         risk_low_below: float = 0.50, risk_high_above: float = 0.85,
         risk_multipliers: Mapping[str, float] | None = None,
-        decision: Mapping[str, Any] | None = None,
+        decision: Mapping[str, Any] | None = None, threads: int | None = 1,
     ) -> None:
         super().__init__(name, symbols, timeframe)
+        if threads is not None:  # torch's intra-op threads for every prediction in this process
+            set_torch_threads(threads)
         names = list(models)
         if not names:
             raise ValueError("models: list at least one model")
@@ -127,6 +143,8 @@ class NeuralEnsemble(Strategy):
             exit_rule, explain, top_features, ig_steps)
         # per symbol: the last signal to explain and how (computed on demand, once)
         self._unexplained: dict[str, tuple[str, Callable[[], dict[str, float]]]] = {}
+        # a prepared replay's signals to explain once it has ended
+        self._deferred: list[_Deferred] = []
         self.spec: FeatureSpec = get_spec(features)
         self.vol_bars = max(1, int(round(vol_days * 86_400_000 / timeframe_ms(timeframe))))
         self.warmup = 1  # see every bar: the feature buffer lives here
@@ -287,12 +305,13 @@ class NeuralEnsemble(Strategy):
         held = self._held.get(ctx.candle.symbol)
         if held is not None and sig.direction is Direction.LONG and sig.size_pct > 0 and ctx.position <= 0:
             sig, acted = replace(sig, size_pct=0.0, reason=f"{sig.reason}; entries held: {held}"), False
+        self._unexplained.pop(sig.symbol, None)
         if self.explain_mode == "all" or (self.explain_mode == "acted" and acted):
-            # the window getter reads this bar's buffer, valid until the next evaluate
-            self._unexplained[sig.symbol] = (sig.signal_id, functools.cache(
-                functools.partial(self._explain, book, window, v.weights)))
-        else:
-            self._unexplained.pop(sig.symbol, None)
+            if book.replaying and book.table is not None:  # explained in batches once it has ended
+                self._deferred.append((sig, window, dict(book.models), v.weights))
+            else:  # the window getter reads this bar's buffer, valid until the next evaluate
+                self._unexplained[sig.symbol] = (sig.signal_id, functools.cache(
+                    functools.partial(self._explain, book, window, v.weights)))
         return sig
 
     def explain(self, signal: Signal) -> dict[str, float]:
@@ -307,6 +326,39 @@ class NeuralEnsemble(Strategy):
         per = {n: attributions(m, np.asarray(window(m.window)), self.ig_steps)
                for n, m in book.models.items()}
         return top_shares(combine(per, weights), self.spec.columns, self.top_features)
+
+    # -- finite replays (backtests) ------------------------------------------------------
+    def prepare_replay(self, symbol: str, candles: Sequence[Candle]) -> None:
+        """Batch-predict the replay's candles (:meth:`precompute` of the ones the Engine will
+        accept); explanations then wait for :meth:`deferred_explanations`."""
+        if symbol in self._books and candles:
+            arrays = {k: np.array([getattr(c, k) for c in candles]) for k in OHLCV_KEYS}
+            self.precompute(symbol, clean_history(arrays, symbol, self.timeframe))
+            self._books[symbol].replaying = True
+
+    def deferred_explanations(self) -> list[SignalExplained]:
+        """The explanations :meth:`evaluate` held back, each model's windows in batches;
+        the same attributions as :meth:`explain` would have given bar by bar."""
+        pending, self._deferred = self._deferred, []
+        if not pending:
+            return []
+        log.info("ensemble_explaining", strategy=self.name, signals=len(pending))
+        per: list[dict[str, np.ndarray]] = [{} for _ in pending]
+        uses: dict[int, tuple[Model, list[tuple[int, str]]]] = {}
+        for i, (_, _, models, _) in enumerate(pending):
+            for name, m in models.items():
+                uses.setdefault(id(m), (m, []))[1].append((i, name))
+        for m, used in uses.values():
+            windows = [pending[i][1](m.window) for i, _ in used]
+            for (i, name), a in zip(used, batch_attributions(m, windows, self.ig_steps), strict=True):
+                per[i][name] = a
+        out = []
+        for (sig, _, models, weights), got in zip(pending, per, strict=True):
+            shares = top_shares(combine({n: got[n] for n in models}, weights), self.spec.columns,
+                                self.top_features)
+            if shares:
+                out.append(SignalExplained(sig.signal_id, sig.ts, shares))
+        return out
 
     def _to_signal(self, ctx: BarContext, d: Decision, p: float, votes: dict[str, str]) -> Signal:
         return self.signal(

@@ -116,3 +116,91 @@ def test_walkforward_forecasts_match_bar_by_bar_predictions(fitted) -> None:
              candles)
     assert [s.direction for s in a.signals] == [s.direction for s in b.signals]
     assert [f[:2] for f in _fills(a)] == [f[:2] for f in _fills(b)]
+
+
+class StreamingFeed:
+    """The same candles as a feed that is not a ReplayFeed: the ensemble predicts bar by bar."""
+
+    def __init__(self, candles: list) -> None:
+        self.candles = candles
+
+    async def __aiter__(self):
+        for c in self.candles:
+            yield c
+
+    async def close(self) -> None:
+        pass
+
+
+def _stored(path):
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        q = lambda sql: db.execute(sql).fetchall()  # noqa: E731
+        return {
+            "signals": q("SELECT ts, direction, strength, probability, confidence_low, confidence_high,"
+                         " size_pct, risk_level, votes_json, reason FROM signals ORDER BY ts"),
+            "attributions": q("SELECT ts, attributions_json FROM signals ORDER BY ts"),
+            "fills": q("SELECT ts, side, amount, price, fee FROM fills ORDER BY ts, side"),
+            "equity": q("SELECT ts, cash, equity, exposure, heat FROM equity ORDER BY ts"),
+        }
+
+
+def test_cli_backtest_takes_the_fast_path_with_streaming_results(fitted, tmp_path, data_dir) -> None:
+    """``neuralbot backtest`` of a neural config precomputes (its finite replay is shown to the
+    ensemble first) and explains after the replay, yet stores what bar-by-bar evaluation stores."""
+    import json
+
+    from bot.app import run_backtest
+    from bot.cli import main
+    from bot.config import load_settings
+    from bot.data import candle_file, load_candles_csv
+    from strategies.neural import NeuralEnsemble
+    from strategies.registry import model_dir, save_model
+
+    h, models = fitted
+    for name, m in models.items():
+        save_model(m, model_dir(tmp_path / "models", SYMBOL, TF, name), DEFAULT_SPEC)
+
+    def config(name: str):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(
+            f'[data]\ndir = "{data_dir}"\n[store]\npath = "{tmp_path / name}.sqlite"\n'
+            f'[backtest]\nsymbols = ["{SYMBOL}"]\ntimeframe = "{TF}"\n'
+            'start = "2019-01-01"\nend = "2019-02-01"\n[risk]\nmin_strength = 0.0\n'
+            '[[strategies]]\nname = "ens"\nkind = "neural"\n'
+            f'params = {{ models = ["gbm", "lstm"], models_dir = "{tmp_path / "models"}", vote_k = 1,'
+            ' threshold = 0.5, act_strength = 0.0, ig_steps = 8 }\n')
+        return path
+
+    precomputed = []
+    original = NeuralEnsemble.precompute
+
+    def spy(self, symbol, history, *a, **kw):
+        precomputed.append(len(history))
+        return original(self, symbol, history, *a, **kw)
+
+    NeuralEnsemble.precompute = spy
+    try:
+        assert main(["backtest", "--config", str(config("fast"))]) == 0
+        settings = load_settings(config("slow"))
+        candles = load_candles_csv(candle_file(data_dir, "binance", SYMBOL, TF), "binance", SYMBOL, TF,
+                                   1546300800000, 1548979200000)
+        asyncio.run(run_backtest(settings, feed=StreamingFeed(candles)))
+    finally:
+        NeuralEnsemble.precompute = original
+    assert precomputed == [len(candles)]  # the CLI run precomputed, the streaming one did not
+    fast, slow = _stored(tmp_path / "fast.sqlite"), _stored(tmp_path / "slow.sqlite")
+    assert len(fast["fills"]) >= 4 and len(fast["signals"]) > 50, "the slice must exercise trading"
+    for table in ("signals", "fills", "equity"):
+        assert len(fast[table]) == len(slow[table])
+        for a, b in zip(fast[table], slow[table], strict=True):
+            assert [x for x in a if isinstance(x, str)] == [y for y in b if isinstance(y, str)], table
+            nums = lambda row: [x for x in row if not isinstance(x, str)]  # noqa: E731
+            assert nums(a) == pytest.approx(nums(b), rel=1e-9, abs=1e-12), table
+    explained = [(json.loads(a or "{}"), json.loads(b or "{}"))
+                 for (_, a), (_, b) in zip(fast["attributions"], slow["attributions"], strict=True)]
+    acted = [(a, b) for a, b in explained if b]
+    assert len(acted) >= 4  # acted signals are explained, after the replay as bar by bar
+    for a, b in explained:
+        assert a.keys() == b.keys() and list(a.values()) == pytest.approx(list(b.values()), abs=2e-4)

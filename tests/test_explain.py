@@ -8,7 +8,6 @@ import torch
 
 from strategies.explain import (
     attributions,
-    format_attributions,
     integrated_gradients,
     model_baseline,
     occlusion_attributions,
@@ -16,6 +15,7 @@ from strategies.explain import (
     shares,
     top_shares,
 )
+from bot.commands.ops import format_attributions
 from strategies.features import DEFAULT_SPEC, compute_features
 from strategies.registry import load_model, model_dir
 from strategies.windows import Windows, valid_ends

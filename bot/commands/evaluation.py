@@ -17,9 +17,10 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 MODEL_KINDS = frozenset({"neural", "meta_labeled"})  # strategy kinds driven by walk-forward forecasts
@@ -86,6 +87,8 @@ def rule_strategies(settings: Any, symbol: str, timeframe: str) -> list[Any]:
 
 def infer_symbol_timeframe(path: Path, ts: np.ndarray) -> tuple[str, str]:
     """``BTC_USDT-1h.csv.gz`` -> (``BTC/USDT``, ``1h``); else the median bar spacing."""
+    import numpy as np  # deferred: numpy is not needed to build the CLI parser
+
     from bot.events import TIMEFRAME_MS
 
     m = re.match(r"^([A-Za-z0-9]+)_([A-Za-z0-9]+)-(\w+?)\.csv", path.name)
@@ -230,6 +233,8 @@ def strategy_scores(ev: Any) -> dict[str, dict[str, Any]]:
 
 
 async def _backtest_eval(result: Any, settings: Any) -> Any:
+    import numpy as np  # deferred: numpy is not needed to build the CLI parser
+
     from bot.evaluation.backtest import RunRecord
     from bot.evaluation.runner import AssetEvaluation
     from bot.evaluation.scoring import score

@@ -13,10 +13,6 @@ import asyncio
 import sys
 from typing import Any
 
-import structlog
-
-log = structlog.get_logger(__name__)
-
 
 def add_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser("halt", help="halt trading: cancel open entries, optionally flatten")
@@ -41,6 +37,8 @@ def handler(args: argparse.Namespace) -> int:
 
 
 async def halt(settings: Any, flatten: bool) -> dict[str, Any]:
+    import structlog  # deferred with the rest: building the CLI parser imports no third-party package
+
     from bot.app import engine_settings, risk_limits
     from bot.clock import LiveClock
     from bot.execution.exchange import ExchangeExecutor
@@ -75,5 +73,5 @@ async def halt(settings: Any, flatten: bool) -> dict[str, Any]:
             await client.close()
     finally:
         await store.close()
-    log.warning("halted", **summary)
+    structlog.get_logger(__name__).warning("halted", **summary)
     return summary

@@ -2,8 +2,8 @@
 
 Positions, equity, heat, trading state (from the daemon's state file, written
 next to the store; ``stopped`` when its process is gone) and the last signals
-with their top feature attributions (``strategies.explain.format_attributions``:
-each feature's signed share of the explanation). Read-only: safe to run next to a daemon.
+with their top feature attributions (each feature's signed share of the explanation,
+as ``strategies.explain.top_shares`` stored them). Read-only: safe to run next to a daemon.
 """
 
 from __future__ import annotations
@@ -16,10 +16,6 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-from bot.config import ConfigError, load_settings
-from bot.store import Store
-from strategies.explain import format_attributions
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -66,7 +62,8 @@ def top_attributions(raw: str | None, k: int) -> list[tuple[str, float]]:
 
 
 async def gather_status(settings: Any, n_signals: int = 5, top: int = 3) -> dict[str, Any]:
-    from bot.daemon import state_file_for
+    from bot.ops_config import state_file_for
+    from bot.store import Store  # deferred: aiosqlite is not needed to build the CLI parser
 
     path = Path(settings.store.path)
     if not path.exists():
@@ -105,6 +102,11 @@ async def gather_status(settings: Any, n_signals: int = 5, top: int = 3) -> dict
     }
 
 
+def format_attributions(attr: dict[str, float]) -> str:
+    """One line per signal: ``rsi_14 +31%, ret_24 -18%`` (each feature's signed share)."""
+    return ", ".join(f"{name} {share:+.0%}" for name, share in attr.items()) or "-"
+
+
 def _when(ms: int | None) -> str:
     if ms is None:
         return "-"
@@ -138,6 +140,8 @@ def render(st: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from bot.config import ConfigError, load_settings  # deferred: pydantic is not needed for --help
+
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

@@ -14,9 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import structlog
-
-log = structlog.get_logger(__name__)
 
 def add_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train the configured models and print test-split metrics")

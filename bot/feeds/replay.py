@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from bot.data import candle_file, load_candles_csv
@@ -65,9 +65,12 @@ class ReplayFeed:
             [await store.load_candles(exchange, s, timeframe, since_ms, until_ms) for s in symbols]
         )
 
+    def candles(self) -> Iterator[Candle]:
+        """Every candle this feed replays, in the order it replays them."""
+        return heapq.merge(*self._series, key=lambda c: (c.close_ts, c.symbol))
+
     async def __aiter__(self) -> AsyncIterator[MarketEvent]:
-        merged = heapq.merge(*self._series, key=lambda c: (c.close_ts, c.symbol))
-        for i, candle in enumerate(merged):
+        for i, candle in enumerate(self.candles()):
             if self._closed:
                 return
             yield candle

@@ -1,0 +1,124 @@
+"""What a user waits for: whole ``neuralbot`` processes, beside a bare ``python`` process.
+
+    .venv/bin/python bench/bench_cli.py [--repeat N] [--only help,status,ma,neural]
+
+Each row starts a fresh process and times it to its first line of output (``first``) and to
+its exit (``total``); ``min`` and ``median`` over ``--repeat`` runs. The ratio column divides the
+median total by the baseline's, a bare ``python -c "print()"`` timed in the same run, so figures
+from a loaded machine stay comparable.
+
+* ``help``: ``neuralbot --help``;
+* ``status``: ``neuralbot status`` of a seeded store with a ``kind = "neural"`` config;
+* ``ma``: ``neuralbot backtest`` of the SMA(20/50) cross over BTC/USDT 1h 2017-2021, SQLite store;
+* ``neural``: ``neuralbot backtest`` of the default five-model ``neural`` strategy over the same
+  span (models fitted on a small slice first, not timed: inference cost does not depend on
+  how well they were trained).
+
+Targets (issue #18): help and status first line <= 0.3 s; ma <= 1.5 s; neural <= 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data"
+BIN = Path(sys.executable).parent
+TARGETS = {"help": 0.3, "status": 0.3, "ma": 1.5, "neural": 10.0}
+SPAN = ["--from", "2017-08-17", "--to", "2022-01-01"]
+
+
+def timed(argv: list[str]) -> tuple[float, float]:
+    """(seconds to the first line of stdout, seconds to exit) of one fresh process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    first = time.perf_counter() - t0
+    _, err = proc.communicate(timeout=900)
+    total = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return first, total
+
+
+def write_configs(tmp: Path) -> dict[str, Path]:
+    from tests.test_status import seed_store
+
+    asyncio.run(seed_store(tmp / "status.sqlite"))
+    common = f'[data]\ndir = "{DATA}"\n\n[backtest]\nsymbols = ["BTC/USDT"]\ntimeframe = "1h"\n'
+    out = {}
+    for name, strategy in {
+        "status": 'kind = "neural"\nparams = { threshold = 0.6 }',
+        "ma": 'kind = "ma_crossover"\nparams = { fast = 20, slow = 50 }',
+        "neural": f'kind = "neural"\nparams = {{ models_dir = "{tmp / "models"}" }}',
+    }.items():
+        store = tmp / ("status.sqlite" if name == "status" else f"{name}.sqlite")
+        path = tmp / f"{name}.toml"
+        path.write_text(f'{common}\n[store]\npath = "{store}"\n\n[[strategies]]\nname = "{name}"\n{strategy}\n')
+        out[name] = path
+    return out
+
+
+def save_default_models(models_dir: Path) -> None:
+    """The five default models, fitted briefly (``bench_engine.quick_default_models``), saved."""
+    from bench_engine import quick_default_models
+
+    from strategies.features import DEFAULT_SPEC
+    from strategies.registry import model_dir, save_model
+
+    _, models = quick_default_models()
+    for name, model in models.items():
+        save_model(model, model_dir(models_dir, "BTC/USDT", "1h", name), DEFAULT_SPEC)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--only", default="help,status,ma,neural")
+    args = ap.parse_args()
+    rows = [r for r in args.only.split(",") if r]
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        configs = write_configs(tmp)
+        if "neural" in rows:
+            save_default_models(tmp / "models")
+        cmds = {
+            "baseline": [sys.executable, "-c", "print()"],
+            "help": [str(BIN / "neuralbot"), "--help"],
+            "status": [str(BIN / "neuralbot"), "status", "--config", str(configs["status"])],
+            "ma": [str(BIN / "neuralbot"), "backtest", "--config", str(configs["ma"]), *SPAN],
+            "neural": [str(BIN / "neuralbot"), "backtest", "--config", str(configs["neural"]), *SPAN],
+        }
+        results: dict[str, list[tuple[float, float]]] = {}
+        for i in range(args.repeat):  # interleaved, so a burst of load hits every row alike
+            for name in ["baseline", *rows]:
+                if name == "neural" and i >= 2:
+                    continue  # two runs of the long row are enough
+                results.setdefault(name, []).append(timed(cmds[name]))
+    base = statistics.median(t for _, t in results["baseline"])
+    print(f"{'row':<10}{'first min':>10}{'first med':>10}{'total min':>10}{'total med':>10}"
+          f"{'x baseline':>11}{'target':>8}  met")
+    for name, runs in results.items():
+        first, total = [f for f, _ in runs], [t for _, t in runs]
+        target = TARGETS.get(name)
+        judged = statistics.median(first if name in ("help", "status") else total)
+        met = "-" if target is None else ("yes" if judged <= target else "NO")
+        print(f"{name:<10}{min(first):>10.3f}{statistics.median(first):>10.3f}{min(total):>10.3f}"
+              f"{statistics.median(total):>10.3f}{statistics.median(total) / base:>11.1f}"
+              f"{'' if target is None else f'{target:.1f}':>8}  {met}")
+    print(f"(seconds; {args.repeat} runs each, neural at most 2; ratio = median total / baseline median total)")
+
+
+if __name__ == "__main__":
+    sys.path[:0] = [str(REPO), str(REPO / "bench")]
+    main()
