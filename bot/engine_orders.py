@@ -180,6 +180,10 @@ class OrderFlowMixin:
             slippage_margin=self.margin,
         )
 
+    def reservations(self) -> dict[str, Reservation]:
+        """What approved, unfilled entries hold, by intent id (a copy)."""
+        return dict(self._reserved)
+
     def committed_heat(self) -> float:
         """Heat of open positions plus what approved, unfilled entries may add."""
         return self.portfolio.heat() + sum(r.heat for r in self._reserved.values())
@@ -243,7 +247,7 @@ class OrderFlowMixin:
         if is_protective_intent(intent_id):
             return  # an exchange-side stop commits nothing; its fills speak for themselves
         self._reserved.pop(intent_id, None)
-        intent = self._intents.get(intent_id)
+        intent = self._intents.pop(intent_id, None)
         if intent is None or intent.reduce_only:
             if symbol in self._pending_exits:
                 self._stops_dirty.add(symbol)
