@@ -125,7 +125,6 @@ class RiskConfig(Section):
     atr_multiple: float | None = Field(None, gt=0, le=100)  # stop = entry - k * ATR (when an ATR is known)
     atr_period: int = Field(14, ge=2)
     slippage_margin_bps: float = Field(50.0, ge=0, le=1000)  # caps assume fills this much worse
-    agreement_floor: float = Field(0.5, ge=0, lt=1)  # ensemble agreement at/below this sizes to 0
 
 
 class StrategyConfig(Section):

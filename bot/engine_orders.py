@@ -27,7 +27,7 @@ from bot.execution.orders import OrderClosed, is_protective_intent
 from bot.reservations import Reservation
 from risk.checks import added_heat
 from risk.gate import RiskContext, RiskGate
-from risk.sizing import agreement, agreement_factor, entry_amount
+from risk.sizing import entry_amount
 
 if TYPE_CHECKING:
     from bot.clock import Clock
@@ -98,13 +98,10 @@ class OrderFlowMixin:
     async def _enter(self, signal: Signal, price: float) -> None:
         atr = self._atr.get(signal.symbol)
         stop, target = self.settings.stops.levels(price, atr)
-        factor = agreement_factor(
-            agreement(signal.votes, signal.direction.value), self.settings.agreement_floor
-        )
         amount = entry_amount(
             equity=self.portfolio.equity(),
             price=price,
-            size_pct=signal.size_pct * factor,
+            size_pct=signal.size_pct,  # the strategy owns agreement sizing
             max_position_pct=self.gate.limits.max_position_pct,
             cash=self.portfolio.cash,
             fee_rate=self.settings.fee_rate,

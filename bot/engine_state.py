@@ -43,7 +43,6 @@ class EngineSettings:
     flush_every: int = 1000  # queued rows between store transactions
     slippage_margin_bps: float = 50.0  # sizing and caps assume fills this much worse
     atr_period: int = 14
-    agreement_floor: float = 0.5  # ensemble agreement at or below this sizes to zero
     durable: bool = False  # flush every executor fact at once (exchange modes)
     # order_filled / order_denied at INFO (else DEBUG); None: INFO only when durable
     log_orders: bool | None = None

@@ -20,7 +20,7 @@ from risk.breakers import Breakers, daily_loss_breach, drawdown_breach
 from risk.gate import RiskContext, RiskGate, RiskLimits, TradingState
 from risk.market import MarketRules
 from risk.portfolio import Portfolio
-from risk.sizing import RollingATR, agreement, agreement_factor, entry_amount
+from risk.sizing import RollingATR, entry_amount
 
 LIMITS = RiskLimits()
 
@@ -109,9 +109,6 @@ def test_sizing_respects_caps_agreement_and_lot_size() -> None:
     assert entry_amount(10_000, 100, 100, 100, 1e9, stop_price=90, risk_per_trade_pct=1) == pytest.approx(10.0)
     rules = MarketRules("X", amount_step=0.01)
     assert entry_amount(10_000, 3, 10, 10, 1e9, rules=rules) == pytest.approx(333.33)
-    assert agreement({"a": "long", "b": "long", "c": "flat", "d": "long"}, "long") == 0.75
-    assert agreement_factor(0.75) == pytest.approx(0.5)
-    assert agreement_factor(0.5) == 0.0 and agreement_factor(None) == 1.0
 
 
 def average_true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> float | None:
