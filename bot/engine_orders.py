@@ -227,13 +227,15 @@ class OrderFlowMixin:
                 self._emit(fact)
             elif isinstance(fact, OrderFilled):
                 self._on_fill(fact)
+                await self.store.set_order_status(fact.order_id, "partially_filled", fact.ts)
             elif isinstance(fact, OrderDenied):
                 self.stats.denied += 1
                 self.stats.denials_by_check[fact.check] += 1
                 self._release(fact.intent_id, fact.symbol)
                 self._emit(fact)
-            elif isinstance(fact, OrderClosed):
+            elif isinstance(fact, OrderClosed):  # every terminal state reaches the store
                 self._release(fact.intent_id, fact.symbol)
+                await self.store.set_order_status(fact.order_id, fact.state.value, fact.ts)
         if facts and self.settings.durable:
             self._since_flush = 0
             await self.store.flush()

@@ -34,10 +34,13 @@ from bot.events import (
     Signal,
     SignalExplained,
 )
+from bot.execution.orders import TERMINAL
 from bot.store_schema import MIGRATIONS, SCHEMA_VERSION, migrate, user_version
 from risk.breakers import BreakerMemory
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "migrate"]
+
+TERMINAL_STATUSES = tuple(sorted(s.value for s in TERMINAL))  # orders.status that never change
 
 
 class Store:
@@ -181,12 +184,30 @@ class Store:
         raise TypeError(f"cannot store {type(item).__name__}")
 
     async def set_order_status(self, order_id: str, status: str, ts: int) -> None:
+        """Queue an order's new status (partially_filled, filled, canceled, rejected, expired);
+        a terminal status never changes again."""
         self._pending.append(
             (
-                "UPDATE orders SET status = ?, updated_ms = ? WHERE portfolio = ? AND order_id = ?",
+                "UPDATE orders SET status = ?, updated_ms = ? WHERE portfolio = ? AND order_id = ?"
+                f" AND status NOT IN ({', '.join(repr(s) for s in TERMINAL_STATUSES)})",
                 (status, ts, self.portfolio, order_id),
             )
         )
+
+    async def expire_open_orders(self, ts: int) -> list[str]:
+        """Mark every order still stored as live ``expired`` (a paper venue that died with its
+        process: nothing of it can fill any more); returns their ids."""
+        await self.flush()
+        terminal = ", ".join(repr(s) for s in TERMINAL_STATUSES)
+        async with self._db.execute(
+            f"SELECT order_id FROM orders WHERE portfolio = ? AND status NOT IN ({terminal})",
+            (self.portfolio,),
+        ) as cur:
+            ids = [str(r[0]) for r in await cur.fetchall()]
+        for order_id in ids:
+            await self.set_order_status(order_id, "expired", ts)
+        await self.flush()
+        return ids
 
     # -- runs ---------------------------------------------------------------------
 
