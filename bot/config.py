@@ -82,6 +82,9 @@ class ExchangeConfig(Section):
     # sandbox/live: also keep a STOP_LOSS_LIMIT sell on the exchange for each open position
     # (placed after the entry fill, moved with the trailing stop, re-armed at start-up)
     exchange_stops: bool = False
+    # sandbox/live: the quote this portfolio may trade (plus what its own fills made or lost);
+    # the rest of the account is left alone. None: the whole account is the bot's
+    stake: float | None = Field(None, gt=0)
 
 
 class DataConfig(Section):

@@ -98,7 +98,7 @@ async def wire(settings: Settings, store: Store, strategies: list[Strategy]) -> 
             built = await build_exchange_engine(
                 client=rest_client, store=store, clock=clock, strategies=strategies, symbols=symbols,
                 limits=risk_limits(settings), settings=engine_settings(settings, durable=True),
-                exchange_stops=settings.exchange.exchange_stops)
+                exchange_stops=settings.exchange.exchange_stops, stake=settings.exchange.stake)
         except BaseException:
             await rest_client.close()
             raise

@@ -8,6 +8,7 @@ What an approved, unfilled entry commits (heat, cash, a position slot) is held a
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -131,11 +132,7 @@ class OrderFlowMixin:
     async def _exit(
         self, symbol: str, amount: float, leg: str, price: float, ts: int, origin: str
     ) -> None:
-        if not await self._release_exchange_stop(symbol):
-            return  # the exchange-side stop already closed the position
-        amount = min(amount, self.portfolio.position(symbol).amount)
-        rules = self.markets.get(symbol)
-        amount = rules.round_amount(amount) if rules is not None else amount
+        amount = self._exit_amount(symbol, amount)
         intent = OrderIntent(
             intent_id=f"{origin}:{symbol}:{leg}",
             signal_id=origin,
@@ -150,10 +147,20 @@ class OrderFlowMixin:
             leg=leg,
         )
         self._pending_exits.add(symbol)
-        if not await self._decide(intent, price):
+        # judged before the exchange-side stop is touched: a denied exit leaves it resting
+        if not await self._judge(intent, price):
             self._pending_exits.discard(symbol)
-            self._stops_dirty.add(symbol)  # the exit did not go: re-arm the exchange stop
-            await self._sync_stops()
+            return
+        if not await self._release_exchange_stop(symbol):
+            self._pending_exits.discard(symbol)
+            return  # the exchange-side stop already closed the position
+        left = self._exit_amount(symbol, amount)
+        await self._send(replace(intent, amount=left) if left < intent.amount else intent)
+
+    def _exit_amount(self, symbol: str, amount: float) -> float:
+        amount = min(amount, self.portfolio.position(symbol).amount)
+        rules = self.markets.get(symbol)
+        return rules.round_amount(amount) if rules is not None else amount
 
     def risk_context(self, intent: OrderIntent, price: float) -> RiskContext:
         now = self.clock.now_ms()
@@ -187,6 +194,13 @@ class OrderFlowMixin:
 
     async def _decide(self, intent: OrderIntent, price: float) -> bool:
         """Run the gate; on approval hand the intent to the executor. Returns approval."""
+        if not await self._judge(intent, price):
+            return False
+        await self._send(intent)
+        return True
+
+    async def _judge(self, intent: OrderIntent, price: float) -> bool:
+        """Run the gate and record its decision (an approved entry reserves its room)."""
         self.stats.intents += 1
         ctx = self.risk_context(intent, price)
         denial = self.gate.evaluate(intent, ctx)
@@ -209,9 +223,11 @@ class OrderFlowMixin:
             self._reserved[intent.intent_id] = Reservation(
                 intent.symbol, added_heat(intent, ctx), cost, intent.amount
             )
+        return True
+
+    async def _send(self, intent: OrderIntent) -> None:
         self._intents[intent.intent_id] = intent
         await self._apply(await self.executor.submit(intent, self.clock.now_ms()))
-        return True
 
     # -- facts ------------------------------------------------------------------
 
