@@ -128,6 +128,7 @@ class RiskConfig(Section):
     atr_multiple: float | None = Field(None, gt=0, le=100)  # stop = entry - k * ATR (when an ATR is known)
     atr_period: int = Field(14, ge=2)
     slippage_margin_bps: float = Field(50.0, ge=0, le=1000)  # caps assume fills this much worse
+    max_strategy_failures: int = Field(3, ge=1)  # exceptions in a row that disable a strategy
 
 
 class StrategyConfig(Section):

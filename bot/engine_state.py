@@ -51,6 +51,7 @@ class EngineSettings:
     state_poll_ms: int | None = None
     # persist the breakers' day-start equity and peak; None: when durable
     persist_breakers: bool | None = None
+    max_strategy_failures: int = 3  # failures in a row that disable a strategy (bot.strategy_guard)
 
     @property
     def orders_at_info(self) -> bool:
@@ -76,6 +77,7 @@ class EngineStats:
     denied: int = 0
     orders: int = 0
     fills: int = 0
+    strategy_failures: int = 0
     first_ts: int | None = None
     last_ts: int | None = None
     denials_by_check: dict[str, int] = field(default_factory=lambda: defaultdict(int))

@@ -33,6 +33,7 @@ from bot.events import (
     PositionChanged,
     Signal,
     SignalExplained,
+    StrategyFailed,
 )
 from bot.execution.orders import TERMINAL
 from bot.store_schema import MIGRATIONS, SCHEMA_VERSION, migrate, user_version
@@ -181,6 +182,13 @@ class Store:
                 " VALUES (?,?,?,?,?,?)",
                 (p, item.ts, item.cash, item.equity, item.exposure, item.heat),
             )
+        if isinstance(item, StrategyFailed):
+            return (
+                "INSERT INTO strategy_failures (portfolio, strategy, symbol, ts, call, error, consecutive,"
+                " disabled) VALUES (?,?,?,?,?,?,?,?)",
+                (p, item.strategy, item.symbol, item.ts, item.call, item.error, item.consecutive,
+                 int(item.disabled)),
+            )
         raise TypeError(f"cannot store {type(item).__name__}")
 
     async def set_order_status(self, order_id: str, status: str, ts: int) -> None:
@@ -270,7 +278,8 @@ class Store:
 
     async def fetch(self, table: str, where: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of one of this portfolio's tables as dicts (for reports, status, tests)."""
-        if table not in {"signals", "risk_decisions", "orders", "fills", "positions", "equity"}:
+        if table not in {"signals", "risk_decisions", "orders", "fills", "positions", "equity",
+                         "strategy_failures"}:
             raise ValueError(f"unknown table {table!r}")
         sql = f"SELECT * FROM {table} WHERE portfolio = ?"
         if where:
