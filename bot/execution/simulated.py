@@ -30,6 +30,7 @@ from bot.execution.orders import OrderClosed, OrderState
 Out = list[Fact | OrderClosed]
 EPS = 1e-12
 
+
 class SimulatedExecutor:
     def __init__(
         self,
