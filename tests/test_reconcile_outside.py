@@ -68,7 +68,7 @@ def test_halted_lets_only_the_operators_flatten_reach_the_exchange(data_dir: Pat
         assert len(sim.matcher.orders) == sent and engine.portfolio.position(SYM).amount == ours
         await engine.flatten("operator")
         assert not engine.portfolio.position(SYM).is_open
-        assert float((await client.fetch_balance())["total"]["BTC"]) == pytest.approx(0.0, abs=1e-8)
+        assert float((await client.fetch_balance())["total"]["BTC"]) < 1e-5  # at most dust below the lot size
         rows = await store.fetch("risk_decisions", "approved = 0")
         assert [r["check_name"] for r in rows] == ["trading_state"]
 
