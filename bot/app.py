@@ -108,7 +108,7 @@ def engine_settings(settings: Settings, durable: bool = False) -> EngineSettings
         risk_per_trade_pct=r.risk_per_trade_pct,
         slippage_margin_bps=r.slippage_margin_bps,
         atr_period=r.atr_period,
-        agreement_floor=r.agreement_floor,
+        max_strategy_failures=r.max_strategy_failures,
         durable=durable,
     )
 

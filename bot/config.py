@@ -82,6 +82,9 @@ class ExchangeConfig(Section):
     # sandbox/live: also keep a STOP_LOSS_LIMIT sell on the exchange for each open position
     # (placed after the entry fill, moved with the trailing stop, re-armed at start-up)
     exchange_stops: bool = False
+    # sandbox/live: the quote this portfolio may trade (plus what its own fills made or lost);
+    # the rest of the account is left alone. None: the whole account is the bot's
+    stake: float | None = Field(None, gt=0)
 
 
 class DataConfig(Section):
@@ -125,7 +128,7 @@ class RiskConfig(Section):
     atr_multiple: float | None = Field(None, gt=0, le=100)  # stop = entry - k * ATR (when an ATR is known)
     atr_period: int = Field(14, ge=2)
     slippage_margin_bps: float = Field(50.0, ge=0, le=1000)  # caps assume fills this much worse
-    agreement_floor: float = Field(0.5, ge=0, lt=1)  # ensemble agreement at/below this sizes to 0
+    max_strategy_failures: int = Field(3, ge=1)  # exceptions in a row that disable a strategy
 
 
 class StrategyConfig(Section):

@@ -98,7 +98,7 @@ async def wire(settings: Settings, store: Store, strategies: list[Strategy]) -> 
             built = await build_exchange_engine(
                 client=rest_client, store=store, clock=clock, strategies=strategies, symbols=symbols,
                 limits=risk_limits(settings), settings=engine_settings(settings, durable=True),
-                exchange_stops=settings.exchange.exchange_stops)
+                exchange_stops=settings.exchange.exchange_stops, stake=settings.exchange.stake)
         except BaseException:
             await rest_client.close()
             raise
@@ -148,7 +148,17 @@ async def restore_paper(engine: Engine, store: Store, settings: Settings) -> Non
                           trailing, r["realized_pnl"], r["ts"])
                  for r in await store.fetch("positions") if r["amount"] > 0]
     engine.restore(positions, decided=await store.decided_intent_ids())
+    await expire_paper_orders(store)
     await engine.poll_trading_state(force=True)  # a stored HALTED / REDUCING outlives the restart
+
+
+async def expire_paper_orders(store: Store) -> None:
+    """Paper orders the store still holds as live died with the last process (killed before
+    it could cancel them): stored as expired, so none is taken for live; the positions
+    they did not close stay open, protected by their stops, for the strategy to decide anew."""
+    expired = await store.expire_open_orders(LiveClock().now_ms())
+    if expired:
+        log.warning("paper_orders_expired_at_restart", orders=expired)
 
 
 def replay_feed(settings: Settings, series: list[Series], resume: dict[str, int | None]) -> ReplayFeed:

@@ -8,8 +8,10 @@ Per closed candle, in this order (no step sees a candle before it has closed):
 2. orders resting from the previous close fill against it (at its open);
 3. protective exits are judged against the bar's range (intrabar), then trailing
    stops ratchet up with the bar's high;
-4. each subscribed strategy evaluates the closed bar; its Signal is stored and may
-   become an intent, which the risk gate approves (-> executor) or denies (stored);
+4. each subscribed strategy evaluates the closed bar (through ``bot.strategy_guard``:
+   a strategy that raises is recorded, and disabled after repeated failures); its
+   Signal is stored and may become an intent, which the risk gate approves
+   (-> executor) or denies (stored);
 5. equity is marked at the close and the circuit breakers look at it.
 Trades and book updates let resting orders fill, stops trigger and trail between
 closes, and reach the strategies that read them (``Strategy.on_market``). Backtest,
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from bot.buffer import CandleBuffer
 from bot.clock import Clock
@@ -36,6 +39,7 @@ from bot.execution.base import ExecutionPort
 from bot.feeds.base import Feed
 from bot.reservations import Reservation
 from bot.store import Store
+from bot.strategy_guard import StrategyGuard
 from risk.breakers import BreakerMemory, Breakers
 from risk.gate import RiskGate, TradingState
 from risk.market import MarketRules
@@ -44,6 +48,8 @@ from risk.sizing import RollingATR
 from strategies.base import BarContext, Strategy
 
 __all__ = ["Engine", "EngineSettings", "EngineStats", "Listener", "Reservation"]
+
+T = TypeVar("T")
 
 
 class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
@@ -103,6 +109,7 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         # a simulated clock follows the candles (backtest, paper); a live one does not
         self._advance_clock: Callable[[int], None] | None = getattr(clock, "advance_to", None)
         self._polls_state = self.settings.state_poll_interval_ms > 0  # operator halts (daemon)
+        self.guard = StrategyGuard(self.settings.max_strategy_failures)  # every call into strategy code
 
     # -- wiring -----------------------------------------------------------------
 
@@ -183,12 +190,14 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         if self._advance_clock is not None:
             self._advance_clock(close_ts)
         for strategy in self._routes.get(key, ()):
-            if len(buffer) < strategy.warmup:
+            if len(buffer) < strategy.warmup or not self.guard.active(strategy):
                 continue
-            signal = strategy.evaluate(self._context(strategy, candle, buffer))
+            ctx = self._context(strategy, candle, buffer)
+            signal = self._guarded(strategy, "evaluate", candle, lambda s=strategy: s.evaluate(ctx))
             if signal is not None:
                 await self.on_signal(signal, candle.close)
-                attributions = strategy.explain(signal)  # after the order left
+                attributions = self._guarded(  # after the order left
+                    strategy, "explain", candle, lambda s=strategy, sig=signal: s.explain(sig))
                 if attributions:
                     self._emit(SignalExplained(signal.signal_id, signal.ts, attributions))
         snapshot = self.portfolio.snapshot(close_ts)
@@ -208,6 +217,13 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
             position=self.portfolio.position(candle.symbol).amount,
         )
 
+    def _guarded(self, strategy: Strategy, what: str, candle: Candle, fn: Callable[[], T]) -> T | None:
+        result, failed = self.guard.call(strategy, what, candle.symbol, candle.ts, fn)
+        if failed is not None:
+            self.stats.strategy_failures += 1
+            self._emit(failed)
+        return result
+
     # -- restart and operator actions ----------------------------------------------
 
     def history_bars(self, symbol: str, timeframe: str) -> int:
@@ -216,8 +232,8 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
 
     def warm(self, candles: Iterable[Candle]) -> int:
         """Absorb closed history before trading (a restart): candle buffers and every routed
-        strategy's state (``Strategy.warm``). No signal, no order, no stored fact; returns
-        how many candles were accepted."""
+        strategy's state (``Strategy.warm``). No signal, no order, no stored fact (but a
+        strategy's failure, as on live bars); returns how many candles were accepted."""
         accepted = 0
         for candle in candles:
             key = (candle.symbol, candle.timeframe)
@@ -226,8 +242,9 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
                 continue
             accepted += 1
             for strategy in self._routes.get(key, ()):
-                if len(buffer) >= strategy.warmup:
-                    strategy.warm(self._context(strategy, candle, buffer))
+                if len(buffer) >= strategy.warmup and self.guard.active(strategy):
+                    ctx = self._context(strategy, candle, buffer)
+                    self._guarded(strategy, "warm", candle, lambda s=strategy, c=ctx: s.warm(c))
         return accepted
 
     def restore(

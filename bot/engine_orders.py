@@ -8,6 +8,7 @@ What an approved, unfilled entry commits (heat, cash, a position slot) is held a
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -27,7 +28,7 @@ from bot.execution.orders import OrderClosed, is_protective_intent
 from bot.reservations import Reservation
 from risk.checks import added_heat
 from risk.gate import RiskContext, RiskGate
-from risk.sizing import agreement, agreement_factor, entry_amount
+from risk.sizing import entry_amount
 
 if TYPE_CHECKING:
     from bot.clock import Clock
@@ -98,13 +99,10 @@ class OrderFlowMixin:
     async def _enter(self, signal: Signal, price: float) -> None:
         atr = self._atr.get(signal.symbol)
         stop, target = self.settings.stops.levels(price, atr)
-        factor = agreement_factor(
-            agreement(signal.votes, signal.direction.value), self.settings.agreement_floor
-        )
         amount = entry_amount(
             equity=self.portfolio.equity(),
             price=price,
-            size_pct=signal.size_pct * factor,
+            size_pct=signal.size_pct,  # the strategy owns agreement sizing
             max_position_pct=self.gate.limits.max_position_pct,
             cash=self.portfolio.cash,
             fee_rate=self.settings.fee_rate,
@@ -134,11 +132,7 @@ class OrderFlowMixin:
     async def _exit(
         self, symbol: str, amount: float, leg: str, price: float, ts: int, origin: str
     ) -> None:
-        if not await self._release_exchange_stop(symbol):
-            return  # the exchange-side stop already closed the position
-        amount = min(amount, self.portfolio.position(symbol).amount)
-        rules = self.markets.get(symbol)
-        amount = rules.round_amount(amount) if rules is not None else amount
+        amount = self._exit_amount(symbol, amount)
         intent = OrderIntent(
             intent_id=f"{origin}:{symbol}:{leg}",
             signal_id=origin,
@@ -153,10 +147,20 @@ class OrderFlowMixin:
             leg=leg,
         )
         self._pending_exits.add(symbol)
-        if not await self._decide(intent, price):
+        # judged before the exchange-side stop is touched: a denied exit leaves it resting
+        if not await self._judge(intent, price):
             self._pending_exits.discard(symbol)
-            self._stops_dirty.add(symbol)  # the exit did not go: re-arm the exchange stop
-            await self._sync_stops()
+            return
+        if not await self._release_exchange_stop(symbol):
+            self._pending_exits.discard(symbol)
+            return  # the exchange-side stop already closed the position
+        left = self._exit_amount(symbol, amount)
+        await self._send(replace(intent, amount=left) if left < intent.amount else intent)
+
+    def _exit_amount(self, symbol: str, amount: float) -> float:
+        amount = min(amount, self.portfolio.position(symbol).amount)
+        rules = self.markets.get(symbol)
+        return rules.round_amount(amount) if rules is not None else amount
 
     def risk_context(self, intent: OrderIntent, price: float) -> RiskContext:
         now = self.clock.now_ms()
@@ -180,12 +184,23 @@ class OrderFlowMixin:
             slippage_margin=self.margin,
         )
 
+    def reservations(self) -> dict[str, Reservation]:
+        """What approved, unfilled entries hold, by intent id (a copy)."""
+        return dict(self._reserved)
+
     def committed_heat(self) -> float:
         """Heat of open positions plus what approved, unfilled entries may add."""
         return self.portfolio.heat() + sum(r.heat for r in self._reserved.values())
 
     async def _decide(self, intent: OrderIntent, price: float) -> bool:
         """Run the gate; on approval hand the intent to the executor. Returns approval."""
+        if not await self._judge(intent, price):
+            return False
+        await self._send(intent)
+        return True
+
+    async def _judge(self, intent: OrderIntent, price: float) -> bool:
+        """Run the gate and record its decision (an approved entry reserves its room)."""
         self.stats.intents += 1
         ctx = self.risk_context(intent, price)
         denial = self.gate.evaluate(intent, ctx)
@@ -208,9 +223,11 @@ class OrderFlowMixin:
             self._reserved[intent.intent_id] = Reservation(
                 intent.symbol, added_heat(intent, ctx), cost, intent.amount
             )
+        return True
+
+    async def _send(self, intent: OrderIntent) -> None:
         self._intents[intent.intent_id] = intent
         await self._apply(await self.executor.submit(intent, self.clock.now_ms()))
-        return True
 
     # -- facts ------------------------------------------------------------------
 
@@ -226,13 +243,15 @@ class OrderFlowMixin:
                 self._emit(fact)
             elif isinstance(fact, OrderFilled):
                 self._on_fill(fact)
+                await self.store.set_order_status(fact.order_id, "partially_filled", fact.ts)
             elif isinstance(fact, OrderDenied):
                 self.stats.denied += 1
                 self.stats.denials_by_check[fact.check] += 1
                 self._release(fact.intent_id, fact.symbol)
                 self._emit(fact)
-            elif isinstance(fact, OrderClosed):
+            elif isinstance(fact, OrderClosed):  # every terminal state reaches the store
                 self._release(fact.intent_id, fact.symbol)
+                await self.store.set_order_status(fact.order_id, fact.state.value, fact.ts)
         if facts and self.settings.durable:
             self._since_flush = 0
             await self.store.flush()
@@ -243,7 +262,7 @@ class OrderFlowMixin:
         if is_protective_intent(intent_id):
             return  # an exchange-side stop commits nothing; its fills speak for themselves
         self._reserved.pop(intent_id, None)
-        intent = self._intents.get(intent_id)
+        intent = self._intents.pop(intent_id, None)
         if intent is None or intent.reduce_only:
             if symbol in self._pending_exits:
                 self._stops_dirty.add(symbol)

@@ -43,7 +43,6 @@ class EngineSettings:
     flush_every: int = 1000  # queued rows between store transactions
     slippage_margin_bps: float = 50.0  # sizing and caps assume fills this much worse
     atr_period: int = 14
-    agreement_floor: float = 0.5  # ensemble agreement at or below this sizes to zero
     durable: bool = False  # flush every executor fact at once (exchange modes)
     # order_filled / order_denied at INFO (else DEBUG); None: INFO only when durable
     log_orders: bool | None = None
@@ -52,6 +51,7 @@ class EngineSettings:
     state_poll_ms: int | None = None
     # persist the breakers' day-start equity and peak; None: when durable
     persist_breakers: bool | None = None
+    max_strategy_failures: int = 3  # failures in a row that disable a strategy (bot.strategy_guard)
 
     @property
     def orders_at_info(self) -> bool:
@@ -77,6 +77,7 @@ class EngineStats:
     denied: int = 0
     orders: int = 0
     fills: int = 0
+    strategy_failures: int = 0
     first_ts: int | None = None
     last_ts: int | None = None
     denials_by_check: dict[str, int] = field(default_factory=lambda: defaultdict(int))

@@ -270,4 +270,18 @@ class EquitySnapshot:
     heat: float = 0.0  # sum of loss-to-stop over open positions, in quote
 
 
-Fact = OrderDenied | OrderSubmitted | OrderFilled | PositionChanged | EquitySnapshot | SignalExplained
+@dataclass(frozen=True, slots=True)
+class StrategyFailed:
+    """A call into strategy code raised (``bot.strategy_guard``); ``disabled``: no more calls."""
+
+    strategy: str
+    symbol: str
+    ts: int
+    call: str  # evaluate | explain | warm
+    error: str
+    consecutive: int  # failures in a row, this one included
+    disabled: bool
+
+
+Fact = (OrderDenied | OrderSubmitted | OrderFilled | PositionChanged | EquitySnapshot | SignalExplained
+        | StrategyFailed)

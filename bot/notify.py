@@ -31,7 +31,7 @@ import aiohttp
 import structlog
 
 from bot.clock import Clock, LiveClock
-from bot.events import PROTECTIVE_LEGS, Fact, OrderFilled, Signal
+from bot.events import PROTECTIVE_LEGS, Fact, OrderFilled, Signal, StrategyFailed
 from bot.ops_config import NotifyConfig
 
 log = structlog.get_logger(__name__)
@@ -205,7 +205,11 @@ class Notifier:
         return True
 
     def listener(self, item: Fact | Signal) -> None:
-        """Subscribe to the Engine: fills and protective exits become notifications."""
+        """Subscribe to the Engine: fills, protective exits and disabled strategies become notifications."""
+        if isinstance(item, StrategyFailed) and item.disabled:
+            self.notify("error", f"strategy {item.strategy} disabled after {item.consecutive} failures in a row",
+                        symbol=item.symbol, call=item.call, error=item.error)
+            return
         if not isinstance(item, OrderFilled):
             return
         leg = item.order_id.rsplit(":", 1)[-1]

@@ -33,11 +33,15 @@ from bot.events import (
     PositionChanged,
     Signal,
     SignalExplained,
+    StrategyFailed,
 )
+from bot.execution.orders import TERMINAL
 from bot.store_schema import MIGRATIONS, SCHEMA_VERSION, migrate, user_version
 from risk.breakers import BreakerMemory
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "migrate"]
+
+TERMINAL_STATUSES = tuple(sorted(s.value for s in TERMINAL))  # orders.status that never change
 
 
 class Store:
@@ -178,15 +182,40 @@ class Store:
                 " VALUES (?,?,?,?,?,?)",
                 (p, item.ts, item.cash, item.equity, item.exposure, item.heat),
             )
+        if isinstance(item, StrategyFailed):
+            return (
+                "INSERT INTO strategy_failures (portfolio, strategy, symbol, ts, call, error, consecutive,"
+                " disabled) VALUES (?,?,?,?,?,?,?,?)",
+                (p, item.strategy, item.symbol, item.ts, item.call, item.error, item.consecutive,
+                 int(item.disabled)),
+            )
         raise TypeError(f"cannot store {type(item).__name__}")
 
     async def set_order_status(self, order_id: str, status: str, ts: int) -> None:
+        """Queue an order's new status (partially_filled, filled, canceled, rejected, expired);
+        a terminal status never changes again."""
         self._pending.append(
             (
-                "UPDATE orders SET status = ?, updated_ms = ? WHERE portfolio = ? AND order_id = ?",
+                "UPDATE orders SET status = ?, updated_ms = ? WHERE portfolio = ? AND order_id = ?"
+                f" AND status NOT IN ({', '.join(repr(s) for s in TERMINAL_STATUSES)})",
                 (status, ts, self.portfolio, order_id),
             )
         )
+
+    async def expire_open_orders(self, ts: int) -> list[str]:
+        """Mark every order still stored as live ``expired`` (a paper venue that died with its
+        process: nothing of it can fill any more); returns their ids."""
+        await self.flush()
+        terminal = ", ".join(repr(s) for s in TERMINAL_STATUSES)
+        async with self._db.execute(
+            f"SELECT order_id FROM orders WHERE portfolio = ? AND status NOT IN ({terminal})",
+            (self.portfolio,),
+        ) as cur:
+            ids = [str(r[0]) for r in await cur.fetchall()]
+        for order_id in ids:
+            await self.set_order_status(order_id, "expired", ts)
+        await self.flush()
+        return ids
 
     # -- runs ---------------------------------------------------------------------
 
@@ -249,7 +278,8 @@ class Store:
 
     async def fetch(self, table: str, where: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of one of this portfolio's tables as dicts (for reports, status, tests)."""
-        if table not in {"signals", "risk_decisions", "orders", "fills", "positions", "equity"}:
+        if table not in {"signals", "risk_decisions", "orders", "fills", "positions", "equity",
+                         "strategy_failures"}:
             raise ValueError(f"unknown table {table!r}")
         sql = f"SELECT * FROM {table} WHERE portfolio = ?"
         if where:

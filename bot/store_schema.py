@@ -104,6 +104,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX trials_by_study ON trials (study, span);
     CREATE INDEX trials_by_series ON trials (symbol, timeframe, span);
     """,
+    # v6: calls into strategy code that raised (bot.strategy_guard).
+    """
+    CREATE TABLE strategy_failures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, portfolio TEXT NOT NULL, strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL, ts INTEGER NOT NULL, call TEXT NOT NULL, error TEXT NOT NULL,
+        consecutive INTEGER NOT NULL, disabled INTEGER NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,8 +1,9 @@
 """Circuit breakers: daily loss limit and equity drawdown, pure functions plus a small tracker.
 
 A breached daily loss limit moves the bot to REDUCING until the next UTC day; a
-breached drawdown moves it to HALTED until an operator resumes it. In both, new
-entries stop while exits and stops keep working. States only escalate here.
+breached drawdown moves it to HALTED until an operator resumes it. REDUCING stops new
+entries while exits and stops keep working; HALTED sends nothing but an operator's
+flatten (exchange-side stops already resting stay). States only escalate here.
 """
 
 from __future__ import annotations

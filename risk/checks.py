@@ -1,7 +1,8 @@
 """The risk checks: each a small pure function ``(intent, ctx, limits) -> reason | None``.
 
 Reducing orders (``reduce_only`` exits and stops) are never blocked by entry
-limits: a halted bot can always get out. Order of ``DEFAULT_CHECKS`` matters only
+limits: a reducing bot can always get out; a halted one moves only when the operator
+asks (``neuralbot halt --flatten``). Order of ``DEFAULT_CHECKS`` matters only
 for which reason a denial names; every check is independent.
 """
 
@@ -21,8 +22,18 @@ Check = Callable[[OrderIntent, "RiskContext", "RiskLimits"], str | None]
 TOL = 1e-9
 
 
+OPERATOR_LEGS = frozenset({"flatten"})  # legs an operator asks for (``neuralbot halt --flatten``)
+
+
 def trading_state(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> str | None:
-    if intent.reduce_only or ctx.state is TradingState.ACTIVE:
+    """REDUCING lets reducing orders pass; HALTED only what the operator asks for."""
+    if ctx.state is TradingState.ACTIVE:
+        return None
+    if ctx.state is TradingState.HALTED:
+        if intent.reduce_only and intent.leg in OPERATOR_LEGS:
+            return None
+        return "trading state is halted: only an operator's flatten passes"
+    if intent.reduce_only:
         return None
     return f"trading state is {ctx.state.value}: only reducing orders pass"
 

@@ -1,6 +1,6 @@
 """Position sizing: from a signal's recommendation to an order amount.
 
-    size_pct = signal.size_pct x agreement factor        (ensemble agreement)
+    size_pct = signal.size_pct                           (the strategy's, agreement included)
     notional = equity x min(size_pct, max_position_pct)
                capped by risk-per-trade / stop distance   (ATR or percent stop)
                capped by free cash (fees included)
@@ -13,25 +13,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from risk.market import MarketRules
-
-
-def agreement(votes: Mapping[str, str], direction: str) -> float | None:
-    """Share of ensemble members voting ``direction`` (``None`` without votes)."""
-    if not votes:
-        return None
-    return sum(1 for v in votes.values() if v == direction) / len(votes)
-
-
-def agreement_factor(share: float | None, floor: float = 0.5) -> float:
-    """Scale in [0, 1]: full size at unanimity, zero at or below ``floor`` agreement."""
-    if share is None:
-        return 1.0
-    if share <= floor:
-        return 0.0
-    return min(1.0, (share - floor) / (1.0 - floor)) if floor < 1.0 else 1.0
 
 
 class RollingATR:

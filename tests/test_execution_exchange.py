@@ -151,23 +151,6 @@ def test_insufficient_funds_becomes_a_stored_denial(data_dir: Path, tmp_path: Pa
     with_exchange(data_dir, tmp_path, body)
 
 
-def test_halted_lets_only_reducing_orders_reach_the_exchange(data_dir: Path, tmp_path: Path) -> None:
-    async def body(sim: SimExchange, client: Any, store: Store) -> None:
-        engine, _ = await engine_for(client, store, cash=100_000.0)
-        price = float((await client.fetch_ticker(SYM))["last"])
-        await engine.on_signal(signal(1, Direction.LONG), price)
-        assert engine.portfolio.position(SYM).is_open and len(sim.matcher.orders) == 1
-        engine.set_state(TradingState.HALTED, "test")
-        await engine.on_signal(signal(2, Direction.FLAT), price)
-        assert len(sim.matcher.orders) == 2 and not engine.portfolio.position(SYM).is_open
-        await engine.on_signal(signal(3, Direction.LONG), price)
-        assert len(sim.matcher.orders) == 2
-        rows = await store.fetch("risk_decisions", "approved = 0")
-        assert [r["check_name"] for r in rows] == ["trading_state"]
-
-    with_exchange(data_dir, tmp_path, body)
-
-
 def test_restart_adopts_an_order_the_crash_left_unanswered(data_dir: Path, tmp_path: Path) -> None:
     async def body(sim: SimExchange, client: Any, store: Store) -> None:
         executor = ExchangeExecutor(client, store, LiveClock())

@@ -152,3 +152,15 @@ async def test_filtered_kinds_and_no_sinks(receiver: Receiver) -> None:
 def test_telegram_needs_token_and_chat() -> None:
     with pytest.raises(ValueError, match="telegram"):
         NotifyConfig(telegram_token=SecretStr("x"))
+
+
+async def test_a_disabled_strategy_is_notified_once(receiver: Receiver) -> None:
+    from bot.events import StrategyFailed
+
+    n = Notifier(config(receiver))
+    await n.start()
+    for i in (1, 2, 3):
+        n.listener(StrategyFailed("ens", "BTC/USDT", i, "evaluate", "ValueError: nan", i, i == 3))
+    await n.close()
+    assert [(m["kind"], m["title"]) for m in receiver.webhook] == [
+        ("error", "strategy ens disabled after 3 failures in a row")]

@@ -24,5 +24,14 @@ def test_backtest_report_has_plots_trades_and_baselines(
     assert section["strategies"]["portfolio"]["bars"] == summary["candles"]
     for png in ("equity", "drawdown", "monthly"):
         assert list((tmp_path / "rep").glob(f"{png}-*.png")) and f"{png}-" in html
-    assert list((tmp_path / "rep").glob("trades-*-ma.csv"))
     assert set(summary["strategies"]) == set(section["strategies"])  # --json: per strategy too
+    # the report shows the numbers --json prints: per strategy exactly, the headline rounded
+    for name, figures in summary["strategies"].items():
+        assert section["strategies"][name] == figures, name
+    portfolio = section["strategies"]["portfolio"]
+    assert summary["trades"] == portfolio["trades"] > 0
+    for key in ("final_equity", "total_return", "annual_return", "max_drawdown", "sharpe", "win_rate",
+                "fees", "signals", "denied"):
+        assert summary[key] == pytest.approx(portfolio[key], abs=1e-4), key
+    (trades_csv,) = (tmp_path / "rep").glob("trades-*-ma.csv")
+    assert len(trades_csv.read_text().splitlines()) - 1 == summary["strategies"]["ma"]["trades"]

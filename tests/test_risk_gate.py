@@ -20,7 +20,7 @@ from risk.breakers import Breakers, daily_loss_breach, drawdown_breach
 from risk.gate import RiskContext, RiskGate, RiskLimits, TradingState
 from risk.market import MarketRules
 from risk.portfolio import Portfolio
-from risk.sizing import RollingATR, agreement, agreement_factor, entry_amount
+from risk.sizing import RollingATR, entry_amount
 
 LIMITS = RiskLimits()
 
@@ -76,10 +76,15 @@ def test_each_check_denies_with_its_name(intent: OrderIntent, context: RiskConte
     assert denied_by(intent, context) == check
 
 
-def test_halted_and_reducing_let_only_reducing_orders_pass() -> None:
+def test_reducing_lets_reducing_orders_pass_halted_only_the_operators_flatten() -> None:
+    flatten = replace(exit_(1.0), leg="flatten")
     for state in (TradingState.HALTED, TradingState.REDUCING):
-        assert denied_by(exit_(1.0), ctx(state=state, position=1.0)) is None
+        assert denied_by(flatten, ctx(state=state, position=1.0)) is None
         assert denied_by(entry(), ctx(state=state)) == "trading_state"
+    assert denied_by(exit_(1.0), ctx(state=TradingState.REDUCING, position=1.0)) is None
+    for leg in ("exit", "stop", "take_profit", "trailing_stop"):
+        assert denied_by(replace(exit_(1.0), leg=leg), ctx(state=TradingState.HALTED, position=1.0)) \
+            == "trading_state"
 
 
 def test_exits_ignore_entry_limits_but_cannot_oversell() -> None:
@@ -109,9 +114,6 @@ def test_sizing_respects_caps_agreement_and_lot_size() -> None:
     assert entry_amount(10_000, 100, 100, 100, 1e9, stop_price=90, risk_per_trade_pct=1) == pytest.approx(10.0)
     rules = MarketRules("X", amount_step=0.01)
     assert entry_amount(10_000, 3, 10, 10, 1e9, rules=rules) == pytest.approx(333.33)
-    assert agreement({"a": "long", "b": "long", "c": "flat", "d": "long"}, "long") == 0.75
-    assert agreement_factor(0.75) == pytest.approx(0.5)
-    assert agreement_factor(0.5) == 0.0 and agreement_factor(None) == 1.0
 
 
 def average_true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> float | None:

@@ -1,4 +1,4 @@
-"""Every TOML strategy example in docs/strategies.md loads and runs in a short backtest."""
+"""Every TOML strategy example in docs/strategies.md loads, runs and trades in a short backtest."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from bot.app import run_backtest
 from bot.config import load_settings
+from bot.store import Store
 from strategies.catalog import KINDS
 from tests.test_confluence import daily_models_dir
 from tests.test_strategies_helpers import REPO, tiny_models_dir
@@ -21,6 +22,9 @@ NAMES = [tomllib.loads(e)["strategies"][0]["name"] for e in EXAMPLES]
 D = 86_400_000
 # Daily models need 185 daily bars (ret_168 + a 16-bar window) before their first vote.
 LONG_RUN = {"confluence_neural": ("2020-04-01", 5855)}
+# Examples whose tiny test models never ask for an entry in the window (their combined
+# P(up) or edge stays below the example's entry level): they must then stay without fills.
+NO_ENTRY_ASKED = {"ensemble_1h", "neural_edge"}
 
 
 def test_every_kind_has_an_example() -> None:
@@ -62,4 +66,11 @@ async def test_doc_example_runs_in_a_short_backtest(example: str, tmp_path: Path
     s = result.summary
     assert s["candles"] == candles and s["rejected_candles"] == 0
     assert s["signals"] > 0
+    async with await Store.open(settings.store.path, result.portfolio) as store:
+        asked = await store.fetch("signals", "direction = 'long' AND size_pct > 0")
+    if name in NO_ENTRY_ASKED:
+        assert not asked and s["fills"] == 0, "the example now asks for entries: require its fills"
+    else:
+        assert asked, "the example's strategy never asked for an entry"
+        assert s["fills"] > 0, f"the example never traded: {dict(s['denials_by_check'])}"
     assert s["final_equity"] > 0

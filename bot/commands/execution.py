@@ -65,7 +65,8 @@ async def halt(settings: Any, flatten: bool) -> dict[str, Any]:
             if flatten:
                 built = await build_exchange_engine(
                     client=client, store=store, clock=clock, strategies=[], symbols=symbols,
-                    limits=risk_limits(settings), settings=engine_settings(settings))
+                    limits=risk_limits(settings), settings=engine_settings(settings),
+                    stake=settings.exchange.stake)
                 before = len(built.engine.portfolio.open_positions())
                 await built.engine.flatten("halt")
                 summary["flattened"] = before - len(built.engine.portfolio.open_positions())

@@ -3,6 +3,10 @@
 The Engine talks only to this Protocol. The simulated executor (backtests and
 candle-only paper trading) fills at the next bar's open; book-walking paper and
 exchange (sandbox/live via ccxt) executors implement the same two methods.
+
+Every order an executor accepts ends with an ``OrderClosed`` (filled, canceled,
+rejected or expired, with what it filled): what it will not fill is closed, never
+left open, so the Engine releases what it reserved for the order and stores its end.
 """
 
 from __future__ import annotations

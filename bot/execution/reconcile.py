@@ -9,8 +9,14 @@ At start-up, in this order:
 3. the exchange's open orders and recent trades on our symbols must all belong to
    orders we know; anything else is unexplained;
 4. balances are compared with the rebuilt positions: a difference larger than dust
-   is unexplained. Any unexplained difference -> HALTED with a clear log line; the
-   exchange's amounts are adopted (with a stop), never traded against blindly.
+   is unexplained. Any unexplained difference -> HALTED with a clear log line.
+
+The bot trades only what it accounts for: its positions are what its own fills
+built, never an exchange balance it cannot explain (no exit, no stop on coins that
+are not its own). Where the exchange holds less than that, the position shrinks to
+what is there. With a ``stake`` the bot accounts for that much quote (plus what its
+fills made or spent) and nothing else on the account: holdings, orders and trades
+outside it are left alone and are no mismatch.
 """
 
 from __future__ import annotations
@@ -75,9 +81,11 @@ def protected(pos: Position, stored: dict[str, Any] | None, stops: StopRules) ->
 
 
 async def sync_orders(
-    executor: ExchangeExecutor, symbols: Iterable[str], report: ReconcileReport, last_fill_ts: dict[str, int]
+    executor: ExchangeExecutor, symbols: Iterable[str], report: ReconcileReport, last_fill_ts: dict[str, int],
+    outside: bool = False,
 ) -> Out:
-    """Resolve our live orders, then account for every open order and trade on ``symbols``."""
+    """Resolve our live orders, then account for every open order and trade on ``symbols``;
+    ``outside``: the account also holds what is not ours (a stake): theirs is no mismatch."""
     facts: Out = []
     for rec in executor.live_orders():
         got = await executor.resolve(rec)
@@ -87,9 +95,8 @@ async def sync_orders(
     for symbol in symbols:
         for order in await executor.call(executor.client.fetch_open_orders, symbol):
             if str(order.get("clientOrderId") or "") not in executor.orders:
-                report.mismatches.append(
-                    f"open order {order.get('id')} ({order.get('clientOrderId')}) on {symbol} is not ours"
-                )
+                problem = f"open order {order.get('id')} ({order.get('clientOrderId')}) on {symbol} is not ours"
+                note(report, problem, outside)
         since = last_fill_ts.get(symbol)
         trades = await executor.call(
             executor.client.fetch_my_trades, symbol,
@@ -98,7 +105,7 @@ async def sync_orders(
         for t in trades:
             rec = by_exchange_id.get(str(t.get("order")))
             if rec is None:
-                report.mismatches.append(f"trade {t.get('id')} on {symbol} belongs to no order of ours")
+                note(report, f"trade {t.get('id')} on {symbol} belongs to no order of ours", outside)
                 continue
             got = executor.fills_from(rec, [t], int(t.get("timestamp") or 0))
             report.recovered_fills += len(got)
@@ -106,11 +113,20 @@ async def sync_orders(
     return facts
 
 
+def note(report: ReconcileReport, problem: str, outside: bool) -> None:
+    """A mismatch, or (``outside``: the account is not all ours) something left alone."""
+    if outside:
+        log.info("reconcile_outside_left_alone", detail=problem)
+    else:
+        report.mismatches.append(problem)
+
+
 def compare_balances(
     portfolio: Portfolio, balance: dict[str, Any], rules: dict[str, MarketRules],
-    markets: dict[str, dict[str, Any]], report: ReconcileReport,
+    markets: dict[str, dict[str, Any]], report: ReconcileReport, outside: bool = False,
 ) -> None:
-    """Held amounts vs the exchange's; the exchange's are adopted, differences reported."""
+    """Held amounts vs the exchange's. An excess is never adopted (not ours: left alone; a
+    mismatch unless ``outside`` holdings are expected); a shortfall shrinks the position."""
     totals = balance.get("total") or {}
     for symbol, r in rules.items():
         base = markets[symbol]["base"]
@@ -118,16 +134,24 @@ def compare_balances(
         pos = portfolio.position(symbol)
         price = portfolio.last_price.get(symbol) or pos.avg_price
         tolerance = r.dust(price) if price > 0 else (r.amount_step or 0.0)
-        if abs(exchange_amount - pos.amount) <= tolerance:
+        if abs(exchange_amount - pos.amount) <= tolerance or (outside and exchange_amount > pos.amount):
             continue
-        report.mismatches.append(
-            f"{symbol}: we hold {pos.amount:.8f} {base}, the exchange says {exchange_amount:.8f}"
-        )
-        if exchange_amount > tolerance:
-            avg = pos.avg_price if pos.is_open else price
-            portfolio.restore(replace(pos, amount=exchange_amount, avg_price=avg))
-        else:
-            portfolio.restore(Position(symbol, realized_pnl=pos.realized_pnl))
+        problem = f"{symbol}: we hold {pos.amount:.8f} {base}, the exchange says {exchange_amount:.8f}"
+        report.mismatches.append(problem)
+        if exchange_amount < pos.amount:  # ours went missing: hold only what is there
+            if exchange_amount > tolerance:
+                portfolio.restore(replace(pos, amount=exchange_amount))
+            else:
+                portfolio.restore(Position(symbol, realized_pnl=pos.realized_pnl))
+
+
+def accounted_cash(stake: float, fills: Iterable[dict[str, Any]]) -> float:
+    """Quote the bot accounts for: its stake plus what its own fills made or spent (fees included)."""
+    cash = stake
+    for row in fills:
+        value = row["amount"] * row["price"]
+        cash += value - row["fee"] if row["side"] == Side.SELL.value else -(value + row["fee"])
+    return cash
 
 
 def last_fill_ts(rows: list[dict[str, Any]]) -> dict[str, int]:

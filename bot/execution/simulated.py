@@ -5,6 +5,10 @@ symbol, moved against the trader by ``slippage_bps``, and charged ``fee_rate`` o
 its notional. Protective exits (stop / take-profit legs) detected inside a bar
 fill at once at their trigger price, with the same slippage. Buys are clamped to
 the cash available at fill time (a gap up never drives cash negative).
+
+Every order ends with an ``OrderClosed``: ``filled``, or ``expired`` for what the
+cash could not pay for, or ``canceled`` when the daemon drops it at shutdown, so
+the Engine releases what it reserved for it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from bot.events import (
     OrderSubmitted,
     Side,
 )
+from bot.execution.orders import OrderClosed, OrderState
 
+Out = list[Fact | OrderClosed]
+EPS = 1e-12
 
 
 class SimulatedExecutor:
@@ -39,20 +46,21 @@ class SimulatedExecutor:
     def pending(self, symbol: str) -> list[OrderSubmitted]:
         return list(self._pending.get(symbol, ()))
 
-    def cancel_resting(self, now_ms: int, keep_protective: bool) -> tuple[int, list[Fact]]:
-        """Drop orders waiting for the next open (daemon shutdown); stop / take-profit legs stay
-        with ``keep_protective``. Nothing was placed anywhere, so there are no facts."""
-        n = 0
+    def cancel_resting(self, now_ms: int, keep_protective: bool) -> tuple[int, Out]:
+        """Cancel orders waiting for the next open (daemon shutdown); stop / take-profit legs stay
+        with ``keep_protective``. Returns how many were cancelled and their ``OrderClosed``."""
+        out: Out = []
         for symbol, orders in list(self._pending.items()):
             keep = [o for o in orders if keep_protective and o.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS]
-            n += len(orders) - len(keep)
+            out += [OrderClosed(o.order_id, o.intent_id, o.symbol, OrderState.CANCELED, 0.0, now_ms,
+                                "daemon shutdown") for o in orders if o not in keep]
             if keep:
                 self._pending[symbol] = keep
             else:
                 del self._pending[symbol]
-        return n, []
+        return len(out), out
 
-    async def submit(self, intent: OrderIntent, now_ms: int) -> list[Fact]:
+    async def submit(self, intent: OrderIntent, now_ms: int) -> Out:
         order = OrderSubmitted(
             order_id=intent.intent_id,
             intent_id=intent.intent_id,
@@ -64,31 +72,42 @@ class SimulatedExecutor:
             ts=now_ms,
         )
         if intent.leg in PROTECTIVE_LEGS and intent.price is not None:
-            return [order, self._fill(order, intent.price, now_ms)]
+            return [order, *self._fill(order, intent.price, now_ms)]
         self._pending.setdefault(intent.symbol, []).append(order)
         return [order]
 
-    async def on_market(self, event: MarketEvent) -> list[Fact]:
+    async def on_market(self, event: MarketEvent) -> Out:
         if not isinstance(event, Candle):
             return []
-        orders = self._pending.pop(event.symbol, None)
-        if not orders:
-            return []
-        return [self._fill(o, event.open, event.ts) for o in orders]
+        out: Out = []
+        for order in self._pending.pop(event.symbol, ()):
+            out += self._fill(order, event.open, event.ts)
+        return out
 
-    def _fill(self, order: OrderSubmitted, reference: float, ts: int) -> OrderFilled:
+    def _fill(self, order: OrderSubmitted, reference: float, ts: int) -> Out:
+        """The order's one fill (if any) and its close: what the cash cannot pay for expires."""
         buy = order.side is Side.BUY
         price = reference * (1.0 + self.slippage if buy else 1.0 - self.slippage)
         amount = order.amount
         if buy and self._cash is not None:
             amount = min(amount, max(0.0, self._cash()) / (price * (1.0 + self.fee_rate)))
-        return OrderFilled(
-            order_id=order.order_id,
-            trade_id=f"{order.order_id}#1",
-            symbol=order.symbol,
-            side=order.side,
-            amount=amount,
-            price=price,
-            fee=amount * price * self.fee_rate,
-            ts=ts,
-        )
+        out: Out = []
+        if amount > EPS:
+            out.append(OrderFilled(
+                order_id=order.order_id,
+                trade_id=f"{order.order_id}#1",
+                symbol=order.symbol,
+                side=order.side,
+                amount=amount,
+                price=price,
+                fee=amount * price * self.fee_rate,
+                ts=ts,
+            ))
+        short = order.amount - amount
+        if short <= max(EPS, order.amount * 1e-9):
+            out.append(OrderClosed(order.order_id, order.intent_id, order.symbol, OrderState.FILLED,
+                                   amount, ts))
+        else:
+            out.append(OrderClosed(order.order_id, order.intent_id, order.symbol, OrderState.EXPIRED,
+                                   max(amount, 0.0), ts, f"cash covered {amount:.8g} of {order.amount:.8g}"))
+        return out

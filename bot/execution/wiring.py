@@ -23,6 +23,7 @@ from bot.execution.exchange import ExchangeExecutor
 from bot.execution.orders import OrderState
 from bot.execution.reconcile import (
     ReconcileReport,
+    accounted_cash,
     compare_balances,
     last_fill_ts,
     protected,
@@ -87,7 +88,9 @@ async def build_exchange_engine(
     retry: RetryPolicy | None = None,
     quote: str = "USDT",
     exchange_stops: bool = False,
+    stake: float | None = None,
 ) -> ExchangeEngine:
+    """``stake``: the quote this portfolio accounts for (None: the whole account is ours)."""
     executor = ExchangeExecutor(client, store, clock, retry=retry, exchange_stops=exchange_stops)
     rules = await executor.start(symbols)
     maker, taker = executor.fees(symbols[0]) if symbols else (0.0, settings.fee_rate)
@@ -109,7 +112,8 @@ async def build_exchange_engine(
     breakers = await store.load_breakers()  # before reconciliation's own equity marks
     # 2-3. orders and trades
     report = ReconcileReport()
-    facts = await sync_orders(executor, symbols, report, last_fill_ts(await store.fetch("fills")))
+    outside = stake is not None
+    facts = await sync_orders(executor, symbols, report, last_fill_ts(await store.fetch("fills")), outside)
     await engine.apply(facts)
     # 4. balances and prices: the exchange is the truth
     for symbol in symbols:
@@ -118,7 +122,9 @@ async def build_exchange_engine(
             portfolio.mark(symbol, float(ticker["last"]))
     balance = await executor.call(client.fetch_balance)
     portfolio.cash = float((balance.get("total") or {}).get(quote) or 0.0)
-    compare_balances(portfolio, balance, rules, {s: client.market(s) for s in symbols}, report)
+    if stake is not None:  # never more than the account holds
+        portfolio.cash = max(0.0, min(portfolio.cash, accounted_cash(stake, await store.fetch("fills"))))
+    compare_balances(portfolio, balance, rules, {s: client.market(s) for s in symbols}, report, outside)
     for pos in portfolio.open_positions():
         if pos.stop_price is None:
             portfolio.restore(protected(pos, None, settings.stops))
