@@ -108,6 +108,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.daemon import run_daemon
+    from bot.store import StoreError
+    from bot.store_lock import StoreLocked
 
     settings = load_config_or_exit(args)
     run_id = _setup(settings, args, settings.mode)
@@ -115,6 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = asyncio.run(run_daemon(settings, run_id, config_path=args.config))
     except StrategyParamError as exc:
         print(f"invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (StoreError, StoreLocked) as exc:  # an unusable store, or another daemon owns it
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.json:
         print(json.dumps(summary, default=str, sort_keys=True))

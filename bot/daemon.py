@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from bot.app import build_strategies, engine_settings, risk_limits, summarize
 from bot.clock import Clock, LiveClock
 from bot.config import ConfigError, Settings, load_settings
 from bot.daemon_wiring import Wiring, wire
+from bot.early_signals import early_sighup_pending
 from bot.engine import Engine
 from bot.events import Candle, OrderSubmitted, timeframe_ms
 from bot.feeds.base import Feed
@@ -42,6 +44,7 @@ from bot.health import HealthServer, OpsMetrics
 from bot.logging_setup import configure_logging
 from bot.notify import Notifier
 from bot.store import Store
+from bot.store_lock import StoreLock
 from risk.gate import TradingState
 
 log = structlog.get_logger(__name__)
@@ -79,6 +82,7 @@ class Daemon:
         self._t_event: float | None = None
         self._last_state = ""
         self._tasks: list[asyncio.Task[Any]] = []
+        self._reload_pending = early_sighup_pending()
 
     # -- composition -------------------------------------------------------------------
 
@@ -115,41 +119,58 @@ class Daemon:
     # -- running -----------------------------------------------------------------------
 
     async def run(self) -> dict[str, Any]:
+        cfg = self.settings.store
+        lock = StoreLock.acquire(cfg.path, cfg.portfolio, run_id=self.run_id)  # or StoreLocked: exit 2
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._request_stop, sig.name)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload(), "reload"))
-        self.store = store = await Store.open(self.settings.store.path, portfolio=self.settings.store.portfolio)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
-            await store.start_run(self.run_id, self.settings.mode, self.started_ms, self.settings.redacted())
-            self.wiring = wiring = await wire(self.settings, store, build_strategies(self.settings))
-            engine = self.engine = wiring.engine
-            self.feed, self.clock = wiring.feed, wiring.clock
-            if wiring.executor == "exchange":  # the account's equity, not the configured paper one
-                self._initial_equity = round(engine.portfolio.equity(), 2)
-            self._instrument(engine)
-            await self._start_services()
-            self.status = "ok"
-            self._check_state()
-            self.notifier.notify("state", "daemon started", mode=self.settings.mode, run_id=self.run_id)
-            self._spawn(self._housekeeping(), "housekeeping")
-            log.info("daemon_started", mode=self.settings.mode, feed=self.settings.feed.source,
-                     executor=wiring.executor, strategies=[s.name for s in engine.strategies],
-                     symbols=wiring.symbols, timeframes=sorted({tf for _, tf in wiring.series}),
-                     trading_state=engine.state.value, reconcile=wiring.reconcile)
-            reason = await self._trade(engine, wiring.feed)
-            summary = await self._shutdown(engine, store, reason)
+            self.store = store = await Store.open(cfg.path, portfolio=cfg.portfolio)
+            try:
+                return await self._start_and_trade(store)
+            finally:
+                await self._stop_services()
+                if self.wiring is not None:
+                    await self._close_feed(self.wiring.feed)  # idempotent; closes the feed's client
+                    if self.wiring.rest_client is not None:
+                        with contextlib.suppress(Exception):
+                            await self.wiring.rest_client.close()
+                await store.close()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
-            await self._stop_services()
-            if self.wiring is not None:
-                await self._close_feed(self.wiring.feed)  # idempotent; closes the feed's client
-                if self.wiring.rest_client is not None:
-                    with contextlib.suppress(Exception):
-                        await self.wiring.rest_client.close()
-            await store.close()
-        return summary
+            lock.release()
+
+    async def _start_and_trade(self, store: Store) -> dict[str, Any]:
+        await store.start_run(self.run_id, self.settings.mode, self.started_ms, self.settings.redacted())
+        self.wiring = wiring = await wire(self.settings, store, build_strategies(self.settings))
+        engine = self.engine = wiring.engine
+        self.feed, self.clock = wiring.feed, wiring.clock
+        if wiring.executor == "exchange":  # the account's equity, not the configured paper one
+            self._initial_equity = round(engine.portfolio.equity(), 2)
+        self._instrument(engine)
+        await self._start_services()
+        self.status = "ok"
+        self._check_state()
+        self.notifier.notify("state", "daemon started", mode=self.settings.mode, run_id=self.run_id)
+        self._spawn(self._housekeeping(), "housekeeping")
+        log.info("daemon_started", mode=self.settings.mode, feed=self.settings.feed.source,
+                 executor=wiring.executor, strategies=[s.name for s in engine.strategies],
+                 symbols=wiring.symbols, timeframes=sorted({tf for _, tf in wiring.series}),
+                 trading_state=engine.state.value, reconcile=wiring.reconcile)
+        if self._reload_pending:  # a SIGHUP arrived while starting
+            self.request_reload()
+        reason = await self._trade(engine, wiring.feed)
+        return await self._shutdown(engine, store, reason)
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload now, or once started (a reload never races the start-up)."""
+        if self.status == "starting":
+            self._reload_pending = True
+        else:
+            self._reload_pending = False
+            self._spawn(self.reload(), "reload")
 
     def _request_stop(self, why: str) -> None:
         log.info("daemon_signal", signal=why)
@@ -250,7 +271,7 @@ class Daemon:
     async def _persist_safely(self) -> None:
         try:
             await self._persist()
-        except Exception as exc:  # disk trouble: keep trading; queued rows and candles are retried
+        except sqlite3.OperationalError as exc:  # disk full, locked: keep trading; rows are retried
             log.error("persist_failed", error=repr(exc))
             self.metrics.errors.labels("persist").inc()
             self.notifier.notify("error", "persisting state failed", error=repr(exc))

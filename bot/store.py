@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -34,10 +35,10 @@ from bot.events import (
     Signal,
     SignalExplained,
 )
-from bot.store_schema import MIGRATIONS, SCHEMA_VERSION, migrate, user_version
+from bot.store_schema import MIGRATIONS, SCHEMA_VERSION, StoreError, migrate, user_version
 from risk.breakers import BreakerMemory
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "migrate"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "StoreError", "migrate"]
 
 
 class Store:
@@ -55,15 +56,31 @@ class Store:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(str(path), isolation_level=None)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await migrate(db, target_version)
+        try:  # the connection's thread must end on every failure, or the process never exits
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await migrate(db, target_version)
+        except StoreError as exc:
+            await db.close()
+            raise StoreError(f"store {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            await db.close()
+            if isinstance(exc, sqlite3.OperationalError) and "not a database" not in str(exc):
+                raise
+            raise StoreError(f"store {path}: not an SQLite database ({exc}); restore it from a backup"
+                             " or set another store.path") from None
+        except BaseException:
+            await db.close()
+            raise
         return cls(db, portfolio)
 
     async def close(self) -> None:
-        await self.flush()
-        await self._db.close()
+        """Flush what is queued and close; the connection closes even when the flush fails."""
+        try:
+            await self.flush()
+        finally:
+            await self._db.close()
 
     async def __aenter__(self) -> Store:
         return self

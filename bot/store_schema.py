@@ -108,6 +108,10 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+class StoreError(RuntimeError):
+    """The store cannot be used as it is (not SQLite, from a newer program): bad input, exit 2."""
+
+
 async def user_version(db: aiosqlite.Connection) -> int:
     async with db.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
@@ -118,9 +122,9 @@ async def migrate(db: aiosqlite.Connection, target_version: int = SCHEMA_VERSION
     """Apply pending migrations up to ``target_version``; each one atomically."""
     current = await user_version(db)
     if current > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema version {current} is newer than this program's {SCHEMA_VERSION};"
-            " upgrade neuralbot or use another database file"
+        raise StoreError(
+            f"schema version {current} is newer than this program's {SCHEMA_VERSION};"
+            " upgrade neuralbot or set another store.path"
         )
     for version in range(current + 1, target_version + 1):
         script = MIGRATIONS[version - 1]
