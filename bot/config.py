@@ -29,7 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from bot.config_checks import CROSS_FIELD_CHECKS
+from bot.config_checks import CROSS_FIELD_CHECKS, exchange_modes_require_keys
 from bot.config_section import Section
 from bot.evaluation.compute import ComputeConfig
 from bot.evaluation.schedule import WalkForwardConfig
@@ -236,8 +236,11 @@ class Settings(BaseSettings):
 # -- loading ----------------------------------------------------------------------------
 
 
-def load_settings(path: Path | str | None = None) -> Settings:
-    """Load, validate and cross-check the configuration, or raise ``ConfigError``."""
+def load_settings(path: Path | str | None = None, *, credentials: bool = True) -> Settings:
+    """Load, validate and cross-check the configuration, or raise ``ConfigError``.
+
+    ``credentials=False``: a read-only command (``status``) that needs no API keys.
+    """
     if path is None:
         path = os.environ.get("NEURALBOT_CONFIG")
     if path is None:
@@ -270,7 +273,8 @@ def load_settings(path: Path | str | None = None) -> Settings:
         raise ConfigError(_describe(exc, raw), source) from None
     finally:
         _toml_path.reset(token)
-    problems = [p for check in CROSS_FIELD_CHECKS if (p := check(settings)) is not None]
+    checks = [c for c in CROSS_FIELD_CHECKS if credentials or c is not exchange_modes_require_keys]
+    problems = [p for check in checks if (p := check(settings)) is not None]
     if problems:
         raise ConfigError(problems, source)
     return settings

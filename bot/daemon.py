@@ -38,6 +38,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.daemon_wiring import Wiring, wire
 from bot.early_signals import early_sighup_pending
 from bot.engine import Engine
+from bot.engine_state import DURABLE_STATE_POLL_MS
 from bot.events import Candle, OrderSubmitted, timeframe_ms
 from bot.feeds.base import Feed
 from bot.health import HealthServer, OpsMetrics
@@ -45,10 +46,12 @@ from bot.logging_setup import configure_logging
 from bot.notify import Notifier
 from bot.store import Store
 from bot.store_lock import StoreLock
+from bot.trading_control import carry_out_operator_actions
 from risk.gate import TradingState
 
 log = structlog.get_logger(__name__)
 
+OPERATOR_POLL_S = DURABLE_STATE_POLL_MS / 1000  # how often stored operator actions are looked for
 RESTART_SECTIONS = ("mode", "exchange", "store", "data", "feed", "backtest", "strategies", "health", "daemon")
 
 
@@ -83,6 +86,7 @@ class Daemon:
         self._last_state = ""
         self._tasks: list[asyncio.Task[Any]] = []
         self._reload_pending = early_sighup_pending()
+        self._operator_seen = 0  # the last operator action carried out
 
     # -- composition -------------------------------------------------------------------
 
@@ -150,6 +154,7 @@ class Daemon:
         if wiring.executor == "exchange":  # the account's equity, not the configured paper one
             self._initial_equity = round(engine.portfolio.equity(), 2)
         self._instrument(engine)
+        self._operator_seen = await carry_out_operator_actions(engine, store, starting=True)
         await self._start_services()
         self.status = "ok"
         self._check_state()
@@ -251,6 +256,7 @@ class Daemon:
         """The only task writing to the store while trading (one SQLite connection, no overlap)."""
         every = self.settings.daemon.flush_interval_s
         next_persist = time.monotonic() + every
+        next_operator = time.monotonic() + OPERATOR_POLL_S
         advance = getattr(self.clock, "advance_to", None)  # market time (paper): follow the feed
         async for event in feed:
             self.metrics.market_event(event)
@@ -264,6 +270,11 @@ class Daemon:
                 self._check_state()
                 if self.retrainer is not None:
                     self.retrainer.observe_candle(event)
+            if time.monotonic() >= next_operator:  # halt / resume / flatten an operator stored
+                assert self.store is not None
+                self._operator_seen = await carry_out_operator_actions(engine, self.store, self._operator_seen)
+                self._check_state()
+                next_operator = time.monotonic() + OPERATOR_POLL_S
             if time.monotonic() >= next_persist:
                 await self._persist_safely()
                 next_persist = time.monotonic() + every
@@ -372,9 +383,13 @@ class Daemon:
         stale_after = self.settings.health.stale_after_s or 3 * timeframe_ms(self.timeframe) / 1000
         if self.settings.feed.source == "replay" and self.settings.feed.replay_speed > 0:
             stale_after = max(stale_after if self.settings.health.stale_after_s else 0, 10.0 / self.settings.feed.replay_speed)
-        status = self.status
-        if status == "ok" and any(age > stale_after for age in feeds.values()):
-            status = "degraded"
+        problems = [f"feed {k} silent for {age:.0f} s (stale after {stale_after:.0f} s)"
+                    for k, age in feeds.items() if age > stale_after]
+        if engine is not None and engine.state is not TradingState.ACTIVE:
+            problems.append(f"trading {engine.state.value}: {engine.state_reason}")
+        if self.last_reload.get("ok") is False:
+            problems.append(f"last reload failed: {self.last_reload.get('error', '')}")
+        status = "degraded" if self.status == "ok" and problems else self.status
         book: dict[str, Any] = engine.portfolio.report() if engine is not None else {"positions": []}
         models = self.retrainer.model_report() if self.retrainer is not None else {}
         reconnects = {k: int(getattr(v, "reconnects", 0)) for k, v in (getattr(self.feed, "stats", None) or {}).items()}
@@ -382,6 +397,8 @@ class Daemon:
             "status": status, "run_id": self.run_id, "pid": os.getpid(), "mode": self.settings.mode,
             "portfolio": self.settings.store.portfolio, "uptime_s": round((LiveClock().now_ms() - self.started_ms) / 1000, 1),
             "trading_state": engine.state.value if engine is not None else "starting",
+            "trading_state_reason": engine.state_reason if engine is not None else "",
+            "problems": problems,
             "feeds": {k: {"age_s": a, "stale": a > stale_after, "reconnects": reconnects.get(k, 0)} for k, a in feeds.items()},
             **book,
             "models": models, "events_per_second": round(self.metrics.events_per_second(), 3),

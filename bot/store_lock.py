@@ -18,7 +18,11 @@ from typing import Any
 
 
 class StoreLocked(RuntimeError):
-    """Another live process owns this store and portfolio."""
+    """Another live process owns this store and portfolio (``pid``: which, when known)."""
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 def lock_path(store_path: Path | str, portfolio: str) -> Path:
@@ -41,10 +45,11 @@ class StoreLock:
         except BlockingIOError:
             holder = _read_owner(fd)
             os.close(fd)
+            pid = holder.get("pid")
             raise StoreLocked(
-                f"store {store_path}: portfolio {portfolio!r} already runs in pid {holder.get('pid', '?')}"
+                f"store {store_path}: portfolio {portfolio!r} already runs in pid {pid or '?'}"
                 f" (run {holder.get('run_id', '?')}); stop that daemon first, or set another"
-                " store.path or store.portfolio") from None
+                " store.path or store.portfolio", pid if isinstance(pid, int) else None) from None
         except BaseException:
             os.close(fd)
             raise

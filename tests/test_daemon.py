@@ -60,6 +60,7 @@ end = {end}
 
 [risk]
 min_strength = {min_strength}
+{risk}
 
 [health]
 port = 0
@@ -80,8 +81,9 @@ class Daemon:
         self.proc: subprocess.Popen[str] | None = None
 
     def config(self, speed: float = 40, end: str = "2021-06-01", min_strength: float = 60.0,
-               extra: str = "") -> Path:
-        body = CONFIG.format(speed=speed, end=end, min_strength=min_strength, port_file=self.port_file)
+               extra: str = "", risk: str = "") -> Path:
+        body = CONFIG.format(speed=speed, end=end, min_strength=min_strength, port_file=self.port_file,
+                             risk=risk)
         return self.write_config(body + extra, name=f"{self.port_file.stem}.toml")
 
     def start_nowait(self, config: Path) -> None:
@@ -101,8 +103,9 @@ class Daemon:
 
     def health(self) -> dict[str, Any]:
         status, body = get(self.base + "/health")
-        assert status == 200, body
-        return json.loads(body)
+        h = json.loads(body)
+        assert status == (200 if h["status"] == "ok" else 503), body
+        return h
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
