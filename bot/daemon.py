@@ -32,10 +32,10 @@ from typing import Any
 
 import structlog
 
-from bot.app import build_strategies, engine_settings, risk_limits, summarize
+from bot.app import build_strategies, risk_limits, summarize
 from bot.clock import Clock, LiveClock
 from bot.config import ConfigError, Settings, load_settings
-from bot.daemon_wiring import Wiring, wire
+from bot.daemon_wiring import Wiring, reloaded_engine_settings, wire
 from bot.early_signals import early_sighup_pending
 from bot.engine import Engine
 from bot.engine_state import DURABLE_STATE_POLL_MS
@@ -48,6 +48,7 @@ from bot.store import Store
 from bot.store_lock import StoreLock
 from bot.trading_control import carry_out_operator_actions
 from risk.gate import TradingState
+from strategies.registry import RegistryError
 
 log = structlog.get_logger(__name__)
 
@@ -346,12 +347,15 @@ class Daemon:
     # -- reload ------------------------------------------------------------------------
 
     async def reload(self) -> bool:
-        """SIGHUP: validate the config file again; apply it, or keep the running one."""
+        """SIGHUP: validate the config file (and the models it names) again; apply it, or keep
+        the running one. Everything that can fail is done before anything changes."""
         try:
             new = load_settings(self.config_path)
-            build_strategies(new)  # params valid?
-        except (ConfigError, ValueError) as exc:
-            text = exc.render() if isinstance(exc, ConfigError) else str(exc)
+            build_strategies(new)  # params valid, models loadable?
+            if self.retrainer is not None:  # re-reads the registry's meta.json files
+                self.retrainer.reconfigure(new.retrain, retrain_cadence(new))
+        except (ConfigError, ValueError, OSError, RegistryError) as exc:
+            text = exc.render() if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
             self.last_reload = {"ok": False, "error": text, "ms": LiveClock().now_ms()}
             log.error("config_reload_rejected", error=text)
             self.notifier.notify("error", "config reload rejected; keeping the running configuration",
@@ -361,12 +365,9 @@ class Daemon:
         old, self.settings = self.settings, new
         restart = [k for k in RESTART_SECTIONS if _section(old, k) != _section(new, k)]
         if self.engine is not None:
-            self.engine.gate.limits = risk_limits(new)
-            self.engine.settings = engine_settings(new)
+            self.engine.reconfigure(risk_limits(new), reloaded_engine_settings(self.engine.settings, new))
         configure_logging(new.logging.level, new.logging.format, run_id=self.run_id, mode=old.mode)
-        self.notifier.reconfigure(self.settings.notify)
-        if self.retrainer is not None:
-            self.retrainer.reconfigure(self.settings.retrain, retrain_cadence(self.settings))
+        self.notifier.reconfigure(new.notify)
         self.generation += 1
         self.last_reload = {"ok": True, "ms": LiveClock().now_ms(), "restart_required": restart}
         log.info("config_reloaded", generation=self.generation, restart_required=restart)

@@ -37,7 +37,7 @@ from bot.feeds.base import Feed
 from bot.reservations import Reservation
 from bot.store import Store
 from risk.breakers import BreakerMemory, Breakers
-from risk.gate import RiskGate, TradingState
+from risk.gate import RiskGate, RiskLimits, TradingState
 from risk.market import MarketRules
 from risk.portfolio import Portfolio, Position
 from risk.sizing import RollingATR
@@ -243,6 +243,18 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
             self._intents[intent.intent_id] = intent
             self._order_intent[order_id] = intent.intent_id
             (self._pending_exits if intent.reduce_only else self._pending_entries).add(intent.symbol)
+
+    def reconfigure(self, limits: RiskLimits, settings: EngineSettings) -> None:
+        """A reloaded configuration: a new risk gate and breakers (which keep their memory:
+        day-start equity and peak) and new settings; ATR trackers restart from the buffers
+        when their period changed."""
+        memory = self.breakers.memory()
+        self.gate = RiskGate(limits, self.gate.checks)
+        self.breakers = Breakers(limits.daily_loss_limit_pct, limits.max_drawdown_pct)
+        self.breakers.restore(memory)
+        if settings.atr_period != self.settings.atr_period:
+            self._rolling_atr.clear()
+        self.settings = settings
 
     def unprotected(self) -> list[str]:
         """Open positions without a stop (must be empty whenever the engine trades)."""

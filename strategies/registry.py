@@ -122,7 +122,10 @@ def read_meta(directory: Path | str) -> dict[str, Any]:
     path = Path(directory) / "meta.json"
     if not path.exists():
         raise RegistryError(f"no model at {directory} (missing meta.json)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except ValueError as exc:
+        raise RegistryError(f"{path}: not valid JSON ({exc}); retrain the model or restore the file") from None
 
 
 def load_model(directory: Path | str, expected_spec: FeatureSpec | None = None) -> Model:
