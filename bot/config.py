@@ -147,6 +147,8 @@ class FeedConfig(Section):
     order_book_depth: int = Field(20, ge=1, le=5000)
     trades: bool = False  # stream public trades (watch_trades) for every symbol
     backfill_limit: int = Field(1000, ge=1, le=1000)  # candles per REST page when backfilling
+    # a backfilled bar older than this many bars (at most one) never opens a position
+    backfill_grace_bars: float = Field(0.25, ge=0, le=1)
     reconnect_initial_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
     reconnect_jitter: float = Field(0.5, ge=0, le=1)

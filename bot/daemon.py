@@ -88,6 +88,8 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self._reload_pending = early_sighup_pending()
         self._operator_seen = 0  # the last operator action carried out
+        self._idle = asyncio.Event()  # the consumer is between events (set) or inside one
+        self._idle.set()
 
     # -- composition -------------------------------------------------------------------
 
@@ -227,12 +229,14 @@ class Daemon:
         await asyncio.wait({consume, stopper}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         reason = "signal" if self.stop.is_set() else "feed ended"
-        if engine.state is TradingState.ACTIVE:
-            engine.state = TradingState.REDUCING  # no new entries from here on
+        self.stop.set()  # shutdown has begun: the consumer takes no further event
+        engine.set_state(TradingState.REDUCING, "daemon shutting down")  # only escalates
         self.status = "stopping"
-        await self._close_feed(feed)
-        if not consume.done():
+        if not consume.done():  # let it finish the event in hand, then stop it at the feed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self.settings.daemon.shutdown_timeout_s)
             consume.cancel()
+        await self._close_feed(feed)
         try:
             await consume
         except asyncio.CancelledError:
@@ -260,25 +264,34 @@ class Daemon:
         next_operator = time.monotonic() + OPERATOR_POLL_S
         advance = getattr(self.clock, "advance_to", None)  # market time (paper): follow the feed
         async for event in feed:
-            self.metrics.market_event(event)
-            if advance is not None and not isinstance(event, Candle):
-                advance(event.ts)
-            self._t_event = time.perf_counter()
-            await engine.on_event(event)
-            self._t_event = None
-            if isinstance(event, Candle):
-                self._candles.append(event)
-                self._check_state()
-                if self.retrainer is not None:
-                    self.retrainer.observe_candle(event)
-            if time.monotonic() >= next_operator:  # halt / resume / flatten an operator stored
-                assert self.store is not None
-                self._operator_seen = await carry_out_operator_actions(engine, self.store, self._operator_seen)
-                self._check_state()
-                next_operator = time.monotonic() + OPERATOR_POLL_S
-            if time.monotonic() >= next_persist:
-                await self._persist_safely()
-                next_persist = time.monotonic() + every
+            if self.stop.is_set():  # shutdown has begun: nothing more reaches the Engine
+                return
+            self._idle.clear()
+            try:
+                await self._process(engine, event, advance)
+                if time.monotonic() >= next_operator:  # halt / resume / flatten an operator stored
+                    assert self.store is not None
+                    self._operator_seen = await carry_out_operator_actions(engine, self.store, self._operator_seen)
+                    self._check_state()
+                    next_operator = time.monotonic() + OPERATOR_POLL_S
+                if time.monotonic() >= next_persist:
+                    await self._persist_safely()
+                    next_persist = time.monotonic() + every
+            finally:
+                self._idle.set()
+
+    async def _process(self, engine: Engine, event: Any, advance: Any) -> None:
+        self.metrics.market_event(event)
+        if advance is not None and not isinstance(event, Candle):
+            advance(event.ts)
+        self._t_event = time.perf_counter()
+        await engine.on_event(event)
+        self._t_event = None
+        if isinstance(event, Candle):
+            self._candles.append(event)
+            self._check_state()
+            if self.retrainer is not None:
+                self.retrainer.observe_candle(event)
 
     async def _persist_safely(self) -> None:
         try:

@@ -183,8 +183,8 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
             if len(buffer) < strategy.warmup:
                 continue
             signal = strategy.evaluate(self._context(strategy, candle, buffer))
-            if signal is not None:
-                await self.on_signal(signal, candle.close)
+            if signal is not None:  # a backfilled bar is history: it may exit, never enter
+                await self.on_signal(signal, candle.close, may_enter=not candle.backfilled)
                 attributions = strategy.explain(signal)  # after the order left
                 if attributions:
                     self._emit(SignalExplained(signal.signal_id, signal.ts, attributions))

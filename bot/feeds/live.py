@@ -6,7 +6,8 @@ subscription; the raw ``k.x`` (closed) flag is read by wrapping the client's
 emitted only if it directly follows the last emitted one; anything missed (a
 disconnect, a lost message, a stale stream) is backfilled over REST ``fetch_ohlcv``
 first, so the consumer sees a gap-free (as far as the exchange has data), duplicate-free,
-ordered sequence per (symbol, timeframe).
+ordered sequence per (symbol, timeframe). Backfilled bars that closed longer ago than
+``backfill_grace_bars`` carry ``Candle.backfilled``: the Engine opens no position on them.
 """
 
 from __future__ import annotations
@@ -224,9 +225,9 @@ class LiveFeed:
 
         self.exchange.on_connected = on_connected
 
-    def _candle(self, symbol: str, tf: str, row: list[Any]) -> Candle:
+    def _candle(self, symbol: str, tf: str, row: list[Any], backfilled: bool = False) -> Candle:
         return Candle(self.settings.exchange, symbol, tf, int(row[0]), float(row[1]),
-                      float(row[2]), float(row[3]), float(row[4]), float(row[5]))
+                      float(row[2]), float(row[3]), float(row[4]), float(row[5]), backfilled)
 
     async def _candle_loop(self, symbol: str, tf: str) -> None:
         key = f"ohlcv:{symbol}:{tf}"
@@ -274,7 +275,10 @@ class LiveFeed:
         if ts <= state.last_ts:
             state.stats.duplicates += 1
             return
-        candle = self._candle(state.symbol, state.timeframe, row)
+        # history, not news: closed longer ago than the grace (at most one bar)
+        grace_ms = min(max(self.settings.backfill_grace_bars, 0.0), 1.0) * state.tf_ms
+        history = backfilled and self.clock.now_ms() - (ts + state.tf_ms) > grace_ms
+        candle = self._candle(state.symbol, state.timeframe, row, history)
         state.last_ts = ts
         if backfilled:
             state.stats.backfilled += 1
