@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import ccxt.pro as ccxtpro
 import structlog
 
@@ -31,6 +32,9 @@ from bot.feeds.live_settings import LiveFeedSettings
 log = structlog.get_logger(__name__)
 
 _STOP = object()
+# what a stream survives by backing off and re-subscribing: ccxt's errors, and a socket that
+# closes under a subscription request (aiohttp raises its own error for that, not ccxt's)
+STREAM_ERRORS = (ccxtpro.BaseError, ConnectionError, aiohttp.ClientError)
 
 
 class ClockSkewError(RuntimeError):
@@ -265,7 +269,7 @@ class LiveFeed:
                 log.warning("feed.stale", stream=key, silent_s=stale_s)
                 await self._reset_connection(f"ohlcv::{symbol}::{tf}")
                 need_backfill = True
-            except ccxtpro.BaseError as exc:
+            except STREAM_ERRORS as exc:
                 need_backfill = True
                 await self._on_stream_error(key, state.stats, exc, backoff)
 
@@ -314,7 +318,7 @@ class LiveFeed:
                                backoff: Backoff) -> None:
         if isinstance(exc, ccxtpro.RateLimitExceeded | ccxtpro.DDoSProtection):
             stats.rate_limited += 1
-        elif isinstance(exc, ccxtpro.NetworkError):
+        elif isinstance(exc, ccxtpro.NetworkError | ConnectionError | aiohttp.ClientError):
             stats.reconnects += 1
         else:
             stats.errors += 1
@@ -361,7 +365,7 @@ class LiveFeed:
             except ccxtpro.ChecksumError as exc:
                 stats.resyncs += 1  # ccxt dropped the book; the next watch re-snapshots
                 log.warning("feed.book_resync", stream=key, reason=str(exc)[:200])
-            except ccxtpro.BaseError as exc:
+            except STREAM_ERRORS as exc:
                 await self._on_stream_error(key, stats, exc, backoff)
 
     async def _trades_loop(self, symbol: str) -> None:
@@ -390,5 +394,5 @@ class LiveFeed:
                 stats.stale += 1
                 log.warning("feed.stale", stream=key, silent_s=stale_s)
                 await self._reset_connection(f"trade::{symbol}")
-            except ccxtpro.BaseError as exc:
+            except STREAM_ERRORS as exc:
                 await self._on_stream_error(key, stats, exc, backoff)
