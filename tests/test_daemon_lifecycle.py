@@ -160,17 +160,16 @@ def test_a_model_reload_failure_shows_in_health_and_is_notified(
         write_config: Callable[..., Path], tmp_path: Path, daemons: list[Daemon]) -> None:
     models = tmp_path / "models" / "BTC_USDT_1h" / "m1"
     models.mkdir(parents=True)
-    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-    (models / "meta.json").write_text(json.dumps({"created_at": now}))
+    (models / "meta.json").write_text("{ this is not json")  # a model file broken on disk
     hook = Webhook()
     d = Daemon(write_config, tmp_path)
     daemons.append(d)
-    config = d.config(speed=20, extra=f'\n[retrain]\nenabled = true\nscheduled = false\ncheck_interval_s = 3600\n'
-                                     f'models_dir = "{tmp_path / "models"}"\n\n[notify]\nwebhook_url = "{hook.url}"\n')
+    config = d.config(speed=20, extra=f'\n[notify]\nwebhook_url = "{hook.url}"\n')
     try:
         d.start(config)
-        (models / "meta.json").write_text("{ this is not json")
-        d.signal(signal.SIGHUP)
+        config.write_text(config.read_text() + '\n[[strategies]]\nname = "nn"\nkind = "neural"\n'
+                          f'params = {{ models = ["m1"], models_dir = "{tmp_path / "models"}" }}\n')
+        d.signal(signal.SIGHUP)  # a reload that loads the model
         h = wait_for("rejected reload", lambda: (h := d.health())["last_reload"].get("ok") is False and h, d.proc)
         assert "meta.json" in h["last_reload"]["error"] and h["status"] == "degraded", h["last_reload"]
         assert d.proc.poll() is None  # type: ignore[union-attr]
