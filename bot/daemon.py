@@ -1,6 +1,7 @@
 """The long-running daemon behind ``neuralbot run``.
 
-Start-up: open the store (resume point), restore positions and cash, warm the
+Start-up: lock the store's portfolio (``bot.store_lock``: a second daemon is refused),
+open the store (resume point), restore positions and cash, warm the
 candle buffers from stored candles, start the health server and the notifier,
 then stream market events into the Engine. Every candle the Engine processed is
 also stored, so a restart after any kill resumes after the last stored candle
@@ -12,10 +13,15 @@ Signals:
   cancel pending orders (``daemon.shutdown = "cancel_orders"``: all of them,
   ``"leave_stops"``: all but protective stop / take-profit legs), persist, close
   sockets, return normally (exit code 0).
-* SIGHUP: reload the configuration file and validate it; an invalid one is
-  rejected (logged, notified) and the running one kept. Risk limits, stops,
+* SIGHUP: reload the configuration file and validate it (models included); an invalid
+  one is rejected (logged, notified, ``/health.last_reload``) and the running one kept;
+  one that arrives while starting is applied once started. Risk limits, stops,
   logging, notifications and retraining apply at once; sections that need a
   restart (store, exchange, feed, strategies, health, mode) are reported.
+
+Operator actions stored by ``neuralbot halt`` / ``resume`` (``bot.trading_control``)
+are carried out within ``OPERATOR_POLL_S``; a fatal store error ends the daemon with
+exit 1, the store closed.
 """
 
 from __future__ import annotations
