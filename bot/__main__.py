@@ -1,7 +1,19 @@
+"""``neuralbot`` and ``python -m bot``: the command line, with ``run`` safe from an early SIGHUP."""
+
 from __future__ import annotations
 
 import sys
 
-from bot.cli import main
 
-sys.exit(main())
+def main() -> int:
+    if sys.argv[1:2] == ["run"]:
+        from bot.early_signals import remember_sighup
+
+        remember_sighup()  # before the second of imports below (see bot.early_signals)
+    from bot.cli import main as cli_main
+
+    return cli_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

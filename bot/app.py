@@ -91,6 +91,7 @@ def live_feed_settings(settings: Settings, since_ms: int | None = None) -> LiveF
         trades=f.trades or "trades" in wanted,
         since_ms=since_ms,
         backfill_limit=f.backfill_limit,
+        backfill_grace_bars=f.backfill_grace_bars,
         reconnect_initial_s=f.reconnect_initial_s,
         reconnect_max_s=f.reconnect_max_s,
         reconnect_jitter=f.reconnect_jitter,

@@ -121,6 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from bot.daemon import run_daemon  # deferred: the daemon imports ccxt and the models
+    from bot.store import StoreError
+    from bot.store_lock import StoreLocked
     from strategies.catalog import StrategyParamError
 
     settings = load_config_or_exit(args)
@@ -129,6 +131,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = asyncio.run(run_daemon(settings, run_id, config_path=args.config))
     except StrategyParamError as exc:
         print(f"invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (StoreError, StoreLocked) as exc:  # an unusable store, or another daemon owns it
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.json:
         print(json.dumps(summary, default=str, sort_keys=True))

@@ -30,7 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from bot.config_checks import CROSS_FIELD_CHECKS
+from bot.config_checks import CROSS_FIELD_CHECKS, exchange_modes_require_keys
 from bot.config_section import Section, not_blank
 from bot.errors import UserInputError
 from bot.evaluation.compute import ComputeConfig
@@ -161,6 +161,8 @@ class FeedConfig(Section):
     order_book_depth: int = Field(20, ge=1, le=5000)
     trades: bool = False  # stream public trades (watch_trades) for every symbol
     backfill_limit: int = Field(1000, ge=1, le=1000)  # candles per REST page when backfilling
+    # a backfilled bar older than this many bars (at most one) never opens a position
+    backfill_grace_bars: float = Field(0.25, ge=0, le=1)
     reconnect_initial_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
     reconnect_jitter: float = Field(0.5, ge=0, le=1)
@@ -263,8 +265,11 @@ class Settings(BaseSettings):
 # -- loading ----------------------------------------------------------------------------
 
 
-def load_settings(path: Path | str | None = None) -> Settings:
-    """Load, validate and cross-check the configuration, or raise ``ConfigError``."""
+def load_settings(path: Path | str | None = None, *, credentials: bool = True) -> Settings:
+    """Load, validate and cross-check the configuration, or raise ``ConfigError``.
+
+    ``credentials=False``: a read-only command (``status``) that needs no API keys.
+    """
     if path is None:
         path = os.environ.get("NEURALBOT_CONFIG")
     if path is None:
@@ -302,7 +307,8 @@ def load_settings(path: Path | str | None = None) -> Settings:
         raise ConfigError([("", _describe_source_error(exc))], source) from None
     finally:
         _toml_path.reset(token)
-    problems = [p for check in CROSS_FIELD_CHECKS if (p := check(settings)) is not None]
+    checks = [c for c in CROSS_FIELD_CHECKS if credentials or c is not exchange_modes_require_keys]
+    problems = [p for check in checks if (p := check(settings)) is not None]
     if problems:
         raise ConfigError(problems, source)
     return settings

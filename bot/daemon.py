@@ -1,6 +1,7 @@
 """The long-running daemon behind ``neuralbot run``.
 
-Start-up: open the store (resume point), restore positions and cash, warm the
+Start-up: lock the store's portfolio (``bot.store_lock``: a second daemon is refused),
+open the store (resume point), restore positions and cash, warm the
 candle buffers from stored candles, start the health server and the notifier,
 then stream market events into the Engine. Every candle the Engine processed is
 also stored, so a restart after any kill resumes after the last stored candle
@@ -12,10 +13,15 @@ Signals:
   cancel pending orders (``daemon.shutdown = "cancel_orders"``: all of them,
   ``"leave_stops"``: all but protective stop / take-profit legs), persist, close
   sockets, return normally (exit code 0).
-* SIGHUP: reload the configuration file and validate it; an invalid one is
-  rejected (logged, notified) and the running one kept. Risk limits, stops,
+* SIGHUP: reload the configuration file and validate it (models included); an invalid
+  one is rejected (logged, notified, ``/health.last_reload``) and the running one kept;
+  one that arrives while starting is applied once started. Risk limits, stops,
   logging, notifications and retraining apply at once; sections that need a
   restart (store, exchange, feed, strategies, health, mode) are reported.
+
+Operator actions stored by ``neuralbot halt`` / ``resume`` (``bot.trading_control``)
+are carried out within ``OPERATOR_POLL_S``; a fatal store error ends the daemon with
+exit 1, the store closed.
 """
 
 from __future__ import annotations
@@ -25,17 +31,20 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from bot.app import build_strategies, engine_settings, risk_limits, summarize
+from bot.app import build_strategies, risk_limits, summarize
 from bot.clock import Clock, LiveClock
 from bot.config import ConfigError, Settings, load_settings
-from bot.daemon_wiring import Wiring, wire
+from bot.daemon_wiring import Wiring, reloaded_engine_settings, wire
+from bot.early_signals import early_sighup_pending
 from bot.engine import Engine
+from bot.engine_state import DURABLE_STATE_POLL_MS
 from bot.events import Candle, OrderSubmitted, timeframe_ms
 from bot.feeds.base import Feed
 from bot.health import HealthServer, OpsMetrics
@@ -43,10 +52,14 @@ from bot.logging_setup import configure_logging
 from bot.notify import Notifier
 from bot.ops_config import state_file_for
 from bot.store import Store
+from bot.store_lock import StoreLock
+from bot.trading_control import carry_out_operator_actions
 from risk.gate import TradingState
+from strategies.registry import RegistryError
 
 log = structlog.get_logger(__name__)
 
+OPERATOR_POLL_S = DURABLE_STATE_POLL_MS / 1000  # how often stored operator actions are looked for
 RESTART_SECTIONS = ("mode", "exchange", "store", "data", "feed", "backtest", "strategies", "health", "daemon")
 
 
@@ -75,6 +88,10 @@ class Daemon:
         self._t_event: float | None = None
         self._last_state = ""
         self._tasks: list[asyncio.Task[Any]] = []
+        self._reload_pending = early_sighup_pending()
+        self._operator_seen = 0  # the last operator action carried out
+        self._idle = asyncio.Event()  # the consumer is between events (set) or inside one
+        self._idle.set()
 
     # -- composition -------------------------------------------------------------------
 
@@ -111,41 +128,59 @@ class Daemon:
     # -- running -----------------------------------------------------------------------
 
     async def run(self) -> dict[str, Any]:
+        cfg = self.settings.store
+        lock = StoreLock.acquire(cfg.path, cfg.portfolio, run_id=self.run_id)  # or StoreLocked: exit 2
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._request_stop, sig.name)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload(), "reload"))
-        self.store = store = await Store.open(self.settings.store.path, portfolio=self.settings.store.portfolio)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
-            await store.start_run(self.run_id, self.settings.mode, self.started_ms, self.settings.redacted())
-            self.wiring = wiring = await wire(self.settings, store, build_strategies(self.settings))
-            engine = self.engine = wiring.engine
-            self.feed, self.clock = wiring.feed, wiring.clock
-            if wiring.executor == "exchange":  # the account's equity, not the configured paper one
-                self._initial_equity = round(engine.portfolio.equity(), 2)
-            self._instrument(engine)
-            await self._start_services()
-            self.status = "ok"
-            self._check_state()
-            self.notifier.notify("state", "daemon started", mode=self.settings.mode, run_id=self.run_id)
-            self._spawn(self._housekeeping(), "housekeeping")
-            log.info("daemon_started", mode=self.settings.mode, feed=self.settings.feed.source,
-                     executor=wiring.executor, strategies=[s.name for s in engine.strategies],
-                     symbols=wiring.symbols, timeframes=sorted({tf for _, tf in wiring.series}),
-                     trading_state=engine.state.value, reconcile=wiring.reconcile)
-            reason = await self._trade(engine, wiring.feed)
-            summary = await self._shutdown(engine, store, reason)
+            self.store = store = await Store.open(cfg.path, portfolio=cfg.portfolio)
+            try:
+                return await self._start_and_trade(store)
+            finally:
+                await self._stop_services()
+                if self.wiring is not None:
+                    await self._close_feed(self.wiring.feed)  # idempotent; closes the feed's client
+                    if self.wiring.rest_client is not None:
+                        with contextlib.suppress(Exception):
+                            await self.wiring.rest_client.close()
+                await store.close()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
-            await self._stop_services()
-            if self.wiring is not None:
-                await self._close_feed(self.wiring.feed)  # idempotent; closes the feed's client
-                if self.wiring.rest_client is not None:
-                    with contextlib.suppress(Exception):
-                        await self.wiring.rest_client.close()
-            await store.close()
-        return summary
+            lock.release()
+
+    async def _start_and_trade(self, store: Store) -> dict[str, Any]:
+        await store.start_run(self.run_id, self.settings.mode, self.started_ms, self.settings.redacted())
+        self.wiring = wiring = await wire(self.settings, store, build_strategies(self.settings))
+        engine = self.engine = wiring.engine
+        self.feed, self.clock = wiring.feed, wiring.clock
+        if wiring.executor == "exchange":  # the account's equity, not the configured paper one
+            self._initial_equity = round(engine.portfolio.equity(), 2)
+        self._instrument(engine)
+        self._operator_seen = await carry_out_operator_actions(engine, store, starting=True)
+        await self._start_services()
+        self.status = "ok"
+        self._check_state()
+        self.notifier.notify("state", "daemon started", mode=self.settings.mode, run_id=self.run_id)
+        self._spawn(self._housekeeping(), "housekeeping")
+        log.info("daemon_started", mode=self.settings.mode, feed=self.settings.feed.source,
+                 executor=wiring.executor, strategies=[s.name for s in engine.strategies],
+                 symbols=wiring.symbols, timeframes=sorted({tf for _, tf in wiring.series}),
+                 trading_state=engine.state.value, reconcile=wiring.reconcile)
+        if self._reload_pending:  # a SIGHUP arrived while starting
+            self.request_reload()
+        reason = await self._trade(engine, wiring.feed)
+        return await self._shutdown(engine, store, reason)
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload now, or once started (a reload never races the start-up)."""
+        if self.status == "starting":
+            self._reload_pending = True
+        else:
+            self._reload_pending = False
+            self._spawn(self.reload(), "reload")
 
     def _request_stop(self, why: str) -> None:
         log.info("daemon_signal", signal=why)
@@ -196,12 +231,14 @@ class Daemon:
         await asyncio.wait({consume, stopper}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         reason = "signal" if self.stop.is_set() else "feed ended"
-        if engine.state is TradingState.ACTIVE:
-            engine.state = TradingState.REDUCING  # no new entries from here on
+        self.stop.set()  # shutdown has begun: the consumer takes no further event
+        engine.set_state(TradingState.REDUCING, "daemon shutting down")  # only escalates
         self.status = "stopping"
-        await self._close_feed(feed)
-        if not consume.done():
+        if not consume.done():  # let it finish the event in hand, then stop it at the feed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self.settings.daemon.shutdown_timeout_s)
             consume.cancel()
+        await self._close_feed(feed)
         try:
             await consume
         except asyncio.CancelledError:
@@ -226,27 +263,42 @@ class Daemon:
         """The only task writing to the store while trading (one SQLite connection, no overlap)."""
         every = self.settings.daemon.flush_interval_s
         next_persist = time.monotonic() + every
+        next_operator = time.monotonic() + OPERATOR_POLL_S
         advance = getattr(self.clock, "advance_to", None)  # market time (paper): follow the feed
         async for event in feed:
-            self.metrics.market_event(event)
-            if advance is not None and not isinstance(event, Candle):
-                advance(event.ts)
-            self._t_event = time.perf_counter()
-            await engine.on_event(event)
-            self._t_event = None
-            if isinstance(event, Candle):
-                self._candles.append(event)
-                self._check_state()
-                if self.retrainer is not None:
-                    self.retrainer.observe_candle(event)
-            if time.monotonic() >= next_persist:
-                await self._persist_safely()
-                next_persist = time.monotonic() + every
+            if self.stop.is_set():  # shutdown has begun: nothing more reaches the Engine
+                return
+            self._idle.clear()
+            try:
+                await self._process(engine, event, advance)
+                if time.monotonic() >= next_operator:  # halt / resume / flatten an operator stored
+                    assert self.store is not None
+                    self._operator_seen = await carry_out_operator_actions(engine, self.store, self._operator_seen)
+                    self._check_state()
+                    next_operator = time.monotonic() + OPERATOR_POLL_S
+                if time.monotonic() >= next_persist:
+                    await self._persist_safely()
+                    next_persist = time.monotonic() + every
+            finally:
+                self._idle.set()
+
+    async def _process(self, engine: Engine, event: Any, advance: Any) -> None:
+        self.metrics.market_event(event)
+        if advance is not None and not isinstance(event, Candle):
+            advance(event.ts)
+        self._t_event = time.perf_counter()
+        await engine.on_event(event)
+        self._t_event = None
+        if isinstance(event, Candle):
+            self._candles.append(event)
+            self._check_state()
+            if self.retrainer is not None:
+                self.retrainer.observe_candle(event)
 
     async def _persist_safely(self) -> None:
         try:
             await self._persist()
-        except Exception as exc:  # disk trouble: keep trading; queued rows and candles are retried
+        except sqlite3.OperationalError as exc:  # disk full, locked: keep trading; rows are retried
             log.error("persist_failed", error=repr(exc))
             self.metrics.errors.labels("persist").inc()
             self.notifier.notify("error", "persisting state failed", error=repr(exc))
@@ -310,12 +362,15 @@ class Daemon:
     # -- reload ------------------------------------------------------------------------
 
     async def reload(self) -> bool:
-        """SIGHUP: validate the config file again; apply it, or keep the running one."""
+        """SIGHUP: validate the config file (and the models it names) again; apply it, or keep
+        the running one. Everything that can fail is done before anything changes."""
         try:
             new = load_settings(self.config_path)
-            build_strategies(new)  # params valid?
-        except (ConfigError, ValueError) as exc:
-            text = exc.render() if isinstance(exc, ConfigError) else str(exc)
+            build_strategies(new)  # params valid, models loadable?
+            if self.retrainer is not None:  # re-reads the registry's meta.json files
+                self.retrainer.reconfigure(new.retrain, retrain_cadence(new))
+        except (ConfigError, ValueError, OSError, RegistryError) as exc:
+            text = exc.render() if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
             self.last_reload = {"ok": False, "error": text, "ms": LiveClock().now_ms()}
             log.error("config_reload_rejected", error=text)
             self.notifier.notify("error", "config reload rejected; keeping the running configuration",
@@ -325,12 +380,9 @@ class Daemon:
         old, self.settings = self.settings, new
         restart = [k for k in RESTART_SECTIONS if _section(old, k) != _section(new, k)]
         if self.engine is not None:
-            self.engine.gate.limits = risk_limits(new)
-            self.engine.settings = engine_settings(new)
+            self.engine.reconfigure(risk_limits(new), reloaded_engine_settings(self.engine.settings, new))
         configure_logging(new.logging.level, new.logging.format, run_id=self.run_id, mode=old.mode)
-        self.notifier.reconfigure(self.settings.notify)
-        if self.retrainer is not None:
-            self.retrainer.reconfigure(self.settings.retrain, retrain_cadence(self.settings))
+        self.notifier.reconfigure(new.notify)
         self.generation += 1
         self.last_reload = {"ok": True, "ms": LiveClock().now_ms(), "restart_required": restart}
         log.info("config_reloaded", generation=self.generation, restart_required=restart)
@@ -347,9 +399,13 @@ class Daemon:
         stale_after = self.settings.health.stale_after_s or 3 * timeframe_ms(self.timeframe) / 1000
         if self.settings.feed.source == "replay" and self.settings.feed.replay_speed > 0:
             stale_after = max(stale_after if self.settings.health.stale_after_s else 0, 10.0 / self.settings.feed.replay_speed)
-        status = self.status
-        if status == "ok" and any(age > stale_after for age in feeds.values()):
-            status = "degraded"
+        problems = [f"feed {k} silent for {age:.0f} s (stale after {stale_after:.0f} s)"
+                    for k, age in feeds.items() if age > stale_after]
+        if engine is not None and engine.state is not TradingState.ACTIVE:
+            problems.append(f"trading {engine.state.value}: {engine.state_reason}")
+        if self.last_reload.get("ok") is False:
+            problems.append(f"last reload failed: {self.last_reload.get('error', '')}")
+        status = "degraded" if self.status == "ok" and problems else self.status
         book: dict[str, Any] = engine.portfolio.report() if engine is not None else {"positions": []}
         models = self.retrainer.model_report() if self.retrainer is not None else {}
         reconnects = {k: int(getattr(v, "reconnects", 0)) for k, v in (getattr(self.feed, "stats", None) or {}).items()}
@@ -357,6 +413,8 @@ class Daemon:
             "status": status, "run_id": self.run_id, "pid": os.getpid(), "mode": self.settings.mode,
             "portfolio": self.settings.store.portfolio, "uptime_s": round((LiveClock().now_ms() - self.started_ms) / 1000, 1),
             "trading_state": engine.state.value if engine is not None else "starting",
+            "trading_state_reason": engine.state_reason if engine is not None else "",
+            "problems": problems,
             "feeds": {k: {"age_s": a, "stale": a > stale_after, "reconnects": reconnects.get(k, 0)} for k, a in feeds.items()},
             **book,
             "models": models, "events_per_second": round(self.metrics.events_per_second(), 3),

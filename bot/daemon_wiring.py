@@ -38,7 +38,7 @@ from bot.clock import Clock, LiveClock, SimClock
 from bot.config import Settings, date_to_ms
 from bot.data import candle_file, load_candles_csv
 from bot.engine import Engine
-from bot.engine_state import DURABLE_STATE_POLL_MS
+from bot.engine_state import DURABLE_STATE_POLL_MS, EngineSettings
 from bot.events import timeframe_ms
 from bot.feeds.base import Feed
 from bot.feeds.replay import ReplayFeed
@@ -128,6 +128,18 @@ async def wire(settings: Settings, store: Store, strategies: list[Strategy]) -> 
              positions=[p.symbol for p in engine.portfolio.open_positions()],
              trading_state=engine.state.value)
     return Wiring(engine, feed, clock, series, kind, resume, rest_client, report)
+
+
+# what a reload may change in the Engine's settings; the rest was decided by the wiring at
+# start (durability, operator-halt polling, breaker persistence, order logging, the fee the
+# exchange reported, the executor's fees) and lasts until a restart
+RELOADABLE_ENGINE_SETTINGS = ("stops", "risk_per_trade_pct", "slippage_margin_bps", "atr_period", "agreement_floor")
+
+
+def reloaded_engine_settings(running: EngineSettings, new: Settings) -> EngineSettings:
+    """The running Engine's settings with the reloadable fields taken from ``new``."""
+    fresh = engine_settings(new)
+    return dataclasses.replace(running, **{k: getattr(fresh, k) for k in RELOADABLE_ENGINE_SETTINGS})
 
 
 def paper_book_executor(settings: Settings, cash: Callable[[], float]) -> Any:

@@ -41,7 +41,7 @@ from bot.reservations import Reservation
 from bot.store import Store
 from bot.strategy_guard import StrategyGuard
 from risk.breakers import BreakerMemory, Breakers
-from risk.gate import RiskGate, TradingState
+from risk.gate import RiskGate, RiskLimits, TradingState
 from risk.market import MarketRules
 from risk.portfolio import Portfolio, Position
 from risk.sizing import RollingATR
@@ -194,8 +194,8 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
                 continue
             ctx = self._context(strategy, candle, buffer)
             signal = self._guarded(strategy, "evaluate", candle, lambda s=strategy: s.evaluate(ctx))
-            if signal is not None:
-                await self.on_signal(signal, candle.close)
+            if signal is not None:  # a backfilled bar is history: it may exit, never enter
+                await self.on_signal(signal, candle.close, may_enter=not candle.backfilled)
                 attributions = self._guarded(  # after the order left
                     strategy, "explain", candle, lambda s=strategy, sig=signal: s.explain(sig))
                 if attributions:
@@ -263,6 +263,18 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
             self._intents[intent.intent_id] = intent
             self._order_intent[order_id] = intent.intent_id
             (self._pending_exits if intent.reduce_only else self._pending_entries).add(intent.symbol)
+
+    def reconfigure(self, limits: RiskLimits, settings: EngineSettings) -> None:
+        """A reloaded configuration: a new risk gate and breakers (which keep their memory:
+        day-start equity and peak) and new settings; ATR trackers restart from the buffers
+        when their period changed."""
+        memory = self.breakers.memory()
+        self.gate = RiskGate(limits, self.gate.checks)
+        self.breakers = Breakers(limits.daily_loss_limit_pct, limits.max_drawdown_pct)
+        self.breakers.restore(memory)
+        if settings.atr_period != self.settings.atr_period:
+            self._rolling_atr.clear()
+        self.settings = settings
 
     def unprotected(self) -> list[str]:
         """Open positions without a stop (must be empty whenever the engine trades)."""

@@ -80,8 +80,9 @@ class OrderFlowMixin:
     def _log_order(self, event: str, **kw: Any) -> None:
         (log.info if self.settings.orders_at_info else log.debug)(event, **kw)
 
-    async def on_signal(self, signal: Signal, price: float) -> None:
-        """Act on a strategy's signal at reference ``price`` (also for external signal sources)."""
+    async def on_signal(self, signal: Signal, price: float, may_enter: bool = True) -> None:
+        """Act on a strategy's signal at reference ``price`` (also for external signal sources);
+        ``may_enter=False`` (a backfilled bar): exits only."""
         self.stats.signals += 1
         self._emit(signal)
         symbol = signal.symbol
@@ -89,7 +90,8 @@ class OrderFlowMixin:
         if signal.direction is Direction.FLAT and held > 0 and symbol not in self._pending_exits:
             await self._exit(symbol, held, "exit", price, signal.ts, signal.signal_id)
         elif (
-            signal.direction is Direction.LONG
+            may_enter
+            and signal.direction is Direction.LONG
             and held <= 0
             and signal.size_pct > 0
             and symbol not in self._pending_entries

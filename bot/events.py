@@ -77,6 +77,9 @@ class Candle:
     low: float
     close: float
     volume: float
+    # fetched over REST to fill a gap and closed longer ago than the feed's grace: such a bar
+    # warms state and moves stops, but the Engine opens no position on it
+    backfilled: bool = field(default=False, compare=False)
 
     @property
     def close_ts(self) -> int:

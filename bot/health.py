@@ -10,7 +10,9 @@ or a test next to a daemon, never share series). Feed it with:
 * ``metrics.observe_decision(seconds)`` / ``metrics.observe_inference(...)``,
   ``metrics.retrain(outcome)``, ``metrics.set_reconnects(...)`` from the daemon.
 
-``HealthServer`` serves ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
+``HealthServer`` serves ``GET /health`` (JSON; 200 only while ``status`` is ``ok``, else 503
+with the body, so a load balancer or monitor alerts on a degraded daemon) and
+``GET /metrics`` (Prometheus text).
 It binds 127.0.0.1 by default; when a token is configured every request needs
 ``Authorization: Bearer <token>`` (or ``?token=``), and a non-loopback bind refuses
 to start without one.
@@ -228,7 +230,7 @@ class HealthServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         body = self.provider()
-        status = 200 if body.get("status") in ("ok", "degraded") else 503
+        status = 200 if body.get("status") == "ok" else 503  # degraded, starting, stopping: not healthy
         return web.json_response(body, status=status, dumps=_dumps)
 
     async def _metrics(self, request: web.Request) -> web.Response:

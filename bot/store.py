@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -36,10 +37,10 @@ from bot.events import (
     StrategyFailed,
 )
 from bot.execution.orders import TERMINAL
-from bot.store_schema import MIGRATIONS, SCHEMA_VERSION, migrate, user_version
+from bot.store_schema import MIGRATIONS, SCHEMA_VERSION, StoreError, migrate, user_version
 from risk.breakers import BreakerMemory
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "migrate"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "StoreError", "migrate"]
 
 TERMINAL_STATUSES = tuple(sorted(s.value for s in TERMINAL))  # orders.status that never change
 
@@ -54,20 +55,42 @@ class Store:
 
     @classmethod
     async def open(
-        cls, path: Path | str, portfolio: str = "default", target_version: int = SCHEMA_VERSION
+        cls, path: Path | str, portfolio: str = "default", target_version: int = SCHEMA_VERSION,
+        read_only: bool = False,
     ) -> Store:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(str(path), isolation_level=None)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await migrate(db, target_version)
+        """Open (creating and migrating) the store; ``read_only``: never write, never migrate."""
+        if read_only:
+            db = await aiosqlite.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, isolation_level=None)
+        else:
+            if str(path) != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(str(path), isolation_level=None)
+        try:  # the connection's thread must end on every failure, or the process never exits
+            if not read_only:
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await migrate(db, 0 if read_only else target_version)
+        except StoreError as exc:
+            await db.close()
+            raise StoreError(f"store {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            await db.close()
+            if isinstance(exc, sqlite3.OperationalError) and "not a database" not in str(exc):
+                raise
+            raise StoreError(f"store {path}: not an SQLite database ({exc}); restore it from a backup"
+                             " or set another store.path") from None
+        except BaseException:
+            await db.close()
+            raise
         return cls(db, portfolio)
 
     async def close(self) -> None:
-        await self.flush()
-        await self._db.close()
+        """Flush what is queued and close; the connection closes even when the flush fails."""
+        try:
+            await self.flush()
+        finally:
+            await self._db.close()
 
     async def __aenter__(self) -> Store:
         return self
@@ -279,7 +302,7 @@ class Store:
     async def fetch(self, table: str, where: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of one of this portfolio's tables as dicts (for reports, status, tests)."""
         if table not in {"signals", "risk_decisions", "orders", "fills", "positions", "equity",
-                         "strategy_failures"}:
+                         "strategy_failures", "operator_actions"}:
             raise ValueError(f"unknown table {table!r}")
         sql = f"SELECT * FROM {table} WHERE portfolio = ?"
         if where:
@@ -352,6 +375,32 @@ class Store:
         ) as cur:
             row = await cur.fetchone()
         return None if row is None else (str(row[0]), str(row[1] or ""))
+
+    # -- operations (v5): operator actions -------------------------------------------------
+
+    async def record_operator_action(self, action: str, who: str, why: str, ts: int,
+                                     detail: dict[str, Any] | None = None,
+                                     state: tuple[str, str] | None = None) -> None:
+        """Store an operator's action, with the trading ``(state, reason)`` it sets, in one transaction."""
+        self._pending.append((
+            "INSERT INTO operator_actions (portfolio, ts, who, action, why, detail_json)"
+            " VALUES (?,?,?,?,?,?)",
+            (self.portfolio, ts, who, action, why, json.dumps(detail or {}, sort_keys=True)),
+        ))
+        if state is not None:
+            self._pending.append(("INSERT OR REPLACE INTO trading_state VALUES (?,?,?,?)",
+                                  (self.portfolio, state[0], state[1], ts)))
+        await self.flush()
+
+    async def operator_actions(self, after_id: int = 0, pending: bool = False) -> list[dict[str, Any]]:
+        """This portfolio's operator actions after ``after_id`` (``pending``: not yet carried out)."""
+        return await self.fetch("operator_actions", "id > ?" + (" AND done_ms IS NULL" if pending else ""),
+                                (after_id,))
+
+    async def operator_action_done(self, action_id: int, ts: int) -> None:
+        self._pending.append(("UPDATE operator_actions SET done_ms = ? WHERE portfolio = ? AND id = ?",
+                              (ts, self.portfolio, action_id)))
+        await self.flush()
 
     # -- risk (v4): circuit breaker memory -----------------------------------------------
 

@@ -112,8 +112,22 @@ MIGRATIONS: tuple[str, ...] = (
         consecutive INTEGER NOT NULL, disabled INTEGER NOT NULL
     );
     """,
+    # v7 (operations): every operator action on the trading state (halt, resume): who, when,
+    # why; ``done_ms`` is set once a daemon carried out what the action asked of it.
+    """
+    CREATE TABLE operator_actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, portfolio TEXT NOT NULL, ts INTEGER NOT NULL,
+        who TEXT NOT NULL, action TEXT NOT NULL, why TEXT NOT NULL, detail_json TEXT NOT NULL,
+        done_ms INTEGER
+    );
+    CREATE INDEX operator_actions_by_portfolio ON operator_actions (portfolio, id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as it is (not SQLite, from a newer program): bad input, exit 2."""
 
 
 async def user_version(db: aiosqlite.Connection) -> int:
@@ -126,9 +140,9 @@ async def migrate(db: aiosqlite.Connection, target_version: int = SCHEMA_VERSION
     """Apply pending migrations up to ``target_version``; each one atomically."""
     current = await user_version(db)
     if current > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema version {current} is newer than this program's {SCHEMA_VERSION};"
-            " upgrade neuralbot or use another database file"
+        raise StoreError(
+            f"schema version {current} is newer than this program's {SCHEMA_VERSION};"
+            " upgrade neuralbot or set another store.path"
         )
     for version in range(current + 1, target_version + 1):
         script = MIGRATIONS[version - 1]

@@ -60,6 +60,7 @@ end = {end}
 
 [risk]
 min_strength = {min_strength}
+{risk}
 
 [health]
 port = 0
@@ -79,15 +80,20 @@ class Daemon:
         self.port_file = tmp / "health.port"
         self.proc: subprocess.Popen[str] | None = None
 
-    def config(self, speed: float = 40, end: str = "2021-06-01", min_strength: float = 60.0) -> Path:
-        return self.write_config(CONFIG.format(speed=speed, end=end, min_strength=min_strength,
-                                               port_file=self.port_file))
+    def config(self, speed: float = 40, end: str = "2021-06-01", min_strength: float = 60.0,
+               extra: str = "", risk: str = "") -> Path:
+        body = CONFIG.format(speed=speed, end=end, min_strength=min_strength, port_file=self.port_file,
+                             risk=risk)
+        return self.write_config(body + extra, name=f"{self.port_file.stem}.toml")
 
-    def start(self, config: Path) -> None:
+    def start_nowait(self, config: Path) -> None:
         self.port_file.unlink(missing_ok=True)
         env = {**os.environ, "PYTHONPATH": str(REPO), "NEURALBOT_LOGGING__FORMAT": "json"}
         self.proc = subprocess.Popen(daemon_cmd(config), cwd=self.tmp, env=env, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def start(self, config: Path) -> None:
+        self.start_nowait(config)
         wait_for("health port", lambda: self.port_file.exists() and self.port_file.read_text().strip(),
                  self.proc)
 
@@ -97,8 +103,9 @@ class Daemon:
 
     def health(self) -> dict[str, Any]:
         status, body = get(self.base + "/health")
-        assert status == 200, body
-        return json.loads(body)
+        h = json.loads(body)
+        assert status == (200 if h["status"] == "ok" else 503), body
+        return h
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.clock import LiveClock
-from bot.commands.execution import handler
+from bot.commands.execution import halt_handler
 from bot.events import OrderIntent, OrderType, Side
 from bot.exchange_sim import SimExchange, SimSettings, make_ccxt_binance
 from bot.execution.exchange import ExchangeExecutor
@@ -46,7 +46,10 @@ def test_halt_cancels_entries_flattens_and_persists(sim: SimExchange, write_conf
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEURALBOT_API_KEY", "sim-key")
     monkeypatch.setenv("NEURALBOT_API_SECRET", "sim-secret")
-    config = write_config(f'mode = "sandbox"\n\n[exchange]\nhttp_url = "{sim.http_url}"\n')
+    # the strategies trade BTC/USDT; [backtest].symbols names another market, which halt must not use
+    config = write_config(f'mode = "sandbox"\n\n[exchange]\nhttp_url = "{sim.http_url}"\n\n'
+                          '[backtest]\nsymbols = ["ETH/USDT"]\n\n[[strategies]]\nname = "ma"\n'
+                          'kind = "ma_crossover"\nsymbols = ["BTC/USDT"]\nparams = { fast = 10, slow = 30 }\n')
     db = tmp_path / "bot.sqlite"
 
     async def trade() -> None:
@@ -68,16 +71,18 @@ def test_halt_cancels_entries_flattens_and_persists(sim: SimExchange, write_conf
 
     asyncio.run(trade())
     assert len(sim.matcher.open_orders(None)) == 1
-    assert handler(argparse.Namespace(config=str(config), flatten=True)) == 0
+    assert halt_handler(argparse.Namespace(config=str(config), flatten=True, why="test", who="ops")) == 0
     assert sim.matcher.open_orders(None) == []
     btc = sum(float(b["free"]) + float(b["locked"]) for b in sim.matcher.balances() if b["asset"] == "BTC")
     assert btc < 1e-6
 
-    async def state() -> tuple[str, str] | None:
+    async def state() -> tuple[tuple[str, str] | None, list[dict]]:
         store = await Store.open(db, "default")
         try:
-            return await store.load_trading_state()
+            return await store.load_trading_state(), await store.operator_actions()
         finally:
             await store.close()
 
-    assert (asyncio.run(state()) or ("",))[0] == "halted"
+    stored, actions = asyncio.run(state())
+    assert stored == ("halted", "operator halt by ops: test")
+    assert [(a["who"], a["action"], a["why"]) for a in actions] == [("ops", "halt", "test")]

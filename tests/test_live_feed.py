@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -180,3 +181,53 @@ async def test_candle_closure_from_timestamps_for_another_exchange_id(data_dir: 
     # closures seen on the stream (the old k.x hook saw none: every bar came from the REST
     # rescue after the stream fell silent); at this replay speed REST lags and batches some
     assert stats.backfilled < stats.emitted
+
+
+async def test_multi_symbol_multi_timeframe_feed_delivers_every_series_exactly_once(data_dir: Path) -> None:
+    days, start = 3, 1_598_918_400_000  # 2020-09-01: BNB/USDT hourly data starts in August 2020
+    end = start + days * 24 * HOUR
+    sim_cfg = dataclasses.replace(sim_settings(data_dir, days * 24, FaultSettings(drop_every_n_messages=9)),
+                                  start_ms=start, end_ms=end, symbols=("BNB/USDT", "BTC/USDT"),
+                                  timeframes=("1h", "1d"))
+    cfg = feed_settings(symbols=("BNB/USDT", "BTC/USDT"), timeframes=("1h", "1d"), since_ms=start)
+    async with SimExchange(sim_cfg) as sim:
+        feed = LiveFeed(make_ccxt_binance(sim.http_url, sim.ws_url), cfg, ExchangeClock(sim))
+        got: dict[tuple[str, str], list[Candle]] = {}
+        try:
+            async with asyncio.timeout(120):  # a ceiling, never a pass/fail timing
+                async for event in feed:
+                    assert isinstance(event, Candle)
+                    got.setdefault((event.symbol, event.timeframe), []).append(event)
+                    if all(len(got.get((s, tf), [])) >= n
+                           for s in cfg.symbols for tf, n in (("1h", days * 24), ("1d", days))):
+                        break
+        finally:
+            await feed.close()
+    assert set(got) == {(s, tf) for s in cfg.symbols for tf in cfg.timeframes}
+    for (symbol, tf), candles in got.items():
+        path = data_dir / f"ohlcv/binance/{symbol.replace('/', '_')}-{tf}.csv.gz"
+        want = load_candles_csv(path, symbol=symbol, timeframe=tf, since_ms=start, until_ms=end)
+        assert candles[:len(want)] == want, (symbol, tf)  # each series complete, in order, no duplicates
+
+
+async def test_stale_stream_watchdog_reconnects_and_backfills(data_dir: Path) -> None:
+    bars = 60
+    async with SimExchange(sim_settings(data_dir, bars, FaultSettings())) as sim:
+        feed = LiveFeed(make_ccxt_binance(sim.http_url, sim.ws_url),
+                        feed_settings(kline_interval_s=0.05, stale_multiple=4.0), ExchangeClock(sim))
+        got: list[Candle] = []
+        try:
+            async with asyncio.timeout(120):  # a ceiling, never a pass/fail timing
+                async for event in feed:
+                    assert isinstance(event, Candle)
+                    got.append(event)
+                    if len(got) == 15:  # the socket stays open but goes silent
+                        sim.set_faults(FaultSettings(delay_ms=5_000))
+                    if event.close_ts >= START + bars * HOUR:
+                        break
+        finally:
+            await feed.close()
+    stats = feed.stats["ohlcv:BTC/USDT:1h"]
+    assert stats.stale >= 2  # the watchdog noticed the silence ...
+    assert feed.reconnects >= 1 and stats.backfilled > 0  # ... reconnected and fetched what it missed
+    assert got == expected(data_dir, bars)  # nothing lost or repeated across the stall

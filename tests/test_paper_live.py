@@ -209,3 +209,69 @@ async def reconcile_again(ex: LoopbackExchange, db: Path) -> Any:
     finally:
         await store.close()
         await client.close()
+
+
+def manual_orders(ex: LoopbackExchange) -> list[str]:
+    """What a person does on the same account: a market buy and a resting limit buy far below."""
+    from bot.exchange_sim.ccxt_config import make_ccxt_binance
+
+    async def place() -> list[str]:
+        client = make_ccxt_binance(ex.http_url, api_key="sim-key", secret="sim-secret", pro=False)
+        try:
+            await client.load_markets()
+            a = await client.create_order("BTC/USDT", "market", "buy", 0.002, None, {"newClientOrderId": "manual-1"})
+            b = await client.create_order("BTC/USDT", "limit", "buy", 0.001, 1_000.0, {"newClientOrderId": "manual-2"})
+            return [a["clientOrderId"], b["clientOrderId"]]
+        finally:
+            await client.close()
+
+    return asyncio.run(place())
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_real_daemon_with_exchange_stops_a_manual_trade_and_a_second_daemon(
+    write_config: Callable[..., Path], tmp_path: Path, exchange: LoopbackExchange,
+    procs: list[subprocess.Popen[str]],
+) -> None:
+    db = tmp_path / "bot.sqlite"
+    body = CONFIG.format(mode="sandbox", http=exchange.http_url, ws=exchange.ws_url).replace(
+        "[feed]", "exchange_stops = true\n\n[feed]", 1)
+    config = write_config(body)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NEURALBOT_LOGGING__FORMAT": "json",
+           "NEURALBOT_API_KEY": "sim-key", "NEURALBOT_API_SECRET": "sim-secret"}
+    cmd = [sys.executable, "-m", "bot", "run", "--config", str(config), "--json"]
+
+    def start() -> subprocess.Popen[str]:
+        p = subprocess.Popen(cmd, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs.append(p)
+        return p
+
+    first = start()
+    wait_for("an exchange-side stop resting", lambda: exchange.call(
+        lambda sim: [o for o in sim.matcher.open_orders(None) if o.is_stop]), first)
+    manual = manual_orders(exchange)
+
+    second = start()  # same store, same portfolio: refused while the first one lives
+    _, err = second.communicate(timeout=WAIT_S)
+    assert second.returncode == 2 and "already runs" in err and f"pid {first.pid}" in err, err
+
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    runs_before = len(rows(db, "SELECT run_id FROM runs"))
+    restarted = start()
+    wait_for("the restarted daemon trading", lambda: len(rows(db, "SELECT run_id FROM runs")) > runs_before
+             and rows(db, "SELECT COUNT(*) FROM candles")[0][0] > 0, restarted)
+    time.sleep(1.0)  # a few bars of the restarted daemon
+    _, logs = stop_daemon(restarted)
+    events = [e["event"] for e in logs]
+    assert "reconciled" in events and "stops_rearmed" in events
+
+    sim_orders = exchange.call(lambda sim: [(o.client_id, o.status, o.executed) for o in sim.matcher.orders.values()])
+    ours = {cid for cid, *_ in sim_orders if cid not in manual}
+    assert len([c for c, *_ in sim_orders]) == len({c for c, *_ in sim_orders})  # no client order id twice
+    stored = {r[0] for r in rows(db, "SELECT client_order_id FROM exchange_orders")}
+    assert ours == stored and not set(manual) & stored  # every order of ours known, none of the person's
+    assert {cid: st for cid, st, _ in sim_orders}["manual-2"] == "NEW"  # the person's resting order untouched
+    our_trades = exchange.call(lambda sim: sum(1 for o in sim.matcher.orders.values()
+                                               if o.client_id not in manual for _ in o.fills))
+    assert len(rows(db, "SELECT * FROM fills")) == our_trades  # no fill of ours lost, none invented

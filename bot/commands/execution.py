@@ -1,9 +1,12 @@
-"""``neuralbot halt [--flatten] --config FILE``: stop new entries now, optionally get flat.
+"""``neuralbot halt`` and ``neuralbot resume``: the operator's trading-state commands.
 
-Persists HALTED for the configured portfolio (a daemon restarts halted and stays so
-until an operator resumes it), cancels our open entry (buy) orders at the exchange
-and, with ``--flatten``, reconciles and closes every open position with reducing
-market orders. Exit codes: 0 done, 1 the exchange could not be reached, 2 bad config.
+``halt [--flatten] --why TEXT``: persist HALTED for the configured portfolio (a running
+daemon follows within seconds, a restarted one starts halted), cancel our open entry
+orders at the exchange and, with ``--flatten``, close every open position (paper: the
+daemon's paper book closes them; the answer says when). ``resume --why TEXT``: back to
+ACTIVE, refused while the cause persists. Both are stored with who, when and why
+(:mod:`bot.trading_control`). Exit codes: 0 done, 1 refused or the exchange could not
+be reached, 2 bad config.
 """
 
 from __future__ import annotations
@@ -18,61 +21,49 @@ def add_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser("halt", help="halt trading: cancel open entries, optionally flatten")
     p.add_argument("--config", metavar="FILE", help="TOML configuration (default: $NEURALBOT_CONFIG)")
     p.add_argument("--flatten", action="store_true", help="also close every open position")
-    p.set_defaults(func=handler)
+    p.add_argument("--why", default="neuralbot halt", metavar="TEXT", help="stored with the halt")
+    p.add_argument("--who", metavar="NAME", help="operator name stored with it (default: OS user)")
+    p.set_defaults(func=halt_handler)
+    r = subparsers.add_parser("resume", help="lift a halt (refused while its cause persists)")
+    r.add_argument("--config", metavar="FILE", help="TOML configuration (default: $NEURALBOT_CONFIG)")
+    r.add_argument("--why", required=True, metavar="TEXT", help="why it is safe to trade again (stored)")
+    r.add_argument("--who", metavar="NAME", help="operator name stored with it (default: OS user)")
+    r.set_defaults(func=resume_handler)
 
 
-def handler(args: argparse.Namespace) -> int:
-    from bot.cli import EXIT_FAILURE, EXIT_OK, load_config_or_exit
+def _prepare(args: argparse.Namespace, what: str) -> Any:
+    from bot.cli import load_config_or_exit
     from bot.logging_setup import configure_logging
 
     settings = load_config_or_exit(args)
-    configure_logging(settings.logging.level, settings.logging.format, run_id="halt", mode=settings.mode)
+    configure_logging(settings.logging.level, settings.logging.format, run_id=what, mode=settings.mode)
+    return settings
+
+
+def halt_handler(args: argparse.Namespace) -> int:
+    from bot.cli import EXIT_FAILURE, EXIT_OK
+    from bot.trading_control import default_operator, halt_trading
+
+    settings = _prepare(args, "halt")
     try:
-        summary = asyncio.run(halt(settings, args.flatten))
-    except Exception as exc:  # one attempt, reported; the operator retries
+        summary = asyncio.run(halt_trading(settings, who=args.who or default_operator(), why=args.why,
+                                           flatten=args.flatten))
+    except Exception as exc:  # noqa: BLE001  one attempt, reported; the operator retries
         print(f"halt failed: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     print(", ".join(f"{k}={v}" for k, v in summary.items()))
     return EXIT_OK
 
 
-async def halt(settings: Any, flatten: bool) -> dict[str, Any]:
-    import structlog  # deferred with the rest: building the CLI parser imports no third-party package
+def resume_handler(args: argparse.Namespace) -> int:
+    from bot.cli import EXIT_FAILURE, EXIT_OK
+    from bot.trading_control import ResumeRefused, default_operator, resume_trading
 
-    from bot.app import engine_settings, risk_limits
-    from bot.clock import LiveClock
-    from bot.execution.exchange import ExchangeExecutor
-    from bot.execution.orders import OrderClosed
-    from bot.execution.wiring import build_exchange_engine, make_ccxt_client
-    from bot.store import Store
-    from risk.gate import TradingState
-
-    clock = LiveClock()
-    symbols = list(settings.backtest.symbols)
-    store = await Store.open(settings.store.path, portfolio=settings.store.portfolio)
-    summary: dict[str, Any] = {"state": "halted", "canceled": 0, "flattened": 0}
+    settings = _prepare(args, "resume")
     try:
-        await store.set_trading_state(TradingState.HALTED.value, "operator: neuralbot halt", clock.now_ms())
-        if settings.mode == "paper":
-            summary["note"] = "paper mode: no exchange orders; the daemon resumes halted"
-            return summary
-        client = make_ccxt_client(settings)
-        try:
-            executor = ExchangeExecutor(client, store, clock)
-            await executor.start(symbols)
-            _, facts = await executor.cancel_open(symbols, entries_only=True)
-            summary["canceled"] = sum(1 for f in facts if isinstance(f, OrderClosed))
-            if flatten:
-                built = await build_exchange_engine(
-                    client=client, store=store, clock=clock, strategies=[], symbols=symbols,
-                    limits=risk_limits(settings), settings=engine_settings(settings),
-                    stake=settings.exchange.stake)
-                before = len(built.engine.portfolio.open_positions())
-                await built.engine.flatten("halt")
-                summary["flattened"] = before - len(built.engine.portfolio.open_positions())
-        finally:
-            await client.close()
-    finally:
-        await store.close()
-    structlog.get_logger(__name__).warning("halted", **summary)
-    return summary
+        summary = asyncio.run(resume_trading(settings, who=args.who or default_operator(), why=args.why))
+    except ResumeRefused as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILURE
+    print(", ".join(f"{k}={v}" for k, v in summary.items()))
+    return EXIT_OK

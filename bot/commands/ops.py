@@ -1,9 +1,11 @@
 """``neuralbot status``: what the daemon holds and thinks, read from the SQLite store.
 
-Positions, equity, heat, trading state (from the daemon's state file, written
-next to the store; ``stopped`` when its process is gone) and the last signals
-with their top feature attributions (each feature's signed share of the explanation,
-as ``strategies.explain.top_shares`` stored them). Read-only: safe to run next to a daemon.
+Positions, equity, heat, the daemon's state (from its state file, written next to
+the store; ``stopped`` when its process is gone), the stored trading state with its
+reason, the last operator actions and the last signals with their top feature
+attributions (:func:`format_attributions`: each feature's signed share
+of the explanation). Read-only (the store is opened read-only) and without API keys:
+safe to run next to a daemon.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+OPERATOR_ACTIONS_V = 7  # the schema version that added operator_actions
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -68,8 +71,10 @@ async def gather_status(settings: Any, n_signals: int = 5, top: int = 3) -> dict
     path = Path(settings.store.path)
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}: has the daemon run yet?")
-    store = await Store.open(path, portfolio=settings.store.portfolio)
+    store = await Store.open(path, portfolio=settings.store.portfolio, read_only=True)
     try:
+        trading = await store.load_trading_state()
+        actions = await store.operator_actions() if await store.schema_version() >= OPERATOR_ACTIONS_V else []
         positions = [r for r in await store.fetch("positions") if r["amount"] > 0]
         equity = await store.fetch("equity", "ts = (SELECT MAX(ts) FROM equity WHERE portfolio = ?)",
                                    (settings.store.portfolio,))
@@ -85,6 +90,9 @@ async def gather_status(settings: Any, n_signals: int = 5, top: int = 3) -> dict
         "portfolio": settings.store.portfolio,
         "store": str(path),
         "daemon": daemon_state(state_file_for(settings)),
+        "trading_state": {"state": trading[0], "reason": trading[1]} if trading else
+        {"state": "active", "reason": ""},
+        "operator_actions": [{k: a[k] for k in ("ts", "who", "action", "why")} for a in actions[-3:]],
         "equity": eq,
         "cash": float(last["cash"]) if last else eq,
         "exposure": float(last["exposure"]) if last else 0.0,
@@ -118,6 +126,8 @@ def render(st: dict[str, Any]) -> str:
     lines = [
         f"portfolio {st['portfolio']}  ({st['store']})",
         f"state     {d['state']}" + (f"  (pid {d['pid']}, run {d['run_id']})" if d.get("running") else ""),
+        f"stored    {st['trading_state']['state']}" + (f"  ({st['trading_state']['reason']})"
+                                                        if st['trading_state']['reason'] else ""),
         f"equity    {st['equity']:,.2f}  cash {st['cash']:,.2f}  exposure {st['exposure']:,.2f}"
         f"  at {_when(st['equity_ts'])} UTC",
         f"heat      {st['heat']:,.2f}  ({st['heat_pct']:.2f}% of equity)",
@@ -128,6 +138,10 @@ def render(st: dict[str, Any]) -> str:
         stop = "-" if p["stop_price"] is None else f"{p['stop_price']:,.2f}"
         tp = "-" if p["take_profit"] is None else f"{p['take_profit']:,.2f}"
         lines.append(f"  {p['symbol']:<12} {p['amount']:.8f} @ {p['avg_price']:,.2f}  stop {stop}  tp {tp}")
+    if st["operator_actions"]:
+        lines += ["", "operator actions"]
+    for a in st["operator_actions"]:
+        lines.append(f"  {_when(a['ts'])} {a['action']} by {a['who']}: {a['why']}")
     lines += ["", f"last signals ({len(st['signals'])})"]
     for s in st["signals"]:
         prob = "" if s["probability"] is None else f" p={s['probability']:.3f}"
@@ -141,9 +155,10 @@ def render(st: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from bot.config import ConfigError, load_settings  # deferred: pydantic is not needed for --help
+    from bot.store import StoreError  # deferred: aiosqlite is not needed to build the CLI parser
 
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, credentials=False)
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
@@ -152,5 +167,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     print(json.dumps(st, default=str, sort_keys=True) if args.json else render(st))
     return EXIT_OK

@@ -47,7 +47,7 @@ class ExchangeEngine:
 
 
 def make_ccxt_client(settings: Any, *, pro: bool = False) -> Any:
-    """A ccxt async client from the configuration: sandbox unless mode is ``live``.
+    """A ccxt async client from the configuration: the test network in ``sandbox`` mode only.
 
     ``pro``: the ccxt.pro (websocket) class, without credentials (market data only).
     ``exchange.http_url`` / ``ws_url`` point it at another server (the loopback exchange).
@@ -71,7 +71,7 @@ def make_ccxt_client(settings: Any, *, pro: bool = False) -> Any:
         from bot.exchange_sim.ccxt_config import configure_ccxt
 
         configure_ccxt(client, settings.exchange.http_url, settings.exchange.ws_url)
-    elif settings.mode != "live":
+    elif settings.mode == "sandbox":  # paper streams the real public market data
         client.set_sandbox_mode(True)
     return client
 

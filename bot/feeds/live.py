@@ -10,6 +10,8 @@ was lost. A bar is emitted only if it directly follows the last emitted one; any
 missed (a disconnect, a lost message, a stale stream) is backfilled the same way, so the
 consumer sees a gap-free (as far as the exchange has data), duplicate-free, ordered
 sequence per (symbol, timeframe).
+Backfilled bars that closed longer ago than ``backfill_grace_bars`` carry
+``Candle.backfilled``: the Engine opens no position on them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import ccxt.pro as ccxtpro
 import structlog
 
@@ -33,6 +36,9 @@ from bot.feeds.live_settings import LiveFeedSettings
 log = structlog.get_logger(__name__)
 
 _STOP = object()
+# what a stream survives by backing off and re-subscribing: ccxt's errors, and a socket that
+# closes under a subscription request (aiohttp raises its own error for that, not ccxt's)
+STREAM_ERRORS = (ccxtpro.BaseError, ConnectionError, aiohttp.ClientError)
 
 
 class ClockSkewError(RuntimeError):
@@ -213,9 +219,9 @@ class LiveFeed:
 
         self.exchange.on_connected = on_connected
 
-    def _candle(self, symbol: str, tf: str, row: list[Any]) -> Candle:
+    def _candle(self, symbol: str, tf: str, row: list[Any], backfilled: bool = False) -> Candle:
         return Candle(self.settings.exchange, symbol, tf, int(row[0]), float(row[1]),
-                      float(row[2]), float(row[3]), float(row[4]), float(row[5]))
+                      float(row[2]), float(row[3]), float(row[4]), float(row[5]), backfilled)
 
     async def _candle_loop(self, symbol: str, tf: str) -> None:
         key = f"ohlcv:{symbol}:{tf}"
@@ -249,7 +255,7 @@ class LiveFeed:
                 log.warning("feed.stale", stream=key, silent_s=stale_s)
                 await self._reset_connection(f"ohlcv::{symbol}::{tf}")
                 need_backfill = True
-            except ccxtpro.BaseError as exc:
+            except STREAM_ERRORS as exc:
                 need_backfill = True
                 await self._on_stream_error(key, state.stats, exc, backoff)
 
@@ -276,7 +282,10 @@ class LiveFeed:
         if ts <= state.last_ts:
             state.stats.duplicates += 1
             return
-        candle = self._candle(state.symbol, state.timeframe, row)
+        # history, not news: closed longer ago than the grace (at most one bar)
+        grace_ms = min(max(self.settings.backfill_grace_bars, 0.0), 1.0) * state.tf_ms
+        history = backfilled and self.clock.now_ms() - (ts + state.tf_ms) > grace_ms
+        candle = self._candle(state.symbol, state.timeframe, row, history)
         state.last_ts = ts
         if backfilled:
             state.stats.backfilled += 1
@@ -318,7 +327,7 @@ class LiveFeed:
                                backoff: Backoff) -> None:
         if isinstance(exc, ccxtpro.RateLimitExceeded | ccxtpro.DDoSProtection):
             stats.rate_limited += 1
-        elif isinstance(exc, ccxtpro.NetworkError):
+        elif isinstance(exc, ccxtpro.NetworkError | ConnectionError | aiohttp.ClientError):
             stats.reconnects += 1
         else:
             stats.errors += 1
@@ -365,7 +374,7 @@ class LiveFeed:
             except ccxtpro.ChecksumError as exc:
                 stats.resyncs += 1  # ccxt dropped the book; the next watch re-snapshots
                 log.warning("feed.book_resync", stream=key, reason=str(exc)[:200])
-            except ccxtpro.BaseError as exc:
+            except STREAM_ERRORS as exc:
                 await self._on_stream_error(key, stats, exc, backoff)
 
     async def _trades_loop(self, symbol: str) -> None:
@@ -394,5 +403,5 @@ class LiveFeed:
                 stats.stale += 1
                 log.warning("feed.stale", stream=key, silent_s=stale_s)
                 await self._reset_connection(f"trade::{symbol}")
-            except ccxtpro.BaseError as exc:
+            except STREAM_ERRORS as exc:
                 await self._on_stream_error(key, stats, exc, backoff)

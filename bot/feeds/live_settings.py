@@ -15,6 +15,9 @@ class LiveFeedSettings:
     trades: bool = False  # one watch_trades task per symbol
     since_ms: int | None = None  # backfill closed candles from here before streaming
     backfill_limit: int = 1000  # candles per fetch_ohlcv page
+    # a bar fetched over REST that closed longer ago than this many bars (at most 1) is
+    # marked ``backfilled``: it warms state and moves stops but opens no position
+    backfill_grace_bars: float = 0.25
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 30.0
     reconnect_jitter: float = 0.5
