@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.cockpit_config import ApiConfig, TelegramConfig
 from bot.config_checks import CROSS_FIELD_CHECKS
 from bot.config_section import Section
 from bot.evaluation.compute import ComputeConfig
@@ -40,7 +41,7 @@ from strategies.model_config import ModelSpec, TrainConfig, default_models
 
 SECRET_KEYS = ("api_key", "api_secret")
 # Secrets nested in sections; like the API keys they come only from the environment or secrets dir.
-NESTED_SECRETS = (("health", "token"), ("notify", "telegram_token"))
+NESTED_SECRETS = (("health", "token"), ("notify", "telegram_token"), ("api", "token"))
 _toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
 
 
@@ -204,6 +205,8 @@ class Settings(BaseSettings):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -217,9 +220,11 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         secrets_dir = os.environ.get("NEURALBOT_SECRETS_DIR")
         if secrets_dir:
-            from pydantic_settings import SecretsSettingsSource
+            from pydantic_settings import NestedSecretsSettingsSource
 
-            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, env_prefix=""))
+            # one file per secret: api_key, api_secret; nested ones as api__token, health__token
+            sources.append(NestedSecretsSettingsSource(file_secret_settings, secrets_dir=secrets_dir,
+                                                       secrets_nested_delimiter="__", env_prefix=""))
         path = _toml_path.get()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
@@ -289,7 +294,8 @@ def _describe(exc: ValidationError, raw: dict[str, Any]) -> list[tuple[str, str]
             problems.append((key, msg))
             continue
         value = err.get("input")
-        shown = "(missing)" if err["type"] == "missing" else repr(value)
+        secret = tuple(str(p) for p in loc) in {(k,) for k in SECRET_KEYS} | set(NESTED_SECRETS)
+        shown = "(missing)" if err["type"] == "missing" else ("(a secret)" if secret else repr(value))
         problems.append((key, f"got {shown}: {err['msg']}"))
     return problems
 

@@ -46,7 +46,8 @@ from risk.gate import TradingState
 
 log = structlog.get_logger(__name__)
 
-RESTART_SECTIONS = ("mode", "exchange", "store", "data", "feed", "backtest", "strategies", "health", "daemon")
+RESTART_SECTIONS = ("mode", "exchange", "store", "data", "feed", "backtest", "strategies", "health", "daemon",
+                    "api", "telegram")
 
 
 def state_file_for(settings: Any) -> Path:
@@ -71,6 +72,8 @@ class Daemon:
         self.wiring: Wiring | None = None
         self._initial_equity = settings.backtest.initial_equity
         self.retrainer: Any = None
+        self.cockpit: Any = None  # bot.cockpit.Cockpit: REST API, dashboard, Telegram commands
+        self.engine_lock = asyncio.Lock()  # one bar or one operator action at a time
         self.status = "starting"
         self.generation = 1
         self.last_reload: dict[str, Any] = {}
@@ -89,6 +92,11 @@ class Daemon:
     @property
     def timeframe(self) -> str:
         return self.wiring.timeframe if self.wiring is not None else self.settings.backtest.timeframe
+
+    def series_timeframe(self, symbol: str) -> str:
+        """The finest timeframe ``symbol`` trades on."""
+        tfs = [tf for sym, tf in (self.wiring.series if self.wiring is not None else []) if sym == symbol]
+        return min(tfs, key=timeframe_ms) if tfs else self.timeframe
 
     def _instrument(self, engine: Engine) -> None:
         engine.subscribe(self.metrics.listener)
@@ -169,6 +177,8 @@ class Daemon:
 
     async def _start_services(self) -> None:
         await self.notifier.start()
+        if self.settings.api.enabled or self.settings.telegram.commands:
+            await self._start_cockpit()  # before /health: once it answers, the cockpit does too
         if self.settings.health.enabled:
             self.health = HealthServer(self.settings.health, self.metrics, self.health_snapshot)
             await self.health.start()
@@ -180,12 +190,29 @@ class Daemon:
                                        cadence=retrain_cadence(self.settings))
             await self.retrainer.start()
 
+    async def _start_cockpit(self) -> None:
+        from bot.cockpit import Cockpit
+        from bot.control import Operator
+
+        assert self.engine is not None and self.store is not None and self.wiring is not None
+        operator = Operator(self.engine, self.store, executor=self.wiring.executor, symbols=self.symbols,
+                            lock=self.engine_lock, notifier=self.notifier, reload=self.reload,
+                            on_change=self._on_operator_action)
+        self.cockpit = Cockpit(self, operator)
+        await self.cockpit.start()
+
+    def _on_operator_action(self, result: Any) -> None:
+        self._check_state()
+        self.cockpit.on_action(result)
+
     async def _stop_services(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.cockpit is not None:
+            await self.cockpit.stop()
         if self.retrainer is not None:
             await self.retrainer.close()
         if self.health is not None:
@@ -235,17 +262,18 @@ class Daemon:
             self.metrics.market_event(event)
             if advance is not None and not isinstance(event, Candle):
                 advance(event.ts)
-            self._t_event = time.perf_counter()
-            await engine.on_event(event)
-            self._t_event = None
-            if isinstance(event, Candle):
-                self._candles.append(event)
-                self._check_state()
-                if self.retrainer is not None:
-                    self.retrainer.observe_candle(event)
-            if time.monotonic() >= next_persist:
-                await self._persist_safely()
-                next_persist = time.monotonic() + every
+            async with self.engine_lock:  # an operator action waits for the bar, never splits it
+                self._t_event = time.perf_counter()
+                await engine.on_event(event)
+                self._t_event = None
+                if isinstance(event, Candle):
+                    self._candles.append(event)
+                    self._check_state()
+                    if self.retrainer is not None:
+                        self.retrainer.observe_candle(event)
+                if time.monotonic() >= next_persist:
+                    await self._persist_safely()
+                    next_persist = time.monotonic() + every
 
     async def _persist_safely(self) -> None:
         try:
@@ -292,16 +320,14 @@ class Daemon:
                 self._write_state()
 
     async def _shutdown(self, engine: Engine, store: Store, reason: str) -> dict[str, Any]:
+        from bot.control import cancel_orders
+
         mode = self.settings.daemon.shutdown
-        keep = mode == "leave_stops"
-        if self.wiring is not None and self.wiring.executor == "exchange":
-            cancelled, facts = await engine.executor.cancel_open(  # type: ignore[attr-defined]
-                self.symbols, keep_protective=keep)
-        else:  # simulated or paper book
-            cancelled, facts = engine.executor.cancel_resting(  # type: ignore[attr-defined]
-                engine.clock.now_ms(), keep_protective=keep)
-        await engine.apply(facts)
-        await self._persist()
+        executor = self.wiring.executor if self.wiring is not None else "simulated"
+        async with self.engine_lock:
+            cancelled = await cancel_orders(engine, executor, self.symbols, entries_only=False,
+                                            keep_protective=mode == "leave_stops", reason="daemon shutdown")
+            await self._persist()
         self._check_state()
         summary = await summarize(engine, store, self.timeframe, self._initial_equity)
         summary.update(stop_reason=reason, cancelled_orders=cancelled, shutdown=mode)
@@ -361,6 +387,7 @@ class Daemon:
             "status": status, "run_id": self.run_id, "pid": os.getpid(), "mode": self.settings.mode,
             "portfolio": self.settings.store.portfolio, "uptime_s": round((LiveClock().now_ms() - self.started_ms) / 1000, 1),
             "trading_state": engine.state.value if engine is not None else "starting",
+            "executor": self.wiring.executor if self.wiring is not None else "",
             "feeds": {k: {"age_s": a, "stale": a > stale_after, "reconnects": reconnects.get(k, 0)} for k, a in feeds.items()},
             **book,
             "models": models, "events_per_second": round(self.metrics.events_per_second(), 3),

@@ -54,6 +54,7 @@ class OrderFlowMixin:
     settings: EngineSettings
     markets: dict[str, MarketRules]
     state: TradingState
+    paused: dict[str, str]
     stats: EngineStats
     _decided: set[str]
     _entered_signals: set[str]
@@ -178,6 +179,7 @@ class OrderFlowMixin:
             orders_last_minute=len(self._order_times),
             market=self.markets.get(intent.symbol),
             slippage_margin=self.margin,
+            paused=self.paused.get(intent.symbol),
         )
 
     def committed_heat(self) -> float:

@@ -104,6 +104,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX trials_by_study ON trials (study, span);
     CREATE INDEX trials_by_series ON trials (symbol, timeframe, span);
     """,
+    # v6 (operations): every operator action on the trading state (halt, resume): who, when,
+    # why; ``done_ms`` is set once a daemon carried out what the action asked of it.
+    """
+    CREATE TABLE operator_actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, portfolio TEXT NOT NULL, ts INTEGER NOT NULL,
+        who TEXT NOT NULL, action TEXT NOT NULL, why TEXT NOT NULL, detail_json TEXT NOT NULL,
+        done_ms INTEGER
+    );
+    CREATE INDEX operator_actions_by_portfolio ON operator_actions (portfolio, id);
+    """,
+    # v7 (cockpit): symbols whose new entries an operator paused.
+    """
+    CREATE TABLE symbol_pauses (
+        portfolio TEXT NOT NULL, symbol TEXT NOT NULL, reason TEXT NOT NULL, ts INTEGER NOT NULL,
+        PRIMARY KEY (portfolio, symbol)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
