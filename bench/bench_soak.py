@@ -61,6 +61,8 @@ symbols = {list(SYMBOLS)!r}
 timeframe = "1h"
 [health]
 port = 0
+[api]
+enabled = false
 [logging]
 level = "WARNING"
 [daemon]

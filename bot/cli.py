@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.train",
     "bot.commands.evaluation",
     "bot.commands.research",
+    "bot.commands.plot",
 )
 
 

@@ -30,6 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.cockpit_config import ApiConfig, TelegramConfig
 from bot.config_checks import CROSS_FIELD_CHECKS, exchange_modes_require_keys
 from bot.config_section import Section, not_blank
 from bot.errors import UserInputError
@@ -43,7 +44,7 @@ from strategies.model_config import ModelSpec, TrainConfig, default_models
 
 SECRET_KEYS = ("api_key", "api_secret")
 # Secrets nested in sections; like the API keys they come only from the environment or secrets dir.
-NESTED_SECRETS = (("health", "token"), ("notify", "telegram_token"))
+NESTED_SECRETS = (("health", "token"), ("notify", "telegram_token"), ("api", "token"))
 SECRET_NAMES = frozenset({*SECRET_KEYS, *(p[1] for p in NESTED_SECRETS)})  # never echoed in errors
 _toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
 
@@ -220,6 +221,8 @@ class Settings(BaseSettings):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
 
     _secrets_not_blank = field_validator("api_key", "api_secret")(not_blank)
 
@@ -245,9 +248,11 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         secrets_dir = os.environ.get("NEURALBOT_SECRETS_DIR")
         if secrets_dir:
-            from pydantic_settings import SecretsSettingsSource
+            from pydantic_settings import NestedSecretsSettingsSource
 
-            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, env_prefix=""))
+            # one file per secret: api_key, api_secret; nested ones as api__token, health__token
+            sources.append(NestedSecretsSettingsSource(file_secret_settings, secrets_dir=secrets_dir,
+                                                       secrets_nested_delimiter="__", env_prefix=""))
         path = _toml_path.get()
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))

@@ -111,6 +111,13 @@ def hyperopt_space_names_settings(s: Settings) -> tuple[str, str] | None:
     return problems[0] if problems else None
 
 
+def telegram_commands_need_a_bot(s: Settings) -> tuple[str, str] | None:
+    if s.telegram.commands and s.notify.telegram_token is None:
+        return ("telegram.commands", "Telegram commands need the bot token: set NEURALBOT_NOTIFY__TELEGRAM_TOKEN"
+                " and notify.telegram_chat_id")
+    return None
+
+
 CROSS_FIELD_CHECKS: tuple[CrossCheck, ...] = (
     symbol_cap_covers_one_trade,
     live_requires_opt_in,
@@ -123,4 +130,5 @@ CROSS_FIELD_CHECKS: tuple[CrossCheck, ...] = (
     needs_a_strategy,
     strategy_params_accepted,
     hyperopt_space_names_settings,
+    telegram_commands_need_a_bot,
 )

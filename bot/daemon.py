@@ -60,7 +60,8 @@ from strategies.registry import RegistryError
 log = structlog.get_logger(__name__)
 
 OPERATOR_POLL_S = DURABLE_STATE_POLL_MS / 1000  # how often stored operator actions are looked for
-RESTART_SECTIONS = ("mode", "exchange", "store", "data", "feed", "backtest", "strategies", "health", "daemon")
+RESTART_SECTIONS = ("mode", "exchange", "store", "data", "feed", "backtest", "strategies", "health", "daemon",
+                    "api", "telegram")
 
 
 class Daemon:
@@ -80,6 +81,8 @@ class Daemon:
         self.wiring: Wiring | None = None
         self._initial_equity = settings.backtest.initial_equity
         self.retrainer: Any = None
+        self.cockpit: Any = None  # bot.cockpit.Cockpit: REST API, dashboard, Telegram commands
+        self.engine_lock = asyncio.Lock()  # one bar or one operator action at a time
         self.status = "starting"
         self.generation = 1
         self.last_reload: dict[str, Any] = {}
@@ -102,6 +105,11 @@ class Daemon:
     @property
     def timeframe(self) -> str:
         return self.wiring.timeframe if self.wiring is not None else self.settings.backtest.timeframe
+
+    def series_timeframe(self, symbol: str) -> str:
+        """The finest timeframe ``symbol`` trades on."""
+        tfs = [tf for sym, tf in (self.wiring.series if self.wiring is not None else []) if sym == symbol]
+        return min(tfs, key=timeframe_ms) if tfs else self.timeframe
 
     def _instrument(self, engine: Engine) -> None:
         engine.subscribe(self.metrics.listener)
@@ -200,6 +208,8 @@ class Daemon:
 
     async def _start_services(self) -> None:
         await self.notifier.start()
+        if self.settings.api.enabled or self.settings.telegram.commands:
+            await self._start_cockpit()  # before /health: once it answers, the cockpit does too
         if self.settings.health.enabled:
             self.health = HealthServer(self.settings.health, self.metrics, self.health_snapshot)
             await self.health.start()
@@ -211,12 +221,29 @@ class Daemon:
                                        cadence=retrain_cadence(self.settings))
             await self.retrainer.start()
 
+    async def _start_cockpit(self) -> None:
+        from bot.cockpit import Cockpit
+        from bot.control import Operator
+
+        assert self.engine is not None and self.store is not None and self.wiring is not None
+        operator = Operator(self.engine, self.store, executor=self.wiring.executor, symbols=self.symbols,
+                            lock=self.engine_lock, notifier=self.notifier, reload=self.reload,
+                            on_change=self._on_operator_action)
+        self.cockpit = Cockpit(self, operator)
+        await self.cockpit.start()
+
+    def _on_operator_action(self, result: Any) -> None:
+        self._check_state()
+        self.cockpit.on_action(result)
+
     async def _stop_services(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.cockpit is not None:
+            await self.cockpit.stop()
         if self.retrainer is not None:
             await self.retrainer.close()
         if self.health is not None:
@@ -270,15 +297,17 @@ class Daemon:
                 return
             self._idle.clear()
             try:
-                await self._process(engine, event, advance)
-                if time.monotonic() >= next_operator:  # halt / resume / flatten an operator stored
-                    assert self.store is not None
-                    self._operator_seen = await carry_out_operator_actions(engine, self.store, self._operator_seen)
-                    self._check_state()
-                    next_operator = time.monotonic() + OPERATOR_POLL_S
-                if time.monotonic() >= next_persist:
-                    await self._persist_safely()
-                    next_persist = time.monotonic() + every
+                async with self.engine_lock:  # an operator action waits for the bar, never splits it
+                    await self._process(engine, event, advance)
+                    if time.monotonic() >= next_operator:  # halt / resume / flatten an operator stored
+                        assert self.store is not None
+                        self._operator_seen = await carry_out_operator_actions(
+                            engine, self.store, self._operator_seen)
+                        self._check_state()
+                        next_operator = time.monotonic() + OPERATOR_POLL_S
+                    if time.monotonic() >= next_persist:
+                        await self._persist_safely()
+                        next_persist = time.monotonic() + every
             finally:
                 self._idle.set()
 
@@ -340,16 +369,14 @@ class Daemon:
                 self._write_state()
 
     async def _shutdown(self, engine: Engine, store: Store, reason: str) -> dict[str, Any]:
+        from bot.control import cancel_orders
+
         mode = self.settings.daemon.shutdown
-        keep = mode == "leave_stops"
-        if self.wiring is not None and self.wiring.executor == "exchange":
-            cancelled, facts = await engine.executor.cancel_open(  # type: ignore[attr-defined]
-                self.symbols, keep_protective=keep)
-        else:  # simulated or paper book
-            cancelled, facts = engine.executor.cancel_resting(  # type: ignore[attr-defined]
-                engine.clock.now_ms(), keep_protective=keep)
-        await engine.apply(facts)
-        await self._persist()
+        executor = self.wiring.executor if self.wiring is not None else "simulated"
+        async with self.engine_lock:
+            cancelled = await cancel_orders(engine, executor, self.symbols, entries_only=False,
+                                            keep_protective=mode == "leave_stops", reason="daemon shutdown")
+            await self._persist()
         self._check_state()
         summary = await summarize(engine, store, self.timeframe, self._initial_equity)
         summary.update(stop_reason=reason, cancelled_orders=cancelled, shutdown=mode)
@@ -415,6 +442,7 @@ class Daemon:
             "trading_state": engine.state.value if engine is not None else "starting",
             "trading_state_reason": engine.state_reason if engine is not None else "",
             "problems": problems,
+            "executor": self.wiring.executor if self.wiring is not None else "",
             "feeds": {k: {"age_s": a, "stale": a > stale_after, "reconnects": reconnects.get(k, 0)} for k, a in feeds.items()},
             **book,
             "models": models, "events_per_second": round(self.metrics.events_per_second(), 3),

@@ -120,6 +120,8 @@ async def wire(settings: Settings, store: Store, strategies: list[Strategy]) -> 
         held.append(engine)
         await restore_paper(engine, store, settings)
     await engine.restore_breakers()
+    for symbol, reason in (await store.load_pauses()).items():  # an operator's pause outlives a restart
+        engine.pause(symbol, reason)
     resume = await warm_up(engine, store, settings, series, rest_client)
     feed = replay_feed(settings, series, resume) if source == "replay" else exchange_feed(
         settings, series, resume, LiveClock())

@@ -105,7 +105,7 @@ def replay_settings(data_dir: Path, start_ms: int, bar_ms: float, symbol: str = 
 
 def live_settings(settings: Settings, exchange: LoopbackExchange, store_path: Path,
                   mode: str = "paper") -> Settings:
-    """``settings`` re-pointed at the loopback exchange: exchange feed, no health port, own store."""
+    """``settings`` re-pointed at the loopback exchange: exchange feed, no health or API port, own store."""
     return settings.model_copy(update={
         "mode": mode,
         "exchange": settings.exchange.model_copy(update={"http_url": exchange.http_url,
@@ -114,6 +114,7 @@ def live_settings(settings: Settings, exchange: LoopbackExchange, store_path: Pa
                                                  "trades": False}),
         "store": settings.store.model_copy(update={"path": store_path, "portfolio": "demo-live"}),
         "health": settings.health.model_copy(update={"enabled": False}),
+        "api": settings.api.model_copy(update={"enabled": False}),
         # simulated exchange time runs ahead of the wall clock by design
         "daemon": settings.daemon.model_copy(update={"check_clock_skew": False, "flush_interval_s": 0.5,
                                                      "state_file": Path(f"{store_path}.daemon.json")}),

@@ -77,6 +77,7 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
             portfolio.dust[symbol] = rules.amount_step or 0.0
         self.state = TradingState.ACTIVE
         self.state_reason = ""
+        self.paused: dict[str, str] = {}  # symbol -> why its new entries are paused
         limits = gate.limits
         self.breakers = Breakers(limits.daily_loss_limit_pct, limits.max_drawdown_pct)
         self.stats = EngineStats()
@@ -282,9 +283,16 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
 
     async def flatten(self, reason: str = "flatten") -> None:
         """Close every open position with a reducing market order (halt --flatten)."""
-        ts = self.clock.now_ms()
         for pos in self.portfolio.open_positions():
-            if pos.symbol in self._pending_exits:
-                continue
-            price = self.portfolio.last_price.get(pos.symbol, pos.avg_price)
-            await self._exit(pos.symbol, pos.amount, "flatten", price, ts, f"{reason}-{ts}")
+            await self.exit_position(pos.symbol, reason)
+
+    async def exit_position(self, symbol: str, reason: str = "flatten") -> bool:
+        """Close ``symbol``'s position with a reducing market order through the gate; ``False``
+        when there is none or an exit is already on its way."""
+        pos = self.portfolio.position(symbol)
+        if not pos.is_open or symbol in self._pending_exits:
+            return False
+        ts = self.clock.now_ms()
+        price = self.portfolio.last_price.get(symbol, pos.avg_price)
+        await self._exit(symbol, pos.amount, "flatten", price, ts, f"{reason}-{ts}")
+        return True

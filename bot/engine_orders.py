@@ -55,6 +55,7 @@ class OrderFlowMixin:
     settings: EngineSettings
     markets: dict[str, MarketRules]
     state: TradingState
+    paused: dict[str, str]
     stats: EngineStats
     _decided: set[str]
     _entered_signals: set[str]
@@ -184,6 +185,7 @@ class OrderFlowMixin:
             orders_last_minute=len(self._order_times),
             market=self.markets.get(intent.symbol),
             slippage_margin=self.margin,
+            paused=self.paused.get(intent.symbol),
         )
 
     def reservations(self) -> dict[str, Reservation]:

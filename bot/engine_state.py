@@ -88,6 +88,7 @@ class TradingStateMixin:
 
     state: TradingState
     state_reason: str
+    paused: dict[str, str]
     breakers: Breakers
     portfolio: Portfolio
     store: Store
@@ -95,6 +96,15 @@ class TradingStateMixin:
     settings: EngineSettings
     _saved_breakers: BreakerMemory | None
     _last_state_poll: int | None
+
+    def pause(self, symbol: str, reason: str | None) -> None:
+        """Stop new entries on ``symbol`` (the gate's ``symbol_paused``), or lift it (``None``).
+        Exits and stops on the symbol keep working."""
+        if reason is None:
+            self.paused.pop(symbol, None)
+        else:
+            self.paused[symbol] = reason
+        log.warning("symbol_paused" if reason is not None else "symbol_unpaused", symbol=symbol, reason=reason)
 
     def set_state(self, state: TradingState, reason: str, force: bool = False) -> None:
         """Move to ``state`` (only escalates unless ``force``: an operator's resume)."""

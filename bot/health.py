@@ -24,6 +24,7 @@ import hmac
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -244,16 +245,7 @@ class HealthServer:
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
-        if self.config.port_file is not None:
-            self.config.port_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.config.port_file.with_suffix(".tmp")
-            tmp.write_text(f"{self.config.host}:{self.port}\n")
-            tmp.replace(self.config.port_file)
+        self.port = await serve(self._runner, self.config.host, self.config.port, self.config.port_file)
         log.info("health_listening", host=self.config.host, port=self.port)
         return self.port
 
@@ -263,6 +255,21 @@ class HealthServer:
             self._runner = None
         if self.config.port_file is not None:
             self.config.port_file.unlink(missing_ok=True)
+
+
+async def serve(runner: web.AppRunner, host: str, port: int, port_file: Path | None) -> int:
+    """Listen on ``host:port`` (0: ephemeral); write ``host:port`` to ``port_file``; the bound port."""
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    bound = int(sockets[0].getsockname()[1]) if sockets else port
+    if port_file is not None:
+        port_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = port_file.with_suffix(".tmp")
+        tmp.write_text(f"{host}:{bound}\n")
+        tmp.replace(port_file)
+    return bound
 
 
 def _dumps(obj: Any) -> str:

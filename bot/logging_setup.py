@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import deque
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -22,6 +23,21 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
         if any(s in key.lower() for s in _SENSITIVE):
             event[key] = "**********"
     return event
+
+
+#: The last log lines (redacted event dicts), for the cockpit's log tail (``/api/v1/logs``).
+RECENT: deque[dict[str, Any]] = deque(maxlen=500)
+
+
+def _remember(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    RECENT.append({k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+                   for k, v in event.items()})
+    return event
+
+
+def recent_logs(n: int) -> list[dict[str, Any]]:
+    """The last ``n`` log lines, oldest first."""
+    return list(RECENT)[-n:] if n > 0 else []
 
 
 class _CurrentStderr:
@@ -52,6 +68,7 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
             structlog.processors.format_exc_info,
+            _remember,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),

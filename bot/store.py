@@ -1,4 +1,4 @@
-"""SQLite persistence (aiosqlite, WAL). The only module in the bot that speaks SQL.
+"""SQLite persistence (aiosqlite, WAL). With its read side ``bot.store_read``, the only code that speaks SQL.
 
 Schema is versioned with ``PRAGMA user_version`` and upgraded by the ordered
 ``MIGRATIONS`` (:mod:`bot.store_schema`). Everything a portfolio does is scoped by a ``portfolio`` key: a
@@ -428,7 +428,52 @@ class Store:
         )
 
 
-_TABLE = re.compile(r"\b(?:INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
+    # -- operations (v6): operator actions -------------------------------------------------
+
+    async def record_operator_action(self, action: str, who: str, why: str, ts: int,
+                                     detail: dict[str, Any] | None = None,
+                                     state: tuple[str, str] | None = None) -> None:
+        """Store an operator's action, with the trading ``(state, reason)`` it sets, in one transaction."""
+        self._pending.append((
+            "INSERT INTO operator_actions (portfolio, ts, who, action, why, detail_json)"
+            " VALUES (?,?,?,?,?,?)",
+            (self.portfolio, ts, who, action, why, json.dumps(detail or {}, sort_keys=True)),
+        ))
+        if state is not None:
+            self._pending.append(("INSERT OR REPLACE INTO trading_state VALUES (?,?,?,?)",
+                                  (self.portfolio, state[0], state[1], ts)))
+        await self.flush()
+
+    async def operator_actions(self, after_id: int = 0, pending: bool = False) -> list[dict[str, Any]]:
+        """This portfolio's operator actions after ``after_id`` (``pending``: not yet carried out)."""
+        return await self.fetch("operator_actions", "id > ?" + (" AND done_ms IS NULL" if pending else ""),
+                                (after_id,))
+
+    async def operator_action_done(self, action_id: int, ts: int) -> None:
+        self._pending.append(("UPDATE operator_actions SET done_ms = ? WHERE portfolio = ? AND id = ?",
+                              (ts, self.portfolio, action_id)))
+        await self.flush()
+
+    # -- cockpit (v7): paused symbols --------------------------------------------------------
+
+    async def set_pause(self, symbol: str, reason: str | None, ts: int) -> None:
+        """Pause new entries on ``symbol`` (``reason``), or lift the pause (``None``)."""
+        if reason is None:
+            self._pending.append(("DELETE FROM symbol_pauses WHERE portfolio = ? AND symbol = ?",
+                                  (self.portfolio, symbol)))
+        else:
+            self._pending.append(("INSERT OR REPLACE INTO symbol_pauses VALUES (?,?,?,?)",
+                                  (self.portfolio, symbol, reason, ts)))
+        await self.flush()
+
+    async def load_pauses(self) -> dict[str, str]:
+        async with self._db.execute(
+            "SELECT symbol, reason FROM symbol_pauses WHERE portfolio = ? ORDER BY symbol", (self.portfolio,)
+        ) as cur:
+            return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+
+_TABLE = re.compile(r"\b(?:INTO|UPDATE|FROM)\s+(\w+)", re.IGNORECASE)
 
 
 def _json(d: dict[str, Any]) -> str:

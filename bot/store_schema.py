@@ -122,6 +122,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX operator_actions_by_portfolio ON operator_actions (portfolio, id);
     """,
+    # v8 (cockpit): symbols whose new entries an operator paused.
+    """
+    CREATE TABLE symbol_pauses (
+        portfolio TEXT NOT NULL, symbol TEXT NOT NULL, reason TEXT NOT NULL, ts INTEGER NOT NULL,
+        PRIMARY KEY (portfolio, symbol)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -35,7 +35,7 @@ import structlog
 from bot.clock import LiveClock
 from bot.store import Store
 from bot.store_lock import StoreLock, StoreLocked
-from risk.breakers import DAY_MS, daily_loss_breach, drawdown_breach
+from risk.breakers import DAY_MS, resume_blockers as breach_blockers
 from risk.state import TradingState
 
 if TYPE_CHECKING:
@@ -152,13 +152,9 @@ async def resume_blockers(settings: Settings, store: Store) -> list[str]:
     memory = await store.load_breakers()
     if memory is not None and equity:
         eq, ts = float(equity[-1]["equity"]), int(equity[-1]["ts"])
-        dd = drawdown_breach(eq, memory.peak_equity, settings.risk.max_drawdown_pct)
-        if dd is not None:
-            problems.append(f"{dd}; wait for equity to recover, or raise risk.max_drawdown_pct")
-        if memory.reducing_day == ts // DAY_MS:
-            loss = daily_loss_breach(eq, memory.day_start_equity, settings.risk.daily_loss_limit_pct)
-            if loss is not None:
-                problems.append(f"{loss} today; it resets at 00:00 UTC")
+        problems += breach_blockers(eq, memory.peak_equity, memory.day_start_equity,
+                                    memory.reducing_day == ts // DAY_MS, settings.risk.max_drawdown_pct,
+                                    settings.risk.daily_loss_limit_pct)
     if MISMATCH_REASON in reason and settings.mode != "paper":
         problems += await _exchange_mismatches(settings, store)
     return problems

@@ -33,6 +33,19 @@ def drawdown_breach(equity: float, peak_equity: float, limit_pct: float | None) 
     return None
 
 
+def resume_blockers(equity: float, peak_equity: float, day_start_equity: float, reducing_today: bool,
+                    max_drawdown_pct: float | None, daily_loss_limit_pct: float | None) -> list[str]:
+    """Why lifting a halt would not hold: a drawdown, or today's daily loss, still breached."""
+    problems = []
+    dd = drawdown_breach(equity, peak_equity, max_drawdown_pct)
+    if dd is not None:
+        problems.append(f"{dd}; wait for equity to recover, or raise risk.max_drawdown_pct")
+    loss = daily_loss_breach(equity, day_start_equity, daily_loss_limit_pct) if reducing_today else None
+    if loss is not None:
+        problems.append(f"{loss} today; it resets at 00:00 UTC")
+    return problems
+
+
 def escalate(current: TradingState, wanted: TradingState) -> TradingState:
     order = (TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED)
     return wanted if order.index(wanted) > order.index(current) else current

@@ -38,6 +38,13 @@ def trading_state(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> 
     return f"trading state is {ctx.state.value}: only reducing orders pass"
 
 
+def symbol_paused(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> str | None:
+    """An operator paused new entries on this symbol; its exits and stops still pass."""
+    if intent.reduce_only or ctx.paused is None:
+        return None
+    return f"new entries on {intent.symbol} are paused: {ctx.paused}"
+
+
 def duplicate_intent(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> str | None:
     if intent.intent_id in ctx.seen_intents:
         return f"intent {intent.intent_id} was already decided"
@@ -154,6 +161,7 @@ def sufficient_balance(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits
 
 DEFAULT_CHECKS: tuple[Check, ...] = (
     trading_state,
+    symbol_paused,
     duplicate_intent,
     duplicate_signal,
     positive_amount,

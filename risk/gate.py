@@ -54,6 +54,7 @@ class RiskContext:
     orders_last_minute: int = 0
     market: MarketRules | None = None
     slippage_margin: float = 0.0  # fraction: fills may be this much worse than ``price``
+    paused: str | None = None  # why an operator paused new entries on the intent's symbol
 
     @property
     def worst_price(self) -> float:

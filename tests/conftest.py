@@ -24,6 +24,8 @@ def write_config(tmp_path: Path, data_dir: Path):
     def _write(body: str = "", name: str = "config.toml", strategies: bool = True) -> Path:
         # body first: its top-level keys must precede any table header
         text = body + f'\n[data]\ndir = "{data_dir}"\n\n[store]\npath = "{tmp_path / "bot.sqlite"}"\n'
+        if "[api]" not in body:  # daemons under test never fight over the API's fixed port
+            text += "\n[api]\nport = 0\n"
         if strategies and "[[strategies]]" not in body:
             text += (
                 '\n[[strategies]]\nname = "ma"\nkind = "ma_crossover"\n'

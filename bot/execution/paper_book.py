@@ -285,13 +285,17 @@ class PaperBookExecutor:
         reason = "" if done else f"book could not supply {order.left:.8g} within the price band"
         return [OrderClosed(order.order_id, order.intent_id, order.symbol, state, order.filled, ts, reason)]
 
-    def cancel_resting(self, now_ms: int, keep_protective: bool) -> tuple[int, list[Fact | OrderClosed]]:
-        """Cancel resting orders (daemon shutdown); stop / take-profit legs stay with ``keep_protective``."""
+    def cancel_resting(self, now_ms: int, keep_protective: bool, entries_only: bool = False,
+                       reason: str = "daemon shutdown") -> tuple[int, list[Fact | OrderClosed]]:
+        """Cancel resting orders (daemon shutdown); stop / take-profit legs stay with ``keep_protective``,
+        every sell stays with ``entries_only`` (an operator's halt)."""
         out: list[Fact | OrderClosed] = []
         for order in list(self.open.values()):
             if keep_protective and order.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS:
                 continue
+            if entries_only and order.side is not Side.BUY:
+                continue
             self.open.pop(order.order_id)
             out.append(OrderClosed(order.order_id, order.intent_id, order.symbol,
-                                   OrderState.CANCELED, order.filled, now_ms, "daemon shutdown"))
+                                   OrderState.CANCELED, order.filled, now_ms, reason))
         return len(out), out

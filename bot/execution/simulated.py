@@ -46,14 +46,20 @@ class SimulatedExecutor:
     def pending(self, symbol: str) -> list[OrderSubmitted]:
         return list(self._pending.get(symbol, ()))
 
-    def cancel_resting(self, now_ms: int, keep_protective: bool) -> tuple[int, Out]:
-        """Cancel orders waiting for the next open (daemon shutdown); stop / take-profit legs stay
-        with ``keep_protective``. Returns how many were cancelled and their ``OrderClosed``."""
-        out: Out = []
+    def cancel_resting(self, now_ms: int, keep_protective: bool, entries_only: bool = False,
+                       reason: str = "daemon shutdown") -> tuple[int, list[Fact | OrderClosed]]:
+        """Drop orders waiting for the next open (daemon shutdown); stop / take-profit legs stay
+        with ``keep_protective``, every sell with ``entries_only`` (an operator's halt). Nothing
+        was placed anywhere: the facts only tell the Engine to release what it held for them."""
+        def kept(o: OrderSubmitted) -> bool:
+            return ((keep_protective and o.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS)
+                    or (entries_only and o.side is not Side.BUY))
+
+        out: list[Fact | OrderClosed] = []
         for symbol, orders in list(self._pending.items()):
-            keep = [o for o in orders if keep_protective and o.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS]
-            out += [OrderClosed(o.order_id, o.intent_id, o.symbol, OrderState.CANCELED, 0.0, now_ms,
-                                "daemon shutdown") for o in orders if o not in keep]
+            keep = [o for o in orders if kept(o)]
+            out += [OrderClosed(o.order_id, o.intent_id, o.symbol, OrderState.CANCELED, 0.0, now_ms, reason)
+                    for o in orders if not kept(o)]
             if keep:
                 self._pending[symbol] = keep
             else:
