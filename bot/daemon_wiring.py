@@ -135,7 +135,7 @@ async def wire(settings: Settings, store: Store, strategies: list[Strategy]) -> 
 # what a reload may change in the Engine's settings; the rest was decided by the wiring at
 # start (durability, operator-halt polling, breaker persistence, order logging, the fee the
 # exchange reported, the executor's fees) and lasts until a restart
-RELOADABLE_ENGINE_SETTINGS = ("stops", "risk_per_trade_pct", "slippage_margin_bps", "atr_period", "agreement_floor")
+RELOADABLE_ENGINE_SETTINGS = ("stops", "risk_per_trade_pct", "slippage_margin_bps", "atr_period")
 
 
 def reloaded_engine_settings(running: EngineSettings, new: Settings) -> EngineSettings:

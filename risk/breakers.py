@@ -2,8 +2,9 @@
 
 A breached daily loss limit moves the bot to REDUCING until the next UTC day; a
 breached drawdown moves it to HALTED until an operator resumes it. REDUCING stops new
-entries while exits and stops keep working; HALTED sends nothing but an operator's
-flatten (exchange-side stops already resting stay). States only escalate here.
+entries while exits and stops keep working; HALTED sends nothing but its own positions'
+protective stops and an operator's flatten (exchange-side stops already resting stay).
+States only escalate here.
 """
 
 from __future__ import annotations

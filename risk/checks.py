@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bot.events import OrderIntent, Side
+from bot.events import PROTECTIVE_LEGS, OrderIntent, Side
 from risk.market import minimums_problem
 from risk.state import TradingState
 
@@ -23,16 +23,20 @@ TOL = 1e-9
 
 
 OPERATOR_LEGS = frozenset({"flatten"})  # legs an operator asks for (``neuralbot halt --flatten``)
+# A halted bot still honours its own positions' protective legs: a stop the operator configured
+# is a standing instruction, and the positions are only ever what the bot's own fills made.
+HALTED_LEGS = OPERATOR_LEGS | PROTECTIVE_LEGS
 
 
 def trading_state(intent: OrderIntent, ctx: RiskContext, limits: RiskLimits) -> str | None:
-    """REDUCING lets reducing orders pass; HALTED only what the operator asks for."""
+    """REDUCING lets reducing orders pass; HALTED only what the operator asks for (a flatten)
+    and the protective legs (stop, take-profit, trailing stop) of the bot's own positions."""
     if ctx.state is TradingState.ACTIVE:
         return None
     if ctx.state is TradingState.HALTED:
-        if intent.reduce_only and intent.leg in OPERATOR_LEGS:
+        if intent.reduce_only and intent.leg in HALTED_LEGS:
             return None
-        return "trading state is halted: only an operator's flatten passes"
+        return "trading state is halted: only an operator's flatten and protective stops pass"
     if intent.reduce_only:
         return None
     return f"trading state is {ctx.state.value}: only reducing orders pass"

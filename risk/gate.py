@@ -3,7 +3,7 @@
 Each check (``risk.checks``) is a small pure function ``(intent, ctx, limits) ->
 reason | None``; the first that returns a reason denies the intent, and the
 denial names the check. Exits (``reduce_only``) are never blocked by entry
-limits; HALTED lets through only an operator's flatten. The gate fails closed: a check that
+limits; HALTED lets through only an operator's flatten and the protective stops of the bot's own positions. The gate fails closed: a check that
 raises denies the intent.
 """
 

@@ -8,4 +8,4 @@ from enum import Enum
 class TradingState(str, Enum):
     ACTIVE = "active"
     REDUCING = "reducing"  # no new entries; exits and stops keep working
-    HALTED = "halted"  # nothing but an operator's flatten; stays until an operator resumes
+    HALTED = "halted"  # nothing but an operator's flatten and protective stops; stays until an operator resumes

@@ -76,15 +76,20 @@ def test_each_check_denies_with_its_name(intent: OrderIntent, context: RiskConte
     assert denied_by(intent, context) == check
 
 
-def test_reducing_lets_reducing_orders_pass_halted_only_the_operators_flatten() -> None:
+def test_reducing_lets_reducing_orders_pass_halted_only_flatten_and_protective_stops() -> None:
     flatten = replace(exit_(1.0), leg="flatten")
     for state in (TradingState.HALTED, TradingState.REDUCING):
         assert denied_by(flatten, ctx(state=state, position=1.0)) is None
         assert denied_by(entry(), ctx(state=state)) == "trading_state"
     assert denied_by(exit_(1.0), ctx(state=TradingState.REDUCING, position=1.0)) is None
-    for leg in ("exit", "stop", "take_profit", "trailing_stop"):
-        assert denied_by(replace(exit_(1.0), leg=leg), ctx(state=TradingState.HALTED, position=1.0)) \
-            == "trading_state"
+    # halted: a strategy's exit waits for the operator; its own position's stops still protect it
+    assert denied_by(replace(exit_(1.0), leg="exit"), ctx(state=TradingState.HALTED, position=1.0)) \
+        == "trading_state"
+    for leg in ("stop", "take_profit", "trailing_stop"):
+        assert denied_by(replace(exit_(1.0), leg=leg), ctx(state=TradingState.HALTED, position=1.0)) is None
+    # ... and never more than the position the bot's own fills made
+    assert denied_by(replace(exit_(2.0), leg="stop"), ctx(state=TradingState.HALTED, position=1.0)) \
+        == "reduce_only_reduces"
 
 
 def test_exits_ignore_entry_limits_but_cannot_oversell() -> None:
