@@ -376,7 +376,7 @@ class Store:
             row = await cur.fetchone()
         return None if row is None else (str(row[0]), str(row[1] or ""))
 
-    # -- operations (v5): operator actions -------------------------------------------------
+    # -- operations (v7): operator actions -------------------------------------------------
 
     async def record_operator_action(self, action: str, who: str, why: str, ts: int,
                                      detail: dict[str, Any] | None = None,
@@ -426,33 +426,6 @@ class Store:
             None if row[0] is None else int(row[0]), float(row[1]), float(row[2]),
             None if row[3] is None else int(row[3]),
         )
-
-
-    # -- operations (v6): operator actions -------------------------------------------------
-
-    async def record_operator_action(self, action: str, who: str, why: str, ts: int,
-                                     detail: dict[str, Any] | None = None,
-                                     state: tuple[str, str] | None = None) -> None:
-        """Store an operator's action, with the trading ``(state, reason)`` it sets, in one transaction."""
-        self._pending.append((
-            "INSERT INTO operator_actions (portfolio, ts, who, action, why, detail_json)"
-            " VALUES (?,?,?,?,?,?)",
-            (self.portfolio, ts, who, action, why, json.dumps(detail or {}, sort_keys=True)),
-        ))
-        if state is not None:
-            self._pending.append(("INSERT OR REPLACE INTO trading_state VALUES (?,?,?,?)",
-                                  (self.portfolio, state[0], state[1], ts)))
-        await self.flush()
-
-    async def operator_actions(self, after_id: int = 0, pending: bool = False) -> list[dict[str, Any]]:
-        """This portfolio's operator actions after ``after_id`` (``pending``: not yet carried out)."""
-        return await self.fetch("operator_actions", "id > ?" + (" AND done_ms IS NULL" if pending else ""),
-                                (after_id,))
-
-    async def operator_action_done(self, action_id: int, ts: int) -> None:
-        self._pending.append(("UPDATE operator_actions SET done_ms = ? WHERE portfolio = ? AND id = ?",
-                              (ts, self.portfolio, action_id)))
-        await self.flush()
 
     # -- cockpit (v7): paused symbols --------------------------------------------------------
 

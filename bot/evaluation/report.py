@@ -35,7 +35,7 @@ def _dates(ts: np.ndarray) -> np.ndarray:
     return np.asarray(ts, dtype="datetime64[ms]")
 
 
-def _save(fig: Any, path: Path) -> str:
+def save_figure(fig: Any, path: Path) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -52,7 +52,7 @@ def plot_equity(ev: AssetEvaluation, path: Path) -> str:
     ax.set_title(f"{ev.symbol} {ev.timeframe}: equity after costs")
     ax.legend(fontsize=7, ncol=3)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_drawdowns(ev: AssetEvaluation, path: Path) -> str:
@@ -64,7 +64,7 @@ def plot_drawdowns(ev: AssetEvaluation, path: Path) -> str:
     ax.set_title("Drawdown from the running peak")
     ax.legend(fontsize=7, ncol=3)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_monthly_heatmap(ev: AssetEvaluation, path: Path) -> str:
@@ -83,7 +83,7 @@ def plot_monthly_heatmap(ev: AssetEvaluation, path: Path) -> str:
     ax.set_xticks(range(len(months)), [f"{y}-{m:02d}" for y, m in months], rotation=90, fontsize=6)
     fig.colorbar(im, ax=ax, label="monthly return (%)")
     ax.set_title("Monthly returns")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(ev: AssetEvaluation, path: Path) -> str | None:
@@ -101,7 +101,7 @@ def plot_reliability(ev: AssetEvaluation, path: Path) -> str | None:
     ax.set_title("Reliability (out of sample)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_fold_accuracy(ev: AssetEvaluation, path: Path) -> str | None:
@@ -118,7 +118,7 @@ def plot_fold_accuracy(ev: AssetEvaluation, path: Path) -> str | None:
     ax.set_title("Accuracy per walk-forward fold (test period start)")
     ax.legend(fontsize=7, ncol=3)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_trades(ev: AssetEvaluation, out: Path, slug: str) -> dict[str, tuple[str, list[list[str]]]]:

@@ -18,16 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bot.evaluation.overfitting import expected_max_sharpe
-from bot.evaluation.report import json_safe
+from bot.evaluation.report import json_safe, save_figure
 
 DAYS_PER_YEAR = 365.0
-
-
-def _save(fig: Any, path: Path) -> str:
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path.name
 
 
 def plot_trial_sharpes(r: Any, path: Path) -> str:
@@ -45,7 +38,7 @@ def plot_trial_sharpes(r: Any, path: Path) -> str:
     ax.set_ylabel("trials")
     ax.legend(fontsize=8)
     ax.set_title(f"{r.symbol} {r.timeframe}: deflated Sharpe {st.dsr:.3f}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_pbo(r: Any, path: Path) -> str | None:
@@ -57,7 +50,7 @@ def plot_pbo(r: Any, path: Path) -> str | None:
     ax.set_xlabel("logit of the in-sample winner's out-of-sample rank (left of 0: below the median)")
     ax.set_ylabel("CSCV splits")
     ax.set_title(f"PBO {r.pbo.pbo:.2f} over {r.pbo.n_splits} splits")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_hyperopt_report(results: Sequence[Any], out_dir: Path | str) -> Path:
