@@ -99,7 +99,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     except FileNotFoundError as exc:
         print(f"error: {exc} (set data.dir in the config or NEURALBOT_DATA__DIR)", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_CONFIG  # the data the config names is missing: bad input, like a bad key
     summary = dict(result.summary)
     if "in_sample" in summary:
         print(summary["in_sample"], file=sys.stderr)

@@ -220,7 +220,7 @@ def manual_orders(ex: LoopbackExchange) -> list[str]:
         try:
             await client.load_markets()
             a = await client.create_order("BTC/USDT", "market", "buy", 0.002, None, {"newClientOrderId": "manual-1"})
-            b = await client.create_order("BTC/USDT", "limit", "buy", 0.001, 1_000.0, {"newClientOrderId": "manual-2"})
+            b = await client.create_order("BTC/USDT", "limit", "buy", 0.01, 1_000.0, {"newClientOrderId": "manual-2"})  # 10 USDT: above min notional
             return [a["clientOrderId"], b["clientOrderId"]]
         finally:
             await client.close()
