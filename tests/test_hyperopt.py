@@ -168,3 +168,18 @@ def test_serial_and_ray_give_identical_results(write_config, tmp_path: Path) -> 
         outs[backend]["ledger"] = [(r["params"], r["returns"], r["metrics"])
                                    for r in _trials(tmp_path / f"{backend}.sqlite")]
     assert outs["serial"] == outs["ray"]
+
+
+def test_an_invalid_sample_fails_its_trial_not_the_search(write_config, tmp_path: Path, data_dir: Path) -> None:
+    """fast >= slow is no MA crossover: that trial is failed and never scored; the search goes on."""
+    cfg = _config(write_config, tmp_path, trials=3)
+    cfg.write_text(cfg.read_text().replace('{ low = 5, high = 25, step = 5 }', '{ low = 30, high = 60, step = 30 }')
+                   .replace('{ low = 40, high = 120, step = 20 }', '{ low = 40, high = 50, step = 10 }'))
+    settings = load_settings(cfg)
+    history = load_history(data_dir, "BTC/USDT", "1h", "2019-06-01", "2021-06-01")
+    with Compute(ComputeConfig(cpus=1), progress=False) as compute:
+        result = run_hyperopt(settings, history, compute, progress=False)
+    scored = _trials(tmp_path / "bot.sqlite", span="inner")
+    assert scored and all(r["params"]["strategies.ma.params.fast"] < r["params"]["strategies.ma.params.slow"]
+                          for r in scored)
+    assert result.best_params["strategies.ma.params.fast"] == 30

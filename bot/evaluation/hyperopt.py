@@ -36,7 +36,7 @@ from bot.evaluation.overfitting import (
     sharpe_stats,
 )
 from bot.evaluation.search_space import HyperoptConfig, apply_params
-from bot.evaluation.trial import TrialOutcome, evaluate_configuration, objective_value
+from bot.evaluation.trial import TrialOutcome, evaluate_configuration, objective_value, try_configuration
 from bot.store_trials import TrialLedger, TrialRecord, data_hash, params_hash
 from strategies.history import History
 
@@ -123,10 +123,16 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
             todo.setdefault(h, params)
         jobs = [(apply_params(base, p), shared, history.symbol, history.timeframe, cfg.strategy, None, split)
                 for p in todo.values()]
-        outcomes: list[TrialOutcome] = compute.map(evaluate_configuration, jobs, desc="trials")
+        outcomes = compute.map(try_configuration, jobs, desc="trials")
         _ledger_add(ledger_path, [_record(study_name, "hyperopt", "inner", o, history, p, inner_hash, settings)
-                                  for p, o in zip(todo.values(), outcomes, strict=True)])
+                                  for p, o in zip(todo.values(), outcomes, strict=True)
+                                  if isinstance(o, TrialOutcome)])
         for h, o in zip(todo, outcomes, strict=True):
+            if not isinstance(o, TrialOutcome):  # not a configuration at all: failed, never scored
+                log.warning("hyperopt_invalid_trial", params=todo[h], error=str(o))
+                for t in waiting[h]:
+                    study.tell(t, state=optuna.trial.TrialState.FAIL)
+                continue
             known[h] = {"metrics": o.metrics}
             for t in waiting[h]:
                 study.tell(t, objective_value(o.metrics, cfg.objective, cfg.turnover_penalty))
@@ -134,8 +140,14 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
     def done() -> int:
         return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
 
+    asked, max_asks = 0, 5 * total  # an invalid sample is not a trial; give up on a space mostly invalid
     while (left := total - done()) > 0:
-        evaluate([study.ask() for _ in range(min(left, compute.parallelism))])
+        if asked >= max_asks:
+            raise ValueError(f"hyperopt: {asked} samples gave only {done()} valid configurations; "
+                             "narrow [hyperopt.space] (e.g. keep a fast window below the slow one)")
+        batch = min(left, compute.parallelism)
+        asked += batch
+        evaluate([study.ask() for _ in range(batch)])
         if progress:
             log.warning("hyperopt_progress", done=done(), of=total, best=round(study.best_value, 4))
     best = study.best_trial.params

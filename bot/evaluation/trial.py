@@ -35,21 +35,39 @@ class UnknownStrategy(ValueError):
     """The strategy the objective scores is not among those evaluated."""
 
 
+class InvalidTrial(ValueError):
+    """The sampled values make no valid configuration (e.g. a fast window above the slow one)."""
+
+
+def try_configuration(*args: Any) -> TrialOutcome | InvalidTrial:
+    """:func:`evaluate_configuration`, with an invalid sampled configuration returned, not raised
+    (a search records that trial as failed and goes on)."""
+    try:
+        return evaluate_configuration(*args)
+    except InvalidTrial as exc:
+        return exc
+
+
 def evaluate_configuration(settings_data: dict[str, Any], arrays: dict[str, np.ndarray], symbol: str,
                            timeframe: str, strategy: str | None, score_from: int | None,
                            score_to: int | None) -> TrialOutcome:
     """Walk forward + backtest ``settings_data`` on ``arrays``; score ``strategy`` on the span."""
     from bot.commands.evaluation import decision_strategies, model_specs, rule_strategies
+    from pydantic import ValidationError
+
     from bot.config import Settings
     from bot.evaluation.runner import backtest_all, evaluate_history
     from strategies.history import History
 
     if score_to is not None and len(arrays["ts"]) and int(arrays["ts"][-1]) >= score_to:
         raise AssertionError("a trial was handed bars at or after the end of the span it may read")
-    settings = Settings(**settings_data)
+    try:
+        settings = Settings(**settings_data)
+        baselines = rule_strategies(settings, symbol, timeframe)
+    except (ValidationError, ValueError) as exc:  # StrategyParamError and the kinds' own checks
+        raise InvalidTrial(str(exc).splitlines()[0]) from None
     cfg = settings.walkforward.model_copy(update={"cache_dir": None})
     history = History(symbol, timeframe, arrays)
-    baselines = rule_strategies(settings, symbol, timeframe)
     if settings.models or any(s.enabled and s.kind in MODEL_KINDS for s in settings.strategies):
         ev = evaluate_history(settings, history, cfg, baselines, model_specs(settings), progress=False,
                               configured=decision_strategies(settings))
