@@ -98,7 +98,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(f"invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except FileNotFoundError as exc:
-        print(f"error: {exc} (set data.dir in the config or NEURALBOT_DATA__DIR)", file=sys.stderr)
+        source = args.config or "$NEURALBOT_CONFIG"
+        print(f"error: {exc} (data.dir of {source}: set it, or NEURALBOT_DATA__DIR, to the data directory)",
+              file=sys.stderr)
         return EXIT_CONFIG  # the data the config names is missing: bad input, like a bad key
     summary = dict(result.summary)
     if "in_sample" in summary:
