@@ -9,6 +9,7 @@ here; nothing is ever deleted or updated.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -106,6 +107,29 @@ class TrialLedger:
             r["returns"] = [float("nan") if x is None else x for x in json.loads(r.pop("returns_json"))]
             r["metrics"] = json.loads(r.pop("metrics_json"))
         return rows
+
+
+def read_trials(path: Path | str, **where: Any) -> list[dict[str, Any]]:
+    """:meth:`TrialLedger.trials` of the ledger at ``path``, for synchronous callers."""
+    async def go() -> list[dict[str, Any]]:
+        ledger = await TrialLedger.open(path)
+        try:
+            return await ledger.trials(**where)
+        finally:
+            await ledger.close()
+    return asyncio.run(go())
+
+
+def append_trials(path: Path | str, records: list[TrialRecord]) -> None:
+    """:meth:`TrialLedger.add` to the ledger at ``path``, for synchronous callers."""
+    async def go() -> None:
+        ledger = await TrialLedger.open(path)
+        try:
+            await ledger.add(records)
+        finally:
+            await ledger.close()
+    if records:
+        asyncio.run(go())
 
 
 def _finite(x: float) -> float | None:

@@ -102,9 +102,7 @@ def test_walkforward_records_every_strategy_in_the_ledger_and_deflates(
     write_config, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each run appends its strategies to the trial ledger; the deflated Sharpe counts them all."""
-    import asyncio
-
-    from bot.store_trials import TrialLedger
+    from bot.store_trials import read_trials
 
     monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY[:1])
     outs = []
@@ -118,14 +116,7 @@ def test_walkforward_records_every_strategy_in_the_ledger_and_deflates(
         assert args.func(args) == 0
         outs.append(json.loads(capsys.readouterr().out)["BTC/USDT 1h"])
 
-    async def rows() -> list[dict]:
-        ledger = await TrialLedger.open(tmp_path / "bot.sqlite")
-        try:
-            return await ledger.trials()
-        finally:
-            await ledger.close()
-
-    ledger = asyncio.run(rows())
+    ledger = read_trials(tmp_path / "bot.sqlite")
     assert sorted(r["strategy"] for r in ledger) == sorted(["gbm", "ma", "buy_and_hold"] * 2)
     assert all(r["source"] == "walkforward" and r["span"] == "oos" for r in ledger)
     assert outs[0]["ma"]["n_trials"] == 3 and outs[1]["ma"]["n_trials"] == 6

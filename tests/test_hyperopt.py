@@ -3,7 +3,6 @@ every trial, resume after a kill without re-running finished trials, serial == R
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -18,7 +17,7 @@ import pytest
 from bot.config import load_settings
 from bot.evaluation.compute import Compute, ComputeConfig
 from bot.evaluation.hyperopt import outer_start_ms, run_hyperopt
-from bot.store_trials import TrialLedger
+from bot.store_trials import read_trials
 from strategies.history import load_history
 from tests.netns import loopback_only, require_netns
 
@@ -58,16 +57,6 @@ def _config(write_config, tmp_path: Path, trials: int = 4, backend: str = "seria
                                       backend=backend), name=name)
 
 
-def _trials(path: Path, **where: str) -> list[dict]:
-    async def go() -> list[dict]:
-        ledger = await TrialLedger.open(path)
-        try:
-            return await ledger.trials(**where)
-        finally:
-            await ledger.close()
-    return asyncio.run(go())
-
-
 def _run(args: list[str], timeout: float = 240, netns: bool = False) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEURALBOT_")}
     env.update(PYTHONPATH=str(REPO), RAY_AUTH_MODE="disabled")
@@ -87,7 +76,7 @@ def test_cli_search_reports_outer_scores_and_luck(write_config, tmp_path: Path) 
     assert out["pbo"] is not None and 0.0 <= out["pbo"]["pbo"] <= 1.0
     assert out["outer"]["first_ts"] >= out["outer_start_ts"]
     assert (tmp_path / "rep" / "index.html").exists() and list((tmp_path / "rep").glob("trials-*.png"))
-    rows = _trials(tmp_path / "bot.sqlite")
+    rows = read_trials(tmp_path / "bot.sqlite")
     inner = [r for r in rows if r["span"] == "inner"]
     outer = [r for r in rows if r["span"] == "outer"]
     assert len(inner) == out["trials"] and len(outer) == 1
@@ -116,7 +105,7 @@ def test_search_never_reads_the_outer_span(write_config, tmp_path: Path, data_di
                                                             ("open", "high", "low", "close")])
         with Compute(ComputeConfig(), progress=False) as compute:
             results.append(run_hyperopt(settings, history, compute, progress=False))
-        results[-1].ledger = _trials(tmp_path / f"ledger{k}.sqlite", span="inner")
+        results[-1].ledger = read_trials(tmp_path / f"ledger{k}.sqlite", span="inner")
     clean, poisoned = results
     assert clean.best_params == poisoned.best_params
     assert [r["returns"] for r in clean.ledger] == [r["returns"] for r in poisoned.ledger]
@@ -133,18 +122,18 @@ def test_killed_search_resumes_without_rerunning_finished_trials(write_config, t
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if ledger.exists() and len(_trials(ledger, span="inner")) >= 2:
+            if ledger.exists() and len(read_trials(ledger, span="inner")) >= 2:
                 break
             time.sleep(0.2)
         assert proc.poll() is None, "the search ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
-    before = _trials(ledger, span="inner")
+    before = read_trials(ledger, span="inner")
     assert 2 <= len(before) < 8
     done = _run(["hyperopt", "--config", str(cfg), "--json", "--no-progress"])
     assert done.returncode == 0, done.stderr
-    after = _trials(ledger, span="inner")
+    after = read_trials(ledger, span="inner")
     hashes = [r["params_hash"] for r in after]
     assert len(hashes) == len(set(hashes)), "a finished trial was run again"
     assert after[: len(before)] == before
@@ -166,7 +155,7 @@ def test_serial_and_ray_give_identical_results(write_config, tmp_path: Path) -> 
         outs[backend] = json.loads(proc.stdout)["BTC/USDT 1h"]
         outs[backend].pop("seconds")
         outs[backend]["ledger"] = [(r["params"], r["returns"], r["metrics"])
-                                   for r in _trials(tmp_path / f"{backend}.sqlite")]
+                                   for r in read_trials(tmp_path / f"{backend}.sqlite")]
     assert outs["serial"] == outs["ray"]
 
 
@@ -179,7 +168,7 @@ def test_an_invalid_sample_fails_its_trial_not_the_search(write_config, tmp_path
     history = load_history(data_dir, "BTC/USDT", "1h", "2019-06-01", "2021-06-01")
     with Compute(ComputeConfig(cpus=1), progress=False) as compute:
         result = run_hyperopt(settings, history, compute, progress=False)
-    scored = _trials(tmp_path / "bot.sqlite", span="inner")
+    scored = read_trials(tmp_path / "bot.sqlite", span="inner")
     assert scored and all(r["params"]["strategies.ma.params.fast"] < r["params"]["strategies.ma.params.slow"]
                           for r in scored)
     assert result.best_params["strategies.ma.params.fast"] == 30

@@ -18,7 +18,6 @@ is told to the study again instead of being re-run.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from bot.evaluation.overfitting import (
 )
 from bot.evaluation.search_space import HyperoptConfig, apply_params
 from bot.evaluation.trial import TrialOutcome, evaluate_configuration, objective_value, try_configuration
-from bot.store_trials import TrialLedger, TrialRecord, data_hash, params_hash
+from bot.store_trials import TrialRecord, append_trials, data_hash, params_hash, read_trials
 from strategies.history import History
 
 log = structlog.get_logger(__name__)
@@ -104,7 +103,7 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
     study = optuna.create_study(study_name=study_name, storage=f"sqlite:///{cfg.storage}",
                                 sampler=_sampler(cfg), direction="maximize", load_if_exists=True)
     ledger_path = settings.store.path
-    known = {r["params_hash"]: r for r in _ledger(ledger_path, study=study_name, span="inner")
+    known = {r["params_hash"]: r for r in read_trials(ledger_path, study=study_name, span="inner")
              if r["data_hash"] == inner_hash}
     _settle_stale(study, known, cfg)
     shared = compute.share(inner)
@@ -124,7 +123,7 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
         jobs = [(apply_params(base, p), shared, history.symbol, history.timeframe, cfg.strategy, None, split)
                 for p in todo.values()]
         outcomes = compute.map(try_configuration, jobs, desc="trials")
-        _ledger_add(ledger_path, [_record(study_name, "hyperopt", "inner", o, history, p, inner_hash, settings)
+        append_trials(ledger_path, [_record(study_name, "hyperopt", "inner", o, history, p, inner_hash, settings)
                                   for p, o in zip(todo.values(), outcomes, strict=True)
                                   if isinstance(o, TrialOutcome)])
         for h, o in zip(todo, outcomes, strict=True):
@@ -156,7 +155,7 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
                           [(apply_params(base, best), full, history.symbol, history.timeframe, cfg.strategy,
                             split, None)], desc="outer")
     outer_hash = data_hash(ts[ts >= split], np.asarray(a["close"])[ts >= split])
-    _ledger_add(ledger_path, [_record(study_name, "hyperopt", "outer", outer, history, best, outer_hash,
+    append_trials(ledger_path, [_record(study_name, "hyperopt", "outer", outer, history, best, outer_hash,
                                       settings)])
     return _summarise(settings, history, study_name, split, best, outer, time.perf_counter() - t0)
 
@@ -164,8 +163,8 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
 def _summarise(settings: Any, history: History, study_name: str, split: int, best: dict[str, Any],
                outer: TrialOutcome, seconds: float) -> HyperoptResult:
     cfg: HyperoptConfig = settings.hyperopt
-    mine = [r for r in _ledger(settings.store.path, study=study_name, span="inner")]
-    series = _ledger(settings.store.path, symbol=history.symbol, timeframe=history.timeframe)
+    mine = read_trials(settings.store.path, study=study_name, span="inner")
+    series = read_trials(settings.store.path, symbol=history.symbol, timeframe=history.timeframe)
     universe = {r["params_hash"]: sharpe_per_period(np.nan_to_num(np.asarray(r["returns"])))
                 for r in series if r["span"] != "outer"}
     winner = next(r for r in reversed(mine) if r["params_hash"] == params_hash(best))
@@ -205,27 +204,6 @@ def _record(study: str, source: str, span: str, o: TrialOutcome, history: Histor
 
 def _seed(settings: Any) -> int | None:
     return settings.models[0].seed if settings.models else None
-
-
-def _ledger(path: Any, **where: Any) -> list[dict[str, Any]]:
-    async def go() -> list[dict[str, Any]]:
-        ledger = await TrialLedger.open(path)
-        try:
-            return await ledger.trials(**where)
-        finally:
-            await ledger.close()
-    return asyncio.run(go())
-
-
-def _ledger_add(path: Any, records: list[TrialRecord]) -> None:
-    async def go() -> None:
-        ledger = await TrialLedger.open(path)
-        try:
-            await ledger.add(records)
-        finally:
-            await ledger.close()
-    if records:
-        asyncio.run(go())
 
 
 def _day(ms: int) -> str:
