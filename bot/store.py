@@ -37,7 +37,15 @@ from bot.events import (
     StrategyFailed,
 )
 from bot.execution.orders import TERMINAL
-from bot.store_schema import MIGRATIONS, SCHEMA_VERSION, StoreError, migrate, user_version
+from bot.store_schema import (
+    BUSY_TIMEOUT_MS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    StoreError,
+    migrate,
+    prepare_writable,
+    user_version,
+)
 from risk.breakers import BreakerMemory
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "StoreError", "migrate"]
@@ -66,10 +74,10 @@ class Store:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(str(path), isolation_level=None)
         try:  # the connection's thread must end on every failure, or the process never exits
-            if not read_only:
-                await db.execute("PRAGMA journal_mode=WAL")
-                await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA busy_timeout=5000")
+            if read_only:
+                await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            else:
+                await prepare_writable(db)
             await migrate(db, 0 if read_only else target_version)
         except StoreError as exc:
             await db.close()

@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from bot.events import Candle
+from bot.store_schema import BUSY_TIMEOUT_MS
 
 OPEN_EXCHANGE_STATES = ("new", "submitted", "accepted", "partially_filled")
 
@@ -36,7 +37,7 @@ class StoreReader:
     @classmethod
     async def open(cls, path: Path | str, portfolio: str) -> StoreReader:
         db = await aiosqlite.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
-        await db.execute("PRAGMA busy_timeout=5000")
+        await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return cls(db, portfolio)
 
     async def close(self) -> None:

@@ -6,6 +6,10 @@ transaction; a database newer than this program is refused, never downgraded.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
+
 import aiosqlite
 
 MIGRATIONS: tuple[str, ...] = (
@@ -135,6 +139,28 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 class StoreError(RuntimeError):
     """The store cannot be used as it is (not SQLite, from a newer program): bad input, exit 2."""
+
+
+BUSY_TIMEOUT_MS = 5000
+
+
+async def prepare_writable(db: aiosqlite.Connection) -> None:
+    """Set the busy timeout (first, so every later statement waits its turn), then WAL.
+
+    A new file opened by several processes at once can answer BUSY to the journal-mode change
+    without waiting (SQLite skips the busy handler there), so that one is retried up to the timeout.
+    """
+    await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.01)
+    await db.execute("PRAGMA synchronous=NORMAL")
 
 
 async def user_version(db: aiosqlite.Connection) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import aiosqlite
 import numpy as np
 
-from bot.store_schema import migrate
+from bot.store_schema import migrate, prepare_writable
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +67,12 @@ class TrialLedger:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(str(path), isolation_level=None)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await migrate(db)
+        try:  # the connection's thread must end on every failure, or the process never exits
+            await prepare_writable(db)
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
         return cls(db)
 
     async def close(self) -> None:
