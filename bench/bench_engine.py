@@ -79,13 +79,13 @@ async def engine_memory(settings: Settings, candles: list[Candle]) -> float:
 
 
 async def engine_sqlite(settings: Settings, candles: list[Candle]) -> float:
-    from bot.app import build_engine
+    from bot.kernel import Kernel
     from bot.store import Store
 
     with tempfile.TemporaryDirectory() as d:
         store = await Store.open(Path(d) / "bench.sqlite", portfolio="bench")
-        engine = build_engine(settings, strategies=[Idle("idle", ("BTC/USDT",), "1h")], store=store,
-                              clock=SimClock())
+        engine = Kernel(settings, "backtest").simulated_engine([Idle("idle", ("BTC/USDT",), "1h")], store,
+                                                               SimClock())
         t = time.perf_counter()
         await engine.run(ReplayFeed([candles]))
         elapsed = time.perf_counter() - t

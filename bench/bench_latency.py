@@ -7,7 +7,7 @@ its own ``perf_counter_ns``:
 * t1: the order request arriving at ``POST /api/v3/order`` (after signature check).
 
 The bot side, in this process, is the daemon's real exchange path: ccxt.pro
-``LiveFeed`` -> ``Engine`` built by ``build_exchange_engine`` (start-up
+``LiveFeed`` -> ``Engine`` built by ``Kernel.exchange_engine`` (start-up
 reconciliation, durable SQLite store) -> strategy -> risk gate -> ``ExchangeExecutor``
 placing a market order through ccxt. Each order is matched to its bar through the
 store (``exchange_orders.signal_id`` names the bar), never by parsing ids or by
@@ -182,11 +182,10 @@ def default_ensemble(models_dir: Path | None) -> tuple[Any, str]:
 async def run_phase(url: str, symbols: tuple[str, ...], bars: int, strategy: Alternating,
                     data_dir: Path, db: Path) -> dict[str, int]:
     """Trade ``bars`` live bars on the exchange path; return client order id -> bar open time."""
-    from bot.app import engine_settings, risk_limits
     from bot.clock import LiveClock
     from bot.config import Settings
     from bot.exchange_sim import make_ccxt_binance
-    from bot.execution.wiring import build_exchange_engine
+    from bot.kernel import Kernel
     from bot.feeds.live import LiveFeed
     from bot.feeds.live_settings import LiveFeedSettings
     from bot.store import Store
@@ -195,13 +194,12 @@ async def run_phase(url: str, symbols: tuple[str, ...], bars: int, strategy: Alt
     feed_client = make_ccxt_binance(url)
     store = await Store.open(db)
     # bars arrive every few hundred ms: far above the production order-rate limit, which is not under test
-    settings = Settings(data={"dir": data_dir}, risk={"max_position_pct": 50, "min_strength": 10,
-                                                      "max_heat_pct": 50, "max_orders_per_minute": None})
+    settings = Settings(mode="sandbox", feed={"source": "exchange"}, data={"dir": data_dir},
+                        risk={"max_position_pct": 50, "min_strength": 10, "max_heat_pct": 50,
+                              "max_orders_per_minute": None})
     clock = LiveClock()
     try:
-        built = await build_exchange_engine(client=rest, store=store, clock=clock, strategies=[strategy],
-                                            symbols=list(symbols), limits=risk_limits(settings),
-                                            settings=engine_settings(settings, durable=True))
+        built = await Kernel(settings).exchange_engine(rest, store, clock, [strategy], list(symbols))
         engine = built.engine
         feed = LiveFeed(feed_client, LiveFeedSettings(symbols=symbols, timeframes=("1h",), max_clock_skew_ms=None,
                                                       since_ms=START_MS, kline_interval_s=30.0), clock)

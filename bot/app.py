@@ -1,7 +1,7 @@
-"""Composition root: the one place where configuration becomes wired components.
+"""``neuralbot backtest``: a finite replay through the Engine the kernel builds, and its summary.
 
-Backtest, paper and live all call ``build_engine``; they differ only in the Feed,
-the ExecutionPort and the Clock handed to it.
+The Engine, its executor and clock come from :class:`bot.kernel.Kernel` (mode ``backtest``),
+as every other mode's do; ``summarize`` also reports a daemon's run.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import structlog
 
-from bot.clock import Clock, SimClock
-from bot.config import Settings, StrategyConfig, date_to_ms, round_trip_cost
-from bot.engine import Engine, EngineSettings, EngineStats
+from bot.clock import SimClock
+from bot.config import Settings, date_to_ms
+from bot.engine import Engine, EngineStats
 from bot.evaluation.metrics import (
     annual_return,
     bar_returns,
@@ -28,134 +28,15 @@ from bot.evaluation.metrics import (
     win_rate,
 )
 from bot.events import Candle, timeframe_ms
-from bot.execution.base import ExecutionPort
-from bot.execution.simulated import SimulatedExecutor
 from bot.feeds.base import Feed
-from bot.feeds.live_settings import LiveFeedSettings
 from bot.candle_source import CandleSource
 from bot.data import arrays_to_candles
 from bot.feeds.replay import ReplayFeed
+from bot.kernel import Kernel, feed_series
 from bot.store import Store
-from risk.gate import RiskGate, RiskLimits
-from risk.portfolio import Portfolio
-from risk.stops import StopRules
 from strategies.base import Strategy
-from strategies.catalog import build_strategy
 
 log = structlog.get_logger(__name__)
-
-
-def strategy_params(settings: Settings, cfg: StrategyConfig) -> dict[str, Any]:
-    """``cfg.params``; a ``neural`` strategy's ``decision`` table gets the configured round-trip
-    cost (fees, slippage, spread) unless it sets ``cost`` itself."""
-    params = dict(cfg.params)
-    decision = params.get("decision")
-    if cfg.kind == "neural" and isinstance(decision, dict) and "cost" not in decision:
-        params["decision"] = {**decision, "cost": round_trip_cost(settings)}
-    return params
-
-
-def build_strategies(
-    settings: Settings, symbols: list[str] | None = None, timeframe: str | None = None
-) -> list[Strategy]:
-    out = []
-    for i, cfg in enumerate(settings.strategies):
-        if not cfg.enabled:
-            continue
-        out.append(
-            build_strategy(
-                cfg.kind,
-                cfg.name,
-                tuple(symbols or cfg.symbols or settings.backtest.symbols),
-                timeframe or cfg.timeframe or settings.backtest.timeframe,
-                strategy_params(settings, cfg),
-                where=f"strategies[{i}]",
-            )
-        )
-    return out
-
-
-def live_feed_settings(settings: Settings, since_ms: int | None = None) -> LiveFeedSettings:
-    """The ccxt.pro feed's tunables from ``[feed]`` and the strategies (symbols, timeframes, and
-    the books / trades a strategy reads even where ``[feed]`` leaves them off)."""
-    f = settings.feed
-    strategies = build_strategies(settings)
-    series = feed_series(strategies)
-    wanted = frozenset().union(*(st.market_streams() for st in strategies))  # e.g. the ``full`` features
-    return LiveFeedSettings(
-        exchange=settings.exchange.name,
-        symbols=tuple(sorted({sym for sym, _ in series})),
-        timeframes=tuple(sorted({tf for _, tf in series}, key=timeframe_ms)),
-        order_book=f.order_book or "order_book" in wanted,
-        order_book_depth=f.order_book_depth,
-        trades=f.trades or "trades" in wanted,
-        since_ms=since_ms,
-        backfill_limit=f.backfill_limit,
-        backfill_grace_bars=f.backfill_grace_bars,
-        reconnect_initial_s=f.reconnect_initial_s,
-        reconnect_max_s=f.reconnect_max_s,
-        reconnect_jitter=f.reconnect_jitter,
-        stale_multiple=f.stale_multiple,
-        max_clock_skew_ms=f.max_clock_skew_ms,
-    )
-
-
-def engine_settings(settings: Settings, durable: bool = False) -> EngineSettings:
-    r = settings.risk
-    return EngineSettings(
-        exchange=settings.exchange.name,
-        fee_rate=settings.exchange.fee_rate,
-        stops=StopRules(r.stop_loss_pct, r.take_profit_pct, r.trailing_stop_pct, r.atr_multiple),
-        risk_per_trade_pct=r.risk_per_trade_pct,
-        slippage_margin_bps=r.slippage_margin_bps,
-        atr_period=r.atr_period,
-        max_strategy_failures=r.max_strategy_failures,
-        durable=durable,
-    )
-
-
-def risk_limits(settings: Settings) -> RiskLimits:
-    r = settings.risk
-    return RiskLimits(
-        max_position_pct=r.max_position_pct,
-        max_symbol_exposure_pct=r.max_symbol_exposure_pct,
-        max_open_positions=r.max_open_positions,
-        max_heat_pct=r.max_heat_pct,
-        min_strength=r.min_strength,
-        max_orders_per_minute=r.max_orders_per_minute,
-        daily_loss_limit_pct=r.daily_loss_limit_pct,
-        max_drawdown_pct=r.max_drawdown_pct,
-    )
-
-
-def build_engine(
-    settings: Settings,
-    *,
-    strategies: list[Strategy],
-    store: Store,
-    clock: Clock,
-    executor: ExecutionPort | None = None,
-    initial_equity: float | None = None,
-    engine: EngineSettings | None = None,
-    limits: RiskLimits | None = None,
-) -> Engine:
-    """The Engine every mode runs; ``engine`` and ``limits`` override what the config derives."""
-    portfolio = Portfolio(initial_equity or settings.backtest.initial_equity)
-    if executor is None:
-        executor = SimulatedExecutor(
-            fee_rate=settings.exchange.fee_rate,
-            slippage_bps=settings.backtest.slippage_bps,
-            cash=lambda: portfolio.cash,
-        )
-    return Engine(
-        strategies=strategies,
-        gate=RiskGate(limits or risk_limits(settings)),
-        executor=executor,
-        portfolio=portfolio,
-        store=store,
-        clock=clock,
-        settings=engine or engine_settings(settings),
-    )
 
 
 @dataclass(frozen=True)
@@ -206,11 +87,6 @@ def prepare_replay(strategies: list[Strategy], feed: ReplayFeed) -> None:
             strategy.prepare_replay(symbol, series.get((symbol, strategy.timeframe), []))
 
 
-def feed_series(strategies: list[Strategy]) -> list[tuple[str, str]]:
-    """Every (symbol, timeframe) some strategy listens to, in a stable order."""
-    return sorted({(sym, st.timeframe) for st in strategies for sym in st.symbols})
-
-
 async def run_backtest(
     settings: Settings,
     *,
@@ -237,7 +113,8 @@ async def run_backtest(
     warning = check_in_sample(settings, since, until, allow_in_sample, symbols, timeframe)
     if warning:
         log.warning("backtest_in_sample", detail=warning)
-    strategies = build_strategies(settings, symbols, timeframe)
+    kernel = Kernel(settings, "backtest", feed=feed)
+    strategies = kernel.strategies(symbols, timeframe)
     series = feed_series(strategies)
     if feed is None:
         source = CandleSource.from_settings(settings)
@@ -252,7 +129,7 @@ async def run_backtest(
     try:
         clock = SimClock()
         await store.start_run(run_id, "backtest", 0, settings.redacted())
-        engine = build_engine(settings, strategies=strategies, store=store, clock=clock)
+        engine = kernel.simulated_engine(strategies, store, clock)
         stats = await engine.run(feed)
         summary = await summarize(engine, store, finest, settings.backtest.initial_equity)
     finally:

@@ -38,16 +38,16 @@ from typing import Any
 
 import structlog
 
-from bot.app import build_strategies, risk_limits, summarize
+from bot.app import summarize
 from bot.clock import Clock, LiveClock
 from bot.config import ConfigError, Settings, load_settings
-from bot.daemon_wiring import Wiring, reloaded_engine_settings, wire
 from bot.early_signals import early_sighup_pending
 from bot.engine import Engine
 from bot.engine_state import DURABLE_STATE_POLL_MS
 from bot.events import Candle, OrderSubmitted, timeframe_ms
 from bot.feeds.base import Feed
 from bot.health import HealthServer, OpsMetrics
+from bot.kernel import Kernel, System
 from bot.logging_setup import configure_logging
 from bot.notify import Notifier
 from bot.ops_config import state_file_for
@@ -78,7 +78,7 @@ class Daemon:
         self.engine: Engine | None = None
         self.store: Store | None = None
         self.feed: Feed | None = None
-        self.wiring: Wiring | None = None
+        self.system: System | None = None
         self._initial_equity = settings.backtest.initial_equity
         self.retrainer: Any = None
         self.cockpit: Any = None  # bot.cockpit.Cockpit: REST API, dashboard, Telegram commands
@@ -100,15 +100,15 @@ class Daemon:
 
     @property
     def symbols(self) -> list[str]:
-        return self.wiring.symbols if self.wiring is not None else list(self.settings.backtest.symbols)
+        return self.system.symbols if self.system is not None else list(self.settings.backtest.symbols)
 
     @property
     def timeframe(self) -> str:
-        return self.wiring.timeframe if self.wiring is not None else self.settings.backtest.timeframe
+        return self.system.timeframe if self.system is not None else self.settings.backtest.timeframe
 
     def series_timeframe(self, symbol: str) -> str:
         """The finest timeframe ``symbol`` trades on."""
-        tfs = [tf for sym, tf in (self.wiring.series if self.wiring is not None else []) if sym == symbol]
+        tfs = [tf for sym, tf in (self.system.series if self.system is not None else []) if sym == symbol]
         return min(tfs, key=timeframe_ms) if tfs else self.timeframe
 
     def _instrument(self, engine: Engine) -> None:
@@ -148,11 +148,11 @@ class Daemon:
                 return await self._start_and_trade(store)
             finally:
                 await self._stop_services()
-                if self.wiring is not None:
-                    await self._close_feed(self.wiring.feed)  # idempotent; closes the feed's client
-                    if self.wiring.rest_client is not None:
+                if self.system is not None:
+                    await self._close_feed(self.system.feed)  # idempotent; closes the feed's client
+                    if self.system.rest_client is not None:
                         with contextlib.suppress(Exception):
-                            await self.wiring.rest_client.close()
+                            await self.system.rest_client.close()
                 await store.close()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -160,11 +160,12 @@ class Daemon:
             lock.release()
 
     async def _start_and_trade(self, store: Store) -> dict[str, Any]:
+        kernel = Kernel(self.settings, source=str(self.config_path or ""))  # or ConfigError: exit 2
         await store.start_run(self.run_id, self.settings.mode, self.started_ms, self.settings.redacted())
-        self.wiring = wiring = await wire(self.settings, store, build_strategies(self.settings))
-        engine = self.engine = wiring.engine
-        self.feed, self.clock = wiring.feed, wiring.clock
-        if wiring.executor == "exchange":  # the account's equity, not the configured paper one
+        self.system = system = await kernel.daemon(store, kernel.strategies())
+        engine = self.engine = system.engine
+        self.feed, self.clock = system.feed, system.clock
+        if system.executor == "exchange":  # the account's equity, not the configured paper one
             self._initial_equity = round(engine.portfolio.equity(), 2)
         self._instrument(engine)
         self._operator_seen = await carry_out_operator_actions(engine, store, starting=True)
@@ -174,12 +175,12 @@ class Daemon:
         self.notifier.notify("state", "daemon started", mode=self.settings.mode, run_id=self.run_id)
         self._spawn(self._housekeeping(), "housekeeping")
         log.info("daemon_started", mode=self.settings.mode, feed=self.settings.feed.source,
-                 executor=wiring.executor, strategies=[s.name for s in engine.strategies],
-                 symbols=wiring.symbols, timeframes=sorted({tf for _, tf in wiring.series}),
-                 trading_state=engine.state.value, reconcile=wiring.reconcile)
+                 executor=system.executor, strategies=[s.name for s in engine.strategies],
+                 symbols=system.symbols, timeframes=sorted({tf for _, tf in system.series}),
+                 trading_state=engine.state.value, reconcile=system.reconcile)
         if self._reload_pending:  # a SIGHUP arrived while starting
             self.request_reload()
-        reason = await self._trade(engine, wiring.feed)
+        reason = await self._trade(engine, system.feed)
         return await self._shutdown(engine, store, reason)
 
     def request_reload(self) -> None:
@@ -225,8 +226,8 @@ class Daemon:
         from bot.cockpit import Cockpit
         from bot.control import Operator
 
-        assert self.engine is not None and self.store is not None and self.wiring is not None
-        operator = Operator(self.engine, self.store, executor=self.wiring.executor, symbols=self.symbols,
+        assert self.engine is not None and self.store is not None and self.system is not None
+        operator = Operator(self.engine, self.store, executor=self.system.executor, symbols=self.symbols,
                             lock=self.engine_lock, notifier=self.notifier, reload=self.reload,
                             on_change=self._on_operator_action)
         self.cockpit = Cockpit(self, operator)
@@ -372,7 +373,7 @@ class Daemon:
         from bot.control import cancel_orders
 
         mode = self.settings.daemon.shutdown
-        executor = self.wiring.executor if self.wiring is not None else "simulated"
+        executor = self.system.executor if self.system is not None else "simulated"
         async with self.engine_lock:
             cancelled = await cancel_orders(engine, executor, self.symbols, entries_only=False,
                                             keep_protective=mode == "leave_stops", reason="daemon shutdown")
@@ -393,7 +394,8 @@ class Daemon:
         the running one. Everything that can fail is done before anything changes."""
         try:
             new = load_settings(self.config_path)
-            build_strategies(new)  # params valid, models loadable?
+            kernel = Kernel(new, source=str(self.config_path or ""))  # a combination it cannot run: rejected
+            kernel.strategies()  # params valid, models loadable?
             if self.retrainer is not None:  # re-reads the registry's meta.json files
                 self.retrainer.reconfigure(new.retrain, retrain_cadence(new))
         except (ConfigError, ValueError, OSError, RegistryError) as exc:
@@ -407,7 +409,8 @@ class Daemon:
         old, self.settings = self.settings, new
         restart = [k for k in RESTART_SECTIONS if _section(old, k) != _section(new, k)]
         if self.engine is not None:
-            self.engine.reconfigure(risk_limits(new), reloaded_engine_settings(self.engine.settings, new))
+            change = Kernel.reconfigure(self.engine.settings, new)
+            self.engine.reconfigure(change.limits, change.engine)
         configure_logging(new.logging.level, new.logging.format, run_id=self.run_id, mode=old.mode)
         self.notifier.reconfigure(new.notify)
         self.generation += 1
@@ -442,7 +445,7 @@ class Daemon:
             "trading_state": engine.state.value if engine is not None else "starting",
             "trading_state_reason": engine.state_reason if engine is not None else "",
             "problems": problems,
-            "executor": self.wiring.executor if self.wiring is not None else "",
+            "executor": self.system.executor if self.system is not None else "",
             "feeds": {k: {"age_s": a, "stale": a > stale_after, "reconnects": reconnects.get(k, 0)} for k, a in feeds.items()},
             **book,
             "models": models, "events_per_second": round(self.metrics.events_per_second(), 3),

@@ -60,7 +60,7 @@ def default_operator() -> str:
 
 async def trading_symbols(settings: Settings, store: Store) -> list[str]:
     """The symbols the strategies trade, plus any the store still holds a position in."""
-    from bot.app import build_strategies, feed_series
+    from bot.kernel import build_strategies, feed_series
 
     held = {r["symbol"] for r in await store.fetch("positions") if r["amount"] > 0}
     return sorted({sym for sym, _ in feed_series(build_strategies(settings))} | held)
@@ -109,24 +109,22 @@ async def _paper_flatten_note(settings: Settings, store: Store) -> str:
 
 
 async def _halt_at_exchange(settings: Settings, store: Store, symbols: list[str], flatten: bool) -> dict[str, Any]:
-    from bot.app import engine_settings, risk_limits
     from bot.execution.exchange import ExchangeExecutor
     from bot.execution.orders import OrderClosed
-    from bot.execution.wiring import build_exchange_engine, make_ccxt_client
+    from bot.kernel import Kernel
 
     clock = LiveClock()
     out: dict[str, Any] = {}
-    client = make_ccxt_client(settings)
+    kernel = Kernel(settings)
+    client = kernel.client()
     try:
         executor = ExchangeExecutor(client, store, clock)
         await executor.start(symbols)
         _, facts = await executor.cancel_open(symbols, entries_only=True)
         out["canceled"] = sum(1 for f in facts if isinstance(f, OrderClosed))
         if flatten:
-            built = await build_exchange_engine(
-                client=client, store=store, clock=clock, strategies=[], symbols=symbols,
-                limits=risk_limits(settings), settings=engine_settings(settings),
-                stake=settings.exchange.stake)
+            built = await kernel.exchange_engine(client, store, clock, [], symbols,
+                                                 exchange_stops=False)  # flattening: no stop to re-arm
             before = len(built.engine.portfolio.open_positions())
             await built.engine.flatten("halt")
             out["flattened"] = before - len(built.engine.portfolio.open_positions())
@@ -177,9 +175,9 @@ def _running_state(path: Path) -> tuple[str, str] | None:
 async def _exchange_mismatches(settings: Settings, store: Store) -> list[str]:
     """Stored positions against the exchange's balances now (read-only requests)."""
     from bot.execution.exchange import ExchangeExecutor
-    from bot.execution.wiring import make_ccxt_client
+    from bot.kernel import Kernel
 
-    client = make_ccxt_client(settings)
+    client = Kernel(settings).client()
     try:
         symbols = await trading_symbols(settings, store)
         rules = await ExchangeExecutor(client, store, LiveClock()).start(symbols)

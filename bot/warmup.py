@@ -16,6 +16,7 @@ store holds what the daemon processed). The feed then resumes after the last war
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -33,14 +34,13 @@ Series = tuple[str, str]
 
 
 async def warm_up(engine: Engine, store: Store, settings: Settings, series: list[Series],
-                  rest_client: Any = None) -> dict[str, int | None]:
+                  rest_client: Any = None, connect: Callable[[], Any] | None = None) -> dict[str, int | None]:
     """Warm every series; return, per ``SYMBOL@tf``, the open time of the last warmed bar
-    (where the feed resumes; ``None``: nothing known)."""
+    (where the feed resumes; ``None``: nothing known). Without ``rest_client``, an exchange
+    feed that backfills pages over a client of its own from ``connect`` (closed after)."""
     rest, own = rest_client, False
-    if rest is None and settings.feed.source == "exchange" and settings.daemon.backfill:
-        from bot.execution.wiring import make_ccxt_client
-
-        rest, own = make_ccxt_client(settings), True  # public market data only
+    if rest is None and connect is not None and settings.feed.source == "exchange" and settings.daemon.backfill:
+        rest, own = connect(), True  # public market data only
     try:
         # the exchange's clock says which bars have closed (a loopback exchange runs its own time)
         now = int(await rest.fetch_time()) if rest is not None else LiveClock().now_ms()

@@ -216,15 +216,17 @@ class Webhook:
 
 def test_a_reload_takes_risk_and_stops_but_keeps_what_the_wiring_decided(write_config: Callable[..., Path]) -> None:
     from bot.config import load_settings
-    from bot.daemon_wiring import reloaded_engine_settings
     from bot.engine_state import EngineSettings
+    from bot.kernel import Kernel
 
     # an exchange daemon: durable, polling operator halts, persisting breakers, the exchange's fee
     running = EngineSettings(fee_rate=0.00075, durable=True, log_orders=True, state_poll_ms=5_000,
                              persist_breakers=True)
     new = load_settings(write_config("[exchange]\nfee_rate = 0.002\n\n[risk]\nstop_loss_pct = 3.0\n"
                                      "take_profit_pct = 9.0\nslippage_margin_bps = 20.0\n"))
-    got = reloaded_engine_settings(running, new)
+    change = Kernel.reconfigure(running, new)
+    got = change.engine
+    assert change.limits.max_position_pct == new.risk.max_position_pct
     assert (got.stops.stop_loss_pct, got.stops.take_profit_pct, got.slippage_margin_bps) == (3.0, 9.0, 20.0)
     assert (got.fee_rate, got.durable, got.log_orders, got.state_poll_interval_ms, got.breakers_persisted) == (
         0.00075, True, True, 5_000, True)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_engine, build_strategies, run_backtest
+from bot.app import run_backtest
+from bot.kernel import Kernel
 from bot.clock import SimClock
 from bot.config import load_settings
 from bot.data import candle_file, load_candles_csv
@@ -83,7 +84,8 @@ async def test_no_look_ahead_future_candles_never_change_past_decisions(settings
         """All rows after the whole series, and how many existed before bar ``cut`` arrived."""
         cfg = settings.model_copy(update={"store": settings.store.model_copy(update={"path": tmp_path / name})})
         async with await Store.open(cfg.store.path, portfolio="p") as store:
-            engine = build_engine(cfg, strategies=build_strategies(cfg), store=store, clock=SimClock())
+            kernel = Kernel(cfg, "backtest")
+            engine = kernel.simulated_engine(kernel.strategies(), store, SimClock())
             for c in series[:cut]:
                 await engine.on_candle(c)
             await store.flush()
@@ -115,7 +117,8 @@ async def test_invalid_candles_are_rejected_not_traded(settings, data_dir, tmp_p
     ]
     series = candles[:101] + [bad[0]] + candles[101:151] + [bad[1], bad[2]] + candles[151:]
     async with await Store.open(tmp_path / "r.sqlite", portfolio="r") as store:
-        engine = build_engine(settings, strategies=build_strategies(settings), store=store, clock=SimClock())
+        kernel = Kernel(settings, "backtest")
+        engine = kernel.simulated_engine(kernel.strategies(), store, SimClock())
         for c in series:  # feed directly, bypassing the replay feed's ordering
             await engine.on_candle(c)
         await store.flush()

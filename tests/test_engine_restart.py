@@ -15,10 +15,10 @@ from bot.events import Candle, Direction, Signal
 from bot.exchange_sim import SimExchange, SimSettings, make_ccxt_binance
 from bot.execution.retry import RetryPolicy
 from bot.execution.simulated import SimulatedExecutor
-from bot.execution.wiring import build_exchange_engine
 from bot.store import Store
 from risk.gate import RiskGate, RiskLimits, TradingState
 from risk.portfolio import Portfolio
+from tests.test_execution_exchange import sandbox
 
 SYM = "BTC/USDT"
 HOUR = 3_600_000
@@ -74,9 +74,8 @@ def test_exchange_restart_remembers_the_peak(data_dir: Path, tmp_path: Path) -> 
             client.options["adjustForTimeDifference"] = False
 
             async def start() -> Engine:
-                built = await build_exchange_engine(
-                    client=client, store=store, clock=LiveClock(), strategies=[], symbols=[SYM],
-                    limits=LIMITS, settings=EngineSettings(), retry=RetryPolicy())
+                built = await sandbox().exchange_engine(client, store, LiveClock(), [], [SYM], limits=LIMITS,
+                                                        engine=EngineSettings(), retry=RetryPolicy())
                 return built.engine
 
             try:

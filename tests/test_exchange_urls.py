@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
-from bot.daemon_wiring import exchange_feed
-from bot.execution.wiring import make_ccxt_client
+from bot.kernel import Kernel
 
 
 def urls(client: object) -> str:
@@ -30,14 +29,15 @@ def test_each_mode_streams_and_trades_on_its_network(
     monkeypatch.setenv("NEURALBOT_API_KEY", "k")
     monkeypatch.setenv("NEURALBOT_API_SECRET", "s")
     settings = load_settings(write_config(f'mode = "{mode}"\n{extra}\n[feed]\nsource = "exchange"\n'))
-    feed = exchange_feed(settings, [("BTC/USDT", "1h")], {}, clock=None)  # type: ignore[arg-type]
+    kernel = Kernel(settings)
+    feed = kernel.exchange_feed([("BTC/USDT", "1h")], {}, clock=None)  # type: ignore[arg-type]
     ws = urls(feed.exchange)
     try:
         assert ("testnet" in ws) is testnet, ws
         assert ("stream.binance.com" in ws) is not testnet, ws
         assert not feed.exchange.apiKey  # market data never carries credentials
         if mode != "paper":  # paper places no exchange orders: no REST trading client at all
-            rest = make_ccxt_client(settings)
+            rest = kernel.client()
             try:
                 assert ("testnet" in urls(rest)) is testnet and ("api.binance.com" in urls(rest)) is not testnet
             finally:

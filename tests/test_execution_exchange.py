@@ -16,13 +16,19 @@ from bot.exchange_sim import FaultSettings, SimExchange, SimSettings, make_ccxt_
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.orders import OrderState, client_order_id
 from bot.execution.retry import RetryPolicy
-from bot.execution.wiring import build_exchange_engine
+from bot.config import Settings
+from bot.kernel import Kernel
 from bot.store import Store
 from risk.gate import RiskGate, RiskLimits, TradingState
 from risk.portfolio import Portfolio
 
 SYM = "BTC/USDT"
 LIMITS = RiskLimits(max_orders_per_minute=None, daily_loss_limit_pct=None, max_drawdown_pct=None)
+
+
+def sandbox(**exchange: Any) -> Kernel:
+    """The kernel of a sandbox daemon (``[exchange]`` fields as given); tests hand in the client."""
+    return Kernel(Settings(mode="sandbox", feed={"source": "exchange"}, exchange=exchange))
 
 
 def sim_settings(data_dir: Path, **kw: Any) -> SimSettings:
@@ -162,9 +168,8 @@ def test_restart_adopts_an_order_the_crash_left_unanswered(data_dir: Path, tmp_p
 
         await store.save_exchange_order(record_row(OrderRecord.from_intent(intent, cid, 1)))
         await client.create_order(SYM, "market", "buy", 0.02, None, {"newClientOrderId": cid})
-        built = await build_exchange_engine(
-            client=client, store=store, clock=LiveClock(), strategies=[], symbols=[SYM],
-            limits=LIMITS, settings=EngineSettings(), retry=RetryPolicy(sleep=NoSleep()))
+        built = await sandbox().exchange_engine(client, store, LiveClock(), [], [SYM], limits=LIMITS,
+                                                engine=EngineSettings(), retry=RetryPolicy(sleep=NoSleep()))
         engine = built.engine
         assert built.report.clean and engine.state is TradingState.ACTIVE
         pos = engine.portfolio.position(SYM)
@@ -172,9 +177,8 @@ def test_restart_adopts_an_order_the_crash_left_unanswered(data_dir: Path, tmp_p
         assert len(await store.fetch("fills")) == 1 and len(sim.matcher.orders) == 1
         # a foreign resting order cannot be explained: HALTED, and it stays halted after a restart
         await client.create_order(SYM, "limit", "buy", 0.01, 1_000.0, {"newClientOrderId": "manual1"})
-        again = await build_exchange_engine(
-            client=client, store=store, clock=LiveClock(), strategies=[], symbols=[SYM],
-            limits=LIMITS, settings=EngineSettings(), retry=RetryPolicy(sleep=NoSleep()))
+        again = await sandbox().exchange_engine(client, store, LiveClock(), [], [SYM], limits=LIMITS,
+                                                engine=EngineSettings(), retry=RetryPolicy(sleep=NoSleep()))
         assert again.engine.state is TradingState.HALTED
         assert "not ours" in again.engine.state_reason
         assert (await store.load_trading_state() or ("", ""))[0] == "halted"

@@ -13,12 +13,11 @@ from bot.events import Direction, Side, Signal, Trade
 from bot.exchange_sim import SimExchange
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.retry import RetryPolicy
-from bot.execution.wiring import build_exchange_engine
 from bot.store import Store
 from risk.gate import RiskGate, RiskLimits
 from risk.portfolio import Portfolio
 from risk.stops import StopRules
-from tests.test_execution_exchange import with_exchange
+from tests.test_execution_exchange import sandbox, with_exchange
 from tests.test_sim_exchange_stops import (
     AFTER_MS,
     falling_hour,
@@ -99,20 +98,18 @@ def test_restart_rearms_a_missing_stop_before_trading(data_dir: Path, tmp_path: 
         await engine.on_signal(long(1), float((await client.fetch_ticker(SYM))["last"]))
         (stop,) = resting_stops(sim)
         await client.cancel_order(str(stop.order_id), SYM)  # lost while the bot was down
-        built = await build_exchange_engine(
-            client=client, store=store, clock=LiveClock(), strategies=[], symbols=[SYM],
-            limits=LIMITS, settings=settings(5.0), retry=RetryPolicy(sleep=no_sleep),
-            exchange_stops=True)
+        built = await sandbox(exchange_stops=True).exchange_engine(
+            client, store, LiveClock(), [], [SYM], limits=LIMITS, engine=settings(5.0),
+            retry=RetryPolicy(sleep=no_sleep))
         assert built.report.clean
         pos = built.engine.portfolio.position(SYM)
         (again,) = resting_stops(sim)
         assert again.order_id != stop.order_id and again.qty == pytest.approx(stop.qty)
         # and a second restart finds it in place: nothing is sent
         orders = len(sim.matcher.orders)
-        await build_exchange_engine(
-            client=client, store=store, clock=LiveClock(), strategies=[], symbols=[SYM],
-            limits=LIMITS, settings=settings(5.0), retry=RetryPolicy(sleep=no_sleep),
-            exchange_stops=True)
+        await sandbox(exchange_stops=True).exchange_engine(
+            client, store, LiveClock(), [], [SYM], limits=LIMITS, engine=settings(5.0),
+            retry=RetryPolicy(sleep=no_sleep))
         assert len(sim.matcher.orders) == orders
 
     with_exchange(stop_settings(data_dir, AFTER_MS, 1.0), tmp_path, body)
@@ -129,10 +126,9 @@ def test_a_stop_triggered_while_down_closes_the_position_on_restart(data_dir: Pa
             return stop.status == "FILLED"
 
         assert await wait_for(filled), "the price never fell through the stop"
-        built = await build_exchange_engine(
-            client=client, store=store, clock=LiveClock(), strategies=[], symbols=[SYM],
-            limits=LIMITS, settings=settings(0.2), retry=RetryPolicy(sleep=no_sleep),
-            exchange_stops=True)
+        built = await sandbox(exchange_stops=True).exchange_engine(
+            client, store, LiveClock(), [], [SYM], limits=LIMITS, engine=settings(0.2),
+            retry=RetryPolicy(sleep=no_sleep))
         assert built.report.clean, built.report.mismatches
         assert not built.engine.portfolio.position(SYM).is_open and resting_stops(sim) == []
         fills = await store.fetch("fills")

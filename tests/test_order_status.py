@@ -14,7 +14,7 @@ from typing import Any
 from bot.app import run_backtest
 from bot.clock import SimClock
 from bot.config import load_settings
-from bot.daemon_wiring import restore_paper
+from bot.execution.resume import restore_paper
 from bot.engine import Engine, EngineSettings
 from bot.events import Candle, Direction, Signal
 from bot.execution.simulated import SimulatedExecutor
@@ -71,7 +71,7 @@ async def test_shutdown_cancels_are_stored_and_release_the_entry(tmp_path: Path)
     assert list((await _statuses(tmp_path / "p.sqlite", "paper")).values()) == ["canceled"]
 
 
-async def test_a_killed_paper_daemons_live_orders_expire_at_restart(tmp_path: Path, write_config) -> None:
+async def test_a_killed_paper_daemons_live_orders_expire_at_restart(tmp_path: Path) -> None:
     db = tmp_path / "p.sqlite"
     store = await Store.open(db, "paper")
     engine = _engine(store)
@@ -81,7 +81,7 @@ async def test_a_killed_paper_daemons_live_orders_expire_at_restart(tmp_path: Pa
     await store.close()  # ... when the process is killed
     assert list((await _statuses(db, "paper")).values()) == ["submitted"]
     store = await Store.open(db, "paper")
-    await restore_paper(_engine(store), store, load_settings(write_config()))
+    await restore_paper(_engine(store), store)
     await store.close()
     assert list((await _statuses(db, "paper")).values()) == ["expired"]
 

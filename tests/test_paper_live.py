@@ -191,20 +191,17 @@ def test_sandbox_mode_places_real_orders_and_matches_the_exchange_after_sigterm(
 
 
 async def reconcile_again(ex: LoopbackExchange, db: Path) -> Any:
-    from bot.app import engine_settings, risk_limits
     from bot.clock import LiveClock
     from bot.config import Settings
-    from bot.exchange_sim.ccxt_config import make_ccxt_binance
-    from bot.execution.wiring import build_exchange_engine
+    from bot.kernel import Kernel
     from bot.store import Store
 
-    settings = Settings()
-    client = make_ccxt_binance(ex.http_url, api_key="sim-key", secret="sim-secret", pro=False)
+    kernel = Kernel(Settings(mode="sandbox", api_key="sim-key", api_secret="sim-secret", feed={"source": "exchange"},
+                             exchange={"http_url": ex.http_url}))
+    client = kernel.client()
     store = await Store.open(db, portfolio="default")
     try:
-        built = await build_exchange_engine(client=client, store=store, clock=LiveClock(), strategies=[],
-                                            symbols=["BTC/USDT"], limits=risk_limits(settings),
-                                            settings=engine_settings(settings))
+        built = await kernel.exchange_engine(client, store, LiveClock(), [], ["BTC/USDT"])
         return built.report
     finally:
         await store.close()

@@ -19,10 +19,9 @@ from bot.engine import EngineSettings
 from bot.events import Direction
 from bot.exchange_sim import SimExchange
 from bot.execution.retry import RetryPolicy
-from bot.execution.wiring import build_exchange_engine
 from bot.store import Store
 from risk.gate import TradingState
-from tests.test_execution_exchange import LIMITS, SYM, NoSleep, signal, with_exchange
+from tests.test_execution_exchange import LIMITS, SYM, NoSleep, sandbox, signal, with_exchange
 
 
 async def _manual_buy(client: Any, amount: float = 0.5) -> float:
@@ -31,9 +30,9 @@ async def _manual_buy(client: Any, amount: float = 0.5) -> float:
 
 
 async def _build(client: Any, store: Store, stake: float | None = None):  # type: ignore[no-untyped-def]
-    return await build_exchange_engine(
-        client=client, store=store, clock=LiveClock(), strategies=[], symbols=[SYM], limits=LIMITS,
-        settings=EngineSettings(), retry=RetryPolicy(sleep=NoSleep()), exchange_stops=True, stake=stake)
+    return await sandbox(exchange_stops=True, stake=stake).exchange_engine(
+        client, store, LiveClock(), [], [SYM], limits=LIMITS, engine=EngineSettings(),
+        retry=RetryPolicy(sleep=NoSleep()))
 
 
 def test_halted_on_coins_bought_by_hand_sells_nothing_and_stops_nothing(data_dir: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bot.app import build_engine
+from bot.kernel import Kernel
 from bot.clock import SimClock
 from bot.config import load_settings
 from bot.daemon import Daemon
@@ -79,7 +79,7 @@ async def test_accuracy_drop_fires_from_the_daemon_loop(data_dir: Path, tmp_path
     strategy = Oracle(candles, wrong_from=candles[300].ts)
     store = await Store.open(tmp_path / "bot.sqlite", portfolio="t")
     try:
-        engine = build_engine(settings, strategies=[strategy], store=store, clock=SimClock())
+        engine = Kernel(settings, "backtest").simulated_engine([strategy], store, SimClock())
         daemon = Daemon(settings, "t")
         daemon.engine, daemon.store = engine, store
         daemon.retrainer = Retrainer(settings.retrain, settings, hosts=[strategy])

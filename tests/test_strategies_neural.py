@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.app import build_engine
+from bot.kernel import Kernel
 from bot.buffer import CandleBuffer
 from bot.clock import SimClock
 from bot.config import Settings
@@ -116,7 +116,7 @@ async def test_runs_through_the_engine_and_stores_signals(tmp_path: Path, data_d
     candles = arrays_to_candles(history("2020-10-01", "2020-10-15").arrays, "binance", SYMBOL, "1h")
     store = await Store.open(tmp_path / "s.sqlite", portfolio="t")
     try:
-        engine = build_engine(settings, strategies=[strategy], store=store, clock=SimClock())
+        engine = Kernel(settings, "backtest").simulated_engine([strategy], store, SimClock())
         seen: list[object] = []
         engine.subscribe(seen.append)
         stats = await engine.run(ReplayFeed([candles]))

@@ -1,7 +1,7 @@
 """Evaluation backtests: one strategy per Engine, over the same candles and the same costs.
 
 Nothing here is a second trading loop. :func:`run_strategy` builds the real
-:class:`bot.engine.Engine` through :func:`bot.app.build_engine` (risk gate,
+:class:`bot.engine.Engine` (from :class:`bot.kernel.Kernel`: risk gate,
 simulated executor, portfolio, simulated clock) and drives it with a
 :class:`bot.feeds.replay.ReplayFeed`. The only difference from
 ``neuralbot backtest`` is the fact sink: :class:`MemoryStore` keeps the facts in
@@ -35,6 +35,7 @@ from bot.events import (
     Signal,
 )
 from bot.feeds.replay import ReplayFeed
+from bot.kernel import Kernel
 from strategies.base import BarContext, Strategy
 
 
@@ -226,8 +227,7 @@ async def run_strategy(
     starts there too. ``limits`` overrides fields of the configured
     :class:`risk.gate.RiskLimits` (unknown names are ignored), e.g. :data:`SIGNAL_RISK`.
     """
-    from bot.app import build_engine, risk_limits  # composition root (imported late: app imports us)
-
+    kernel = Kernel(settings, "evaluation")
     initial = initial_equity or settings.backtest.initial_equity
     store = MemoryStore(portfolio=f"eval-{strategy.name}")
     wrapped: Strategy = strategy
@@ -235,11 +235,10 @@ async def run_strategy(
         wrapped = StartGate(strategy, start_ts, size_pct)
     risk = None
     if limits:
-        base = risk_limits(settings)
+        base = kernel.risk_limits()
         known = {f.name for f in fields(base)}
         risk = replace(base, **{k: v for k, v in limits.items() if k in known})
-    engine = build_engine(settings, strategies=[wrapped], store=store,  # type: ignore[arg-type]
-                          clock=SimClock(), initial_equity=initial, limits=risk)
+    engine = kernel.simulated_engine([wrapped], store, SimClock(), initial_equity=initial, limits=risk)
     stats = await engine.run(ReplayFeed([candles]))
     ts = np.asarray(store.eq_ts, dtype=np.int64)
     equity = np.asarray(store.eq_equity, dtype=np.float64)

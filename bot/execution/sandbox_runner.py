@@ -4,8 +4,8 @@
     python -m bot.execution.sandbox_runner --fork-server      (tests: fork pre-imported runners)
 
 It exists so the kill -9 soak test has a real daemon process trading against the
-loopback exchange; ``neuralbot run`` uses the same ``build_exchange_engine`` once
-``run_daemon`` is wired for sandbox/live. Its strategy alternates long / flat on
+loopback exchange; its Engine comes from the same :class:`bot.kernel.Kernel` (mode
+``sandbox``) as ``neuralbot run``'s, from settings its arguments make. Its strategy alternates long / flat on
 every closed bar, which makes it trade as often as possible. ``--reconcile-only``
 reconciles, prints a JSON report and exits.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -29,15 +30,12 @@ import ccxt.async_support as ccxt_async  # noqa: F401  (imported before forking)
 import structlog
 
 from bot.clock import LiveClock
-from bot.engine import EngineSettings
+from bot.config import Settings
 from bot.events import Candle, Direction, MarketEvent, Side, Signal, Trade, timeframe_ms
-from bot.exchange_sim.ccxt_config import make_ccxt_binance
 from bot.execution.retry import RetryPolicy
-from bot.execution.wiring import build_exchange_engine
+from bot.kernel import Kernel
 from bot.logging_setup import configure_logging
 from bot.store import Store
-from risk.gate import RiskLimits
-from risk.stops import StopRules
 from strategies.base import BarContext, Strategy
 
 log = structlog.get_logger(__name__)
@@ -67,22 +65,28 @@ async def poll_feed(client: Any, symbol: str, timeframe: str, every_s: float) ->
         await asyncio.sleep(every_s)
 
 
+def runner_settings(args: argparse.Namespace) -> Settings:
+    """A sandbox configuration from the arguments: the loopback exchange at ``--http``, a stop
+    of ``--stop-pct`` (``--trail-pct`` trailing), no take-profit, no order-rate or loss breakers."""
+    return Settings(
+        mode="sandbox", api_key=args.key, api_secret=args.secret,
+        exchange={"http_url": args.http, "timeout_ms": args.timeout_ms}, feed={"source": "exchange"},
+        risk={"stop_loss_pct": args.stop_pct, "take_profit_pct": None, "trailing_stop_pct": args.trail_pct,
+              "max_orders_per_minute": None, "daily_loss_limit_pct": None, "max_drawdown_pct": None},
+    )
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     log.info("runner_started", pid=os.getpid(), db=args.db, reconcile_only=args.reconcile_only)
-    client = make_ccxt_binance(args.http, api_key=args.key, secret=args.secret, pro=False,
-                               timeout=args.timeout_ms)
+    kernel = Kernel(runner_settings(args), "sandbox")
+    client = kernel.client()
     client.options["adjustForTimeDifference"] = False
     store = await Store.open(args.db, args.portfolio)
     clock = LiveClock()
     try:
-        built = await build_exchange_engine(
-            client=client, store=store, clock=clock,
-            strategies=[Alternator("alt", (args.symbol,), args.timeframe)],
-            symbols=[args.symbol],
-            limits=RiskLimits(max_orders_per_minute=None, daily_loss_limit_pct=None,
-                              max_drawdown_pct=None),
-            settings=EngineSettings(stops=StopRules(args.stop_pct, None, args.trail_pct),
-                                    flush_every=1),
+        built = await kernel.exchange_engine(
+            client, store, clock, [Alternator("alt", (args.symbol,), args.timeframe)], [args.symbol],
+            engine=dataclasses.replace(kernel.engine_settings(), flush_every=1),
             retry=RetryPolicy(initial_s=0.05, max_s=0.5, throttle_floor_s=0.2),
         )
         engine = built.engine

@@ -1,24 +1,26 @@
-"""Wiring an exchange-mode (sandbox / live) Engine: connect, reconcile, re-arm stops, resume.
+"""Resuming a built Engine after a restart, before anything trades.
 
-With ``exchange_stops`` every open position also gets (or keeps) its exchange-side
-stop order once reconciliation has settled what is held; the breakers' persisted
-day-start equity and peak are restored, so a restart does not reset a drawdown.
+* exchange modes (sandbox / live), :func:`resume_exchange`: positions and their stops
+  come first, then the exchange is reconciled (orders, trades, balances); with
+  ``exchange_stops`` every open position also gets (or keeps) its exchange-side stop
+  order; the breakers' persisted day-start equity and peak are restored, so a restart
+  does not reset a drawdown. An unexplained mismatch leaves the engine HALTED
+  (persisted, so a restart does not quietly resume).
+* paper, :func:`restore_paper`: cash, positions with their stops, decisions and the
+  trading state from the store; paper orders that died with the last process expire.
 
-``build_exchange_engine`` is what ``run_daemon`` calls for ``mode = "sandbox" | "live"``
-(and the sandbox runner uses). Nothing trades until it has returned: positions and
-their stops come first, then the exchange is reconciled; an unexplained mismatch
-leaves the engine HALTED (persisted, so a restart does not quietly resume).
+The Engine itself is built by :mod:`bot.kernel`, which calls these.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from bot.clock import Clock
-from bot.engine import Engine, EngineSettings
+from bot.clock import LiveClock
+from bot.engine import Engine
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.orders import OrderState
 from bot.execution.reconcile import (
@@ -27,14 +29,11 @@ from bot.execution.reconcile import (
     compare_balances,
     last_fill_ts,
     protected,
-    rebuild_positions,
     sync_orders,
 )
-from bot.execution.retry import RetryPolicy
 from bot.store import Store
-from risk.gate import RiskGate, RiskLimits, TradingState
-from risk.portfolio import Portfolio
-from strategies.base import Strategy
+from risk.gate import TradingState
+from risk.portfolio import Position
 
 log = structlog.get_logger(__name__)
 
@@ -46,60 +45,12 @@ class ExchangeEngine:
     report: ReconcileReport
 
 
-def make_ccxt_client(settings: Any, *, pro: bool = False) -> Any:
-    """A ccxt async client from the configuration: the test network in ``sandbox`` mode only.
-
-    ``pro``: the ccxt.pro (websocket) class, without credentials (market data only).
-    ``exchange.http_url`` / ``ws_url`` point it at another server (the loopback exchange).
-    """
-    if settings.mode == "live" and not settings.i_understand_live_trading:
-        raise RuntimeError("live trading needs i_understand_live_trading = true")
-    if pro:
-        import ccxt.pro as ccxt_module
-    else:
-        import ccxt.async_support as ccxt_module
-
-    cls = getattr(ccxt_module, settings.exchange.name)
-    from bot.execution.retry import CCXT_RATE_LIMIT
-
-    params: dict[str, Any] = {**CCXT_RATE_LIMIT, "timeout": settings.exchange.timeout_ms}
-    if not pro and settings.api_key is not None and settings.api_secret is not None:
-        params |= {"apiKey": settings.api_key.get_secret_value(),
-                   "secret": settings.api_secret.get_secret_value()}
-    client = cls(params)
-    if settings.exchange.http_url:
-        from bot.exchange_sim.ccxt_config import configure_ccxt
-
-        configure_ccxt(client, settings.exchange.http_url, settings.exchange.ws_url)
-    elif settings.mode == "sandbox":  # paper streams the real public market data
-        client.set_sandbox_mode(True)
-    return client
-
-
-async def build_exchange_engine(
-    *,
-    client: Any,
-    store: Store,
-    clock: Clock,
-    strategies: list[Strategy],
-    symbols: list[str],
-    limits: RiskLimits,
-    settings: EngineSettings,
-    retry: RetryPolicy | None = None,
-    quote: str = "USDT",
-    exchange_stops: bool = False,
-    stake: float | None = None,
-) -> ExchangeEngine:
-    """``stake``: the quote this portfolio accounts for (None: the whole account is ours)."""
-    executor = ExchangeExecutor(client, store, clock, retry=retry, exchange_stops=exchange_stops)
-    rules = await executor.start(symbols)
-    maker, taker = executor.fees(symbols[0]) if symbols else (0.0, settings.fee_rate)
-    settings = replace(settings, durable=True, fee_rate=max(maker, taker))
-    # 1. positions and their stops, before anything else
-    positions = await rebuild_positions(store, settings.stops, rules)
-    portfolio = Portfolio(cash=0.0)
-    engine = Engine(strategies=strategies, gate=RiskGate(limits), executor=executor,
-                    portfolio=portfolio, store=store, clock=clock, settings=settings, markets=rules)
+async def resume_exchange(engine: Engine, executor: ExchangeExecutor, positions: list[Position], *,
+                          client: Any, store: Store, symbols: list[str], rules: dict[str, Any],
+                          quote: str = "USDT", stake: float | None = None) -> ExchangeEngine:
+    """``positions``: rebuilt from the store (``rebuild_positions``); ``stake``: the quote this
+    portfolio accounts for (None: the whole account is ours)."""
+    portfolio, settings, clock = engine.portfolio, engine.settings, engine.clock
     orders = list(executor.orders.values())
     engine.restore(
         positions,
@@ -152,3 +103,26 @@ async def build_exchange_engine(
         cash=round(portfolio.cash, 2), state=engine.state.value, mismatches=len(report.mismatches),
     )
     return ExchangeEngine(engine, executor, report)
+
+
+async def restore_paper(engine: Engine, store: Store) -> None:
+    """Paper state after a restart: cash, positions with their stops, decisions, trading state."""
+    equity = await store.fetch("equity")
+    if equity:
+        engine.portfolio.cash = float(equity[-1]["cash"])
+    trailing = engine.settings.stops.trailing_stop_pct
+    positions = [Position(r["symbol"], r["amount"], r["avg_price"], r["stop_price"], r["take_profit"],
+                          trailing, r["realized_pnl"], r["ts"])
+                 for r in await store.fetch("positions") if r["amount"] > 0]
+    engine.restore(positions, decided=await store.decided_intent_ids())
+    await expire_paper_orders(store)
+    await engine.poll_trading_state(force=True)  # a stored HALTED / REDUCING outlives the restart
+
+
+async def expire_paper_orders(store: Store) -> None:
+    """Paper orders the store still holds as live died with the last process (killed before
+    it could cancel them): stored as expired, so none is taken for live; the positions
+    they did not close stay open, protected by their stops, for the strategy to decide anew."""
+    expired = await store.expire_open_orders(LiveClock().now_ms())
+    if expired:
+        log.warning("paper_orders_expired_at_restart", orders=expired)
