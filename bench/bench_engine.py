@@ -126,11 +126,11 @@ def quick_default_models() -> tuple[Any, dict[str, Any]]:
 
 def ensemble_backtest(settings: Settings) -> tuple[float, float, int]:
     """(precompute seconds, replay seconds, candles) for the 5 default models over 2017-2021."""
-    from strategies.neural import NeuralEnsemble
+    from strategies.model_holders import neural_ensemble
 
     h, models = quick_default_models()
     candles = load_candles_csv(DATA / "ohlcv" / "binance" / "BTC_USDT-1h.csv.gz")
-    strat = NeuralEnsemble("ensemble", ("BTC/USDT",), "1h", models=models, explain="none")
+    strat = neural_ensemble("ensemble", ("BTC/USDT",), "1h", models=models, explain="none")
     t = time.perf_counter()
     strat.precompute("BTC/USDT", h)
     pre = time.perf_counter() - t

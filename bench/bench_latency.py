@@ -154,14 +154,14 @@ def default_ensemble(models_dir: Path | None) -> tuple[Any, str]:
     from strategies.features import DEFAULT_SPEC
     from strategies.model_config import default_models
     from strategies.models import build_model
-    from strategies.neural import NeuralEnsemble
+    from strategies.model_holders import neural_ensemble
 
     if models_dir is not None:
         from strategies.registry import list_models
 
         found = [p.name for p in list_models(models_dir) if p.parent.name == "BTC_USDT_1h"]
         if len(found) >= 5:
-            return NeuralEnsemble("ens", ("BTC/USDT",), "1h", models=found[:5], models_dir=str(models_dir)), \
+            return neural_ensemble("ens", ("BTC/USDT",), "1h", models=found[:5], models_dir=str(models_dir)), \
                 f"registry {models_dir}"
     torch.manual_seed(0)
     models = {}
@@ -176,7 +176,7 @@ def default_ensemble(models_dir: Path | None) -> tuple[Any, str]:
         else:
             m.module.eval()
         models[spec.name] = m
-    return NeuralEnsemble("ens", ("BTC/USDT",), "1h", models=models), "default specs, untrained weights"
+    return neural_ensemble("ens", ("BTC/USDT",), "1h", models=models), "default specs, untrained weights"
 
 
 async def run_phase(url: str, symbols: tuple[str, ...], bars: int, strategy: Alternating,

@@ -207,6 +207,10 @@ class Daemon:
             log.error("daemon_task_failed", task=task.get_name(), error=repr(task.exception()))
             self.metrics.errors.labels(task.get_name()).inc()
 
+    def _model_holders(self) -> list[Any]:
+        """Every model holder the running strategies predict with (what the retrainer swaps in)."""
+        return [h for s in (self.engine.strategies if self.engine else []) for h in s.model_holders()]
+
     async def _start_services(self) -> None:
         await self.notifier.start()
         if self.settings.api.enabled or self.settings.telegram.commands:
@@ -218,7 +222,7 @@ class Daemon:
             from bot.retrain import Retrainer
 
             self.retrainer = Retrainer(self.settings.retrain, self.settings, metrics=self.metrics,
-                                       notifier=self.notifier, hosts=self.engine.strategies if self.engine else [],
+                                       notifier=self.notifier, holders=self._model_holders(),
                                        cadence=retrain_cadence(self.settings))
             await self.retrainer.start()
 

@@ -9,12 +9,12 @@ problem, so the command line prints one line each (source, problem, fix) and exi
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.config import ConfigError
 from bot.config_checks import live_requires_opt_in
-from bot.feeds.replay import ReplayFeed
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -55,9 +55,12 @@ def exchange_modes_trade_an_exchange_feed(s: Settings, mode: str, feed: Any) -> 
 
 
 def replays_need_a_finite_feed(s: Settings, mode: str, feed: Any) -> tuple[str, str] | None:
-    if mode in REPLAY_MODES and feed is not None and not isinstance(feed, ReplayFeed):
-        return ("feed", f"a {mode} replays recorded candles in simulated time; {type(feed).__name__} is a live"
-                " feed: pass a ReplayFeed (or none: the candles of [data]), or run the daemon (neuralbot run)")
+    # a LiveFeed exists only once its module (ccxt.pro, aiohttp) is loaded: never imported for this
+    live = sys.modules.get("bot.feeds.live")
+    if mode in REPLAY_MODES and live is not None and isinstance(feed, live.LiveFeed):
+        return ("feed", f"a {mode} replays recorded candles in simulated time; {type(feed).__name__} streams"
+                " the exchange live: pass a ReplayFeed (or none: the candles of [data]), or run the daemon"
+                " (neuralbot run)")
     return None
 
 

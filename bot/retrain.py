@@ -1,8 +1,9 @@
 """Background retraining with hot swap, for every series the strategies trade.
 
-The series are the (symbol, timeframe) pairs of the running strategies that host
-registry models (:class:`strategies.base.ModelHost`, e.g. the neural ensemble)
-and have models under ``<models_dir>/<SYMBOL>_<timeframe>/``. Per series, triggers
+The series are the (symbol, timeframe) pairs of the model holders the running
+strategies predict with (:class:`strategies.predictor.ModelHolder`, from
+``Strategy.model_holders``, e.g. the neural ensemble's) that have models under
+``<models_dir>/<SYMBOL>_<timeframe>/``. Per series, triggers
 (checked every ``check_interval_s``, at most one job at a time, and no sooner than
 ``min_interval_hours`` after that series' previous attempt):
 
@@ -24,8 +25,8 @@ spec on the recent history minus the last ``eval_bars`` bars (all of it: the las
 candidate and running model on the held-out bars (Brier score for classifiers,
 MSE for regressors; lower is better). Only a candidate that beats the running
 model by more than ``min_improvement`` is saved to the registry (the old model is
-archived under ``.archive/``) and swapped into every host trading that series;
-otherwise nothing changes.
+archived under ``.archive/``) and swapped into every holder of that series that has
+a member of that name; otherwise nothing changes.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from bot.events import Candle, Signal, timeframe_ms
 from bot.evaluation.schedule import retrain_due
 from bot.ops_config import RetrainConfig
 from bot.retrain_job import DEFAULT_TRAINER, RetrainJob, Verdict, run_in_child
-from strategies.base import ModelHost
+from strategies.predictor import ModelHolder
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +120,10 @@ class AccuracyTracker:
         self.hits.clear()
         self.baseline = None
 
+    def reconfigure(self, window: int, drop_pct: float) -> None:
+        """A reloaded ``[retrain]``: the rolling window and the drop that triggers (hits kept)."""
+        self.window, self.drop_pct = window, drop_pct
+
 
 def _created_ms(meta: dict[str, Any]) -> int:
     with contextlib.suppress(KeyError, ValueError):
@@ -146,23 +151,23 @@ class SeriesState:
 
 class Retrainer:
     def __init__(self, config: RetrainConfig, settings: Any, *, metrics: Any = None, notifier: Any = None,
-                 hosts: Iterable[Any] = (), clock: Clock | None = None, trainer: str = DEFAULT_TRAINER,
+                 holders: Iterable[ModelHolder] = (), clock: Clock | None = None, trainer: str = DEFAULT_TRAINER,
                  cadence: str | None = None) -> None:
         self.config = config
         self.cadence = cadence  # [walkforward] retrain_every; None: retrain only on triggers
         self.settings = settings
         self.metrics = metrics
         self.notifier = notifier
-        self.hosts: list[ModelHost] = [h for h in hosts if isinstance(h, ModelHost)]
+        self.holders = list(holders)
         self.clock = clock or LiveClock()
         self.trainer = trainer
         self.running = False
         self.history: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._proc: Any = None
-        self._hosted = {h.name for h in self.hosts}
+        self._hosted = {h.owner for h in self.holders}  # the strategies whose calls are tracked
         self.series: dict[tuple[str, str], SeriesState] = {}
-        for sym, tf in sorted({(s, h.timeframe) for h in self.hosts for s in h.symbols}):
+        for sym, tf in sorted({(h.symbol, h.timeframe) for h in self.holders}):
             root = Path(config.models_dir) / f"{sym.replace('/', '_')}_{tf}"
             tracker = AccuracyTracker(config.accuracy_window, config.accuracy_drop_pct, tf)
             self.series[(sym, tf)] = SeriesState(sym, tf, root, tracker)
@@ -181,7 +186,7 @@ class Retrainer:
     def reconfigure(self, config: RetrainConfig, cadence: str | None = None) -> None:
         self.config, self.cadence = config, cadence
         for st in self.series.values():
-            st.tracker.window, st.tracker.drop_pct = config.accuracy_window, config.accuracy_drop_pct
+            st.tracker.reconfigure(config.accuracy_window, config.accuracy_drop_pct)
         self.refresh()
 
     # -- observation (engine listener / daemon) -------------------------------------------
@@ -335,8 +340,8 @@ class Retrainer:
             return
         st.held = held
         reason = "; ".join(held.values()) or None
-        for host in self._hosts_of(st):
-            host.hold_entries(st.symbol, reason)
+        for holder in self._holders_of(st):
+            holder.hold(reason)
         if reason:
             log.warning("entries_held", series=st.key, reason=reason)
             self._notify(f"entries held on {st.key}", reason=reason)
@@ -344,8 +349,8 @@ class Retrainer:
             log.info("entries_released", series=st.key)
             self._notify(f"entries released on {st.key}")
 
-    def _hosts_of(self, st: SeriesState) -> list[ModelHost]:
-        return [h for h in self.hosts if h.timeframe == st.timeframe and st.symbol in h.symbols]
+    def _holders_of(self, st: SeriesState) -> list[ModelHolder]:
+        return [h for h in self.holders if (h.symbol, h.timeframe) == (st.symbol, st.timeframe)]
 
     async def _run_child(self, job: RetrainJob) -> list[Verdict]:
         ctx = mp.get_context("spawn")
@@ -381,10 +386,9 @@ class Retrainer:
             target.rename(archive)
         Path(v.candidate_dir).rename(target)
         model = await asyncio.to_thread(load_model, target)
-        hosts = self._hosts_of(st)
-        for host in hosts:  # on the event loop, between bars: the next bar predicts with the new model
-            host.swap_model(v.name, model, symbol=st.symbol)
-        log.info("model_swapped", series=st.key, model=v.name, archived=str(archive), hosts=len(hosts))
+        # on the event loop, between bars: the next bar predicts with the new model
+        took = sum(holder.swap(v.name, model) for holder in self._holders_of(st))
+        log.info("model_swapped", series=st.key, model=v.name, archived=str(archive), holders=took)
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:

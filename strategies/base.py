@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from bot.buffer import OHLCV
 from bot.events import Candle, Direction, OrderBook, Signal, SignalExplained, Trade
+
+if TYPE_CHECKING:
+    from strategies.predictor import ModelHolder
 
 
 class BarContext(NamedTuple):
@@ -91,6 +94,11 @@ class Strategy(ABC):
         asked for once the replay has ended. Default: none."""
         return []
 
+    def model_holders(self) -> Sequence[ModelHolder]:
+        """The holders of the trained models this strategy predicts with, one per (symbol,
+        timeframe): the retrainer swaps models in them, or holds their entries. Default: none."""
+        return ()
+
     def signal(
         self, ctx: BarContext, direction: Direction, strength: float, reason: str = "", **extra: Any
     ) -> Signal:
@@ -107,19 +115,3 @@ class Strategy(ABC):
             reason=reason,
             **extra,
         )
-
-
-@runtime_checkable
-class ModelHost(Protocol):
-    """A strategy running registry models per (symbol, timeframe): the retrainer may replace
-    them (``swap_model``) or keep them from opening positions (``hold_entries``)."""
-
-    name: str
-    symbols: tuple[str, ...]
-    timeframe: str
-
-    def swap_model(self, name: str, model: Any, symbol: str | None = None) -> int:
-        """Replace member ``name`` (for ``symbol``, or every symbol) between bars; how many took it."""
-
-    def hold_entries(self, symbol: str, reason: str | None) -> None:
-        """``reason``: open no new position on ``symbol`` (exits unchanged); ``None``: lift the hold."""

@@ -15,32 +15,45 @@ if TYPE_CHECKING:
 Factory = Callable[..., "Strategy"]
 
 
-class LazyFactory:
-    """A strategy class named by module and attribute, imported on first build.
+def _parameters(module: str, attr: str) -> frozenset[str]:
+    """The keyword names class ``attr``'s ``__init__`` (or function ``attr``) of ``module`` takes,
+    read from its source (besides ``self``)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"strategy module {module} not found")
+    with open(spec.origin, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), spec.origin)
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef) and n.name == attr)
+    if isinstance(node, ast.ClassDef):
+        node = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    a = node.args
+    return frozenset(p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)) - {"self"}
 
-    Checking a config's params needs only the names ``__init__`` takes: they are read
-    from the module's source, so loading a config imports neither numpy nor torch
-    (``neuralbot status`` with a neural config starts in ~0.2 s, ``bench/bench_cli.py``).
+
+class LazyFactory:
+    """A strategy class (or factory function) named by module and attribute, imported on first build.
+
+    Checking a config's params needs only the names it takes: they are read from the
+    module's source, so loading a config imports neither numpy nor torch (``neuralbot
+    status`` with a neural config starts in ~0.2 s, ``bench/bench_cli.py``). A factory
+    that loads a strategy's models passes its other ``**options`` on to the class
+    ``builds`` names: the parameters are both's, less what the factory supplies itself.
     """
 
-    def __init__(self, module: str, attr: str) -> None:
-        self.module, self.attr = module, attr
+    def __init__(self, module: str, attr: str, builds: tuple[str, str] | None = None,
+                 supplies: frozenset[str] = frozenset({"holders", "options"})) -> None:
+        self.module, self.attr, self.builds, self.supplies = module, attr, builds, supplies
 
     def target(self) -> Factory:
         return getattr(importlib.import_module(self.module), self.attr)  # type: ignore[no-any-return]
 
     @cached_property
     def parameters(self) -> frozenset[str]:
-        """The keyword names the class's ``__init__`` accepts (besides ``self``)."""
-        spec = importlib.util.find_spec(self.module)
-        if spec is None or spec.origin is None:
-            raise ImportError(f"strategy module {self.module} not found")
-        with open(spec.origin, encoding="utf-8") as f:
-            tree = ast.parse(f.read(), spec.origin)
-        cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == self.attr)
-        init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
-        a = init.args
-        return frozenset(p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)) - {"self"}
+        """The keyword names a build accepts."""
+        own = _parameters(self.module, self.attr)
+        if self.builds is None:
+            return own
+        return (own | _parameters(*self.builds)) - self.supplies
 
     def __call__(self, **kwargs: Any) -> Strategy:
         return self.target()(**kwargs)
@@ -50,10 +63,10 @@ KINDS: dict[str, LazyFactory] = {
     "ma_crossover": LazyFactory("strategies.baselines", "MovingAverageCrossover"),
     "buy_and_hold": LazyFactory("strategies.baselines", "BuyAndHold"),
     "rsi_macd": LazyFactory("strategies.baselines", "RsiMacd"),
-    "neural": LazyFactory("strategies.neural", "NeuralEnsemble"),
+    "neural": LazyFactory("strategies.model_holders", "neural_ensemble", builds=("strategies.neural", "NeuralEnsemble")),
     "confluence": LazyFactory("strategies.confluence", "Confluence"),
     "confirmed": LazyFactory("strategies.confirmation", "ConfirmedStrategy"),
-    "meta_labeled": LazyFactory("strategies.meta", "MetaLabeled"),
+    "meta_labeled": LazyFactory("strategies.model_holders", "meta_labeled", builds=("strategies.meta", "MetaLabeled")),
 }
 
 

@@ -33,6 +33,8 @@ from bot.events import Direction, Signal, timeframe_ms
 from strategies.base import BarContext, Strategy
 from strategies.decision import EdgePolicy, vol_target_exposure
 from strategies.labels import BarrierSpec, Labels, triple_barrier
+from strategies.neural import NeuralEnsemble
+from strategies.predictor import ModelHolder
 from strategies.signals import annualised_vol, risk_level
 
 
@@ -95,16 +97,12 @@ class MetaDecider:
 class MetaLabeled(Strategy):
     """A trend rule filtered and sized by a meta-labeling model (see the module docstring)."""
 
-    def __init__(self, name: str, symbols: tuple[str, ...], timeframe: str,
-                 models: Sequence[str] | Mapping[str, Any] = ("meta",), models_dir: str = "models",
+    def __init__(self, name: str, symbols: tuple[str, ...], timeframe: str, holders: Mapping[str, ModelHolder],
                  fast: int = 20, slow: int = 50, min_probability: float = 0.5,
                  target_vol: float = 0.5, max_exposure: float = 1.0, vol_days: float = 7.0) -> None:
-        from strategies.neural import NeuralEnsemble
-
         super().__init__(name, symbols, timeframe)
-        self.secondary = NeuralEnsemble(f"{name}.secondary", symbols, timeframe, models=models,
-                                        models_dir=models_dir, vote_k=1, threshold=0.5, explain="none",
-                                        vol_days=vol_days)
+        self.secondary = NeuralEnsemble(f"{name}.secondary", symbols, timeframe, holders, vote_k=1,
+                                        threshold=0.5, explain="none", vol_days=vol_days)
         self.rule = MetaDecider(fast, slow, min_probability,
                                 EdgePolicy(target_vol=target_vol, max_exposure=max_exposure),
                                 timeframe_ms(timeframe))

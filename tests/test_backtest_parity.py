@@ -1,4 +1,5 @@
-"""Fast path (batch predictions replayed) == streaming path (predict bar by bar), through the Engine."""
+"""Fast path (batch predictions replayed) == streaming path (predict bar by bar), through the Engine:
+the neural ensemble on a precomputed-table predictor and on a live one gives the same signals."""
 
 from __future__ import annotations
 
@@ -66,17 +67,44 @@ def _fills(rec):
     return [(f["ts"], f["side"], f["amount"], f["price"]) for f in rec.fills]
 
 
+def test_table_and_live_predictors_agree_bar_by_bar(fitted) -> None:
+    """The two predictors of one holder, over the same real candles: the same bars predicted,
+    the same P(up) per model, the same volatility and the same feature windows."""
+    from strategies.predictor import LivePredictor, ModelHolder, TablePredictor, predict_table
+
+    h, models = fitted
+    holder = ModelHolder("ens", SYMBOL, TF, models)
+    vol_bars = 168
+    table = TablePredictor(holder, predict_table(holder, DEFAULT_SPEC, h, vol_bars))
+    live = LivePredictor(holder, DEFAULT_SPEC, vol_bars)
+    predicted = 0
+    for c in arrays_to_candles(h.arrays, "binance", SYMBOL, TF):
+        a, b = table.predict(c), live.predict(c)
+        assert (a is None) == (b is None), c.ts
+        if a is None or b is None:
+            continue
+        predicted += 1
+        assert a.probs.keys() == b.probs.keys()
+        for name in a.probs:
+            assert a.probs[name] == pytest.approx(b.probs[name], rel=1e-5, abs=1e-6), (c.ts, name)
+        assert (np.isnan(a.vol) and np.isnan(b.vol)) or a.vol == pytest.approx(b.vol, rel=1e-9), c.ts
+        np.testing.assert_allclose(a.window(24), b.window(24), rtol=1e-6, atol=1e-9)
+    assert predicted > 400, "the slice must be predicted on most bars"
+
+
 def test_neural_ensemble_fast_path_matches_streaming(fitted) -> None:
-    from strategies.neural import NeuralEnsemble
+    from strategies.model_holders import neural_ensemble
 
     h, models = fitted
     settings = with_costs(Settings(), 2.0, signal_risk=True)
     candles = arrays_to_candles(h.arrays, "binance", SYMBOL, TF)
     kw = {"models": models, "vote_k": 1, "threshold": 0.5, "act_strength": 0.0, "explain": "none"}
-    fast = NeuralEnsemble("ens", (SYMBOL,), TF, **kw)
-    fast.precompute(SYMBOL, h)
-    slow = NeuralEnsemble("ens", (SYMBOL,), TF, **kw)
+    fast = neural_ensemble("ens", (SYMBOL,), TF, **kw)
+    fast.precompute(SYMBOL, h)  # a TablePredictor
+    slow = neural_ensemble("ens", (SYMBOL,), TF, **kw)  # its LivePredictor
     a, b = _run(settings, fast, candles), _run(settings, slow, candles)
+    assert fast.book(SYMBOL).table is not None and slow.book(SYMBOL).table is None  # each kept its own
+    assert slow.book(SYMBOL).live.buffer.ready and not fast.book(SYMBOL).live.buffer.ready
     assert len(a.signals) > 50 and len(a.fills) >= 2, "the slice must exercise trading"
     sa, sb = _signals(a), _signals(b)
     assert [s[:2] for s in sa] == [s[:2] for s in sb]

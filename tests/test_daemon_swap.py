@@ -1,4 +1,5 @@
-"""Hot swap: ``NeuralEnsemble.swap_model`` takes effect on the next bar; the retrainer uses it."""
+"""Hot swap: a model swapped in the strategy's ``ModelHolder`` takes effect on the next bar;
+the retrainer swaps there."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from strategies.base import BarContext
 from strategies.features import DEFAULT_SPEC
 from strategies.model_config import ModelSpec
 from strategies.models import build_model
-from strategies.neural import NeuralEnsemble
+from strategies.model_holders import neural_ensemble
 from strategies.registry import model_dir, save_model
 
 SPEC = ModelSpec(name="lstm", kind="lstm", preset="small")
@@ -51,10 +52,11 @@ def bars(data_dir: Path, n: int) -> list[Any]:
     return load_candles_csv(path, "binance", "BTC/USDT", "1h", 1_609_459_200_000, None)[:n]
 
 
-def test_swap_model_takes_effect_on_the_next_bar(data_dir: Path) -> None:
+def test_a_swap_in_the_holder_takes_effect_on_the_next_bar(data_dir: Path) -> None:
     old, new, other = tiny(0), tiny(1), tiny(2)
-    ens = NeuralEnsemble("ens", ("BTC/USDT",), "1h", models={"lstm": old, "lstm_b": other}, vote_k=1,
-                         explain="none")
+    ens = neural_ensemble("ens", ("BTC/USDT",), "1h", models={"lstm": old, "lstm_b": other}, vote_k=1,
+                          explain="none")
+    holder = ens.holder("BTC/USDT")
     calls_old, calls_new = Counting(old), Counting(new)
     candles = bars(data_dir, 420)
     for c in candles[:400]:
@@ -62,18 +64,37 @@ def test_swap_model_takes_effect_on_the_next_bar(data_dir: Path) -> None:
     assert calls_old.calls > 0
     before = calls_old.calls
 
-    assert ens.swap_model("lstm", new) == 1
-    assert ens.book("BTC/USDT").models["lstm"] is new
+    assert holder.swap("lstm", new) is True
+    assert holder.models["lstm"] is new and holder.models["lstm_b"] is other
     for c in candles[400:]:
         ens.evaluate(BarContext(candle=c, window=None, position=0.0))  # type: ignore[arg-type]
     assert calls_old.calls == before and calls_new.calls == 20  # every later bar uses the new model
-    assert ens.swap_model("not_a_member", new) == 0
-    assert ens.swap_model("lstm", tiny(3), symbol="ETH/USDT") == 0
+    assert holder.swap("not_a_member", new) is False
+    with pytest.raises(TypeError):
+        holder.models["lstm"] = old  # type: ignore[index]  # only ``swap`` changes the members
 
     too_long = tiny(4, ModelSpec(name="lstm", kind="lstm", preset="small", window=200))
     with pytest.raises(ValueError, match="window"):
-        ens.swap_model("lstm", too_long)
-    assert ens.book("BTC/USDT").models["lstm"] is new  # a rejected swap changes nothing
+        holder.swap("lstm", too_long)
+    assert holder.models["lstm"] is new and holder.version == 1  # a rejected swap changes nothing
+
+
+def test_a_swap_retires_the_precomputed_table(data_dir: Path) -> None:
+    """A table computed with the old model no longer stands: later bars predict live, with the new one."""
+    from strategies.history import OHLCV_KEYS, clean_history
+
+    old, new = tiny(0), tiny(1)
+    ens = neural_ensemble("ens", ("BTC/USDT",), "1h", models={"lstm": old}, vote_k=1, explain="none")
+    candles = bars(data_dir, 700)
+    arrays = {k: np.array([getattr(c, k) for c in candles]) for k in OHLCV_KEYS}
+    ens.precompute("BTC/USDT", clean_history(arrays, "BTC/USDT", "1h"))
+    calls_old, calls_new = Counting(old), Counting(new)
+    first = [ens.evaluate(BarContext(candle=c, window=None, position=0.0)) for c in candles[:300]]  # type: ignore[arg-type]
+    assert any(first) and calls_old.calls == 0  # looked up in the table
+    assert ens.holder("BTC/USDT").swap("lstm", new)
+    later = [ens.evaluate(BarContext(candle=c, window=None, position=0.0)) for c in candles[300:]]  # type: ignore[arg-type]
+    assert ens.book("BTC/USDT").table is None and calls_old.calls == 0
+    assert calls_new.calls == sum(s is not None for s in later) > 0  # every later signal: the new model, live
 
 
 def test_retrainer_swaps_into_the_running_ensemble(tmp_path: Path) -> None:
@@ -81,19 +102,18 @@ def test_retrainer_swaps_into_the_running_ensemble(tmp_path: Path) -> None:
     target = model_dir(models_dir, "BTC/USDT", "1h", "lstm")
     save_model(tiny(0), target, DEFAULT_SPEC)
     candidate = save_model(tiny(5), tmp_path / "candidate", DEFAULT_SPEC)
-    btc = NeuralEnsemble("btc", ("BTC/USDT",), "1h", models=["lstm"], models_dir=str(models_dir))
-    daily = NeuralEnsemble("daily", ("BTC/USDT",), "1h", models={"lstm": tiny(6)})
-    daily.timeframe = "1d"  # trades another series: must keep its model
+    btc = neural_ensemble("btc", ("BTC/USDT",), "1h", models=["lstm"], models_dir=str(models_dir))
+    daily = neural_ensemble("daily", ("BTC/USDT",), "1d", models={"lstm": tiny(6)})  # another series
     cfg = RetrainConfig(enabled=True, models_dir=models_dir)
     settings = SimpleNamespace(data=SimpleNamespace(dir=tmp_path), exchange=SimpleNamespace(name="binance"),
                                store=SimpleNamespace(path=tmp_path / "none.sqlite"))
-    r = Retrainer(cfg, settings, hosts=[btc, daily, object()])
-    before_daily = daily.book("BTC/USDT").models["lstm"]
+    r = Retrainer(cfg, settings, holders=[*btc.model_holders(), *daily.model_holders()])
+    before_daily = daily.holder("BTC/USDT").models["lstm"]
 
     asyncio.run(r._swap(r.series[("BTC/USDT", "1h")], Verdict("lstm", "brier", 0.25, 0.2, True, str(candidate))))
 
-    swapped = btc.book("BTC/USDT").models["lstm"]
+    swapped = btc.holder("BTC/USDT").models["lstm"]
     x = np.zeros((1, swapped.window, DEFAULT_SPEC.n_features), dtype=np.float32)
     assert np.allclose(swapped.predict(x), tiny(5).predict(x))  # the candidate's weights
-    assert daily.book("BTC/USDT").models["lstm"] is before_daily
+    assert daily.holder("BTC/USDT").models["lstm"] is before_daily
     assert (models_dir / "BTC_USDT_1h" / ".archive").exists()

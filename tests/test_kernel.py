@@ -56,7 +56,7 @@ def test_a_backtest_of_a_live_feed_is_refused() -> None:
     live = LiveFeed(object(), LiveFeedSettings(symbols=("BTC/USDT",), timeframes=("1h",)), LiveClock())
     for mode in ("backtest", "evaluation"):
         text = refused(Settings(), mode, feed=live)
-        assert "feed: " in text and "LiveFeed is a live feed" in text and "ReplayFeed" in text
+        assert "feed: " in text and "LiveFeed streams the exchange live" in text and "ReplayFeed" in text
     Kernel(Settings(), "backtest", feed=ReplayFeed([]))  # a finite replay is what it needs
 
 

@@ -82,7 +82,7 @@ async def test_a_live_full_spec_strategy_sees_books_and_trades(tmp_path: Path, d
             assert not run.done(), run.exception()
             await asyncio.sleep(0.1)
         assert daemon.engine is not None and daemon.engine.stats.candles >= 20, "no live candles"
-        buffer = daemon.engine.strategies[0].book("BTC/USDT").buffer  # type: ignore[attr-defined]
+        buffer = daemon.engine.strategies[0].book("BTC/USDT").live.buffer  # type: ignore[attr-defined]
         live = np.array(buffer.window(daemon.engine.stats.candles - 1))
         first_live = daemon.engine.stats.first_ts
         stop.set()

@@ -19,7 +19,8 @@ from strategies.calibration import TemperatureScaler
 from strategies.features import get_spec
 from strategies.history import load_history
 from strategies.model_config import ModelSpec
-from strategies.registry import model_dir, read_meta, save_model
+from strategies.predictor import ModelHolder
+from strategies.registry import load_model, model_dir, read_meta, save_model
 from strategies.training import Dataset, train_model
 
 SPEC = ModelSpec(name="lstm", kind="lstm", window=12, hidden=(8,), dense=(8,), epochs=1, batch_size=256)
@@ -34,20 +35,11 @@ def overconfident(spec: ModelSpec, ds: Dataset, val_fraction: float) -> Any:
     return model
 
 
-class Host:
-    """A model host trading BTC/USDT 1h (what the retrainer retrains)."""
-
-    name, symbols, timeframe = "host", ("BTC/USDT",), "1h"
-
-    def __init__(self) -> None:
-        self.swapped: list[tuple[str, Any]] = []
-
-    def swap_model(self, name: str, model: Any, symbol: str | None = None) -> int:
-        self.swapped.append((name, model))
-        return 1
-
-    def hold_entries(self, symbol: str, reason: str | None) -> None:
-        pass
+def holder(models_dir: Path | None = None) -> ModelHolder:
+    """The models a strategy trades BTC/USDT 1h with (what the retrainer retrains): the
+    registry's ``lstm`` under ``models_dir``, else none."""
+    models = {} if models_dir is None else {"lstm": load_model(model_dir(models_dir, "BTC/USDT", "1h", "lstm"))}
+    return ModelHolder("host", "BTC/USDT", "1h", models)
 
 
 def _sha(d: Path) -> str:
@@ -72,14 +64,14 @@ def make_incumbent(data_dir: Path, models_dir: Path, sharpen: bool) -> Path:
     return save_model(result.model, model_dir(models_dir, "BTC/USDT", "1h", "lstm"), fspec)
 
 
-def retrainer(data_dir: Path, models_dir: Path, tmp: Path, trainer: str) -> tuple[Retrainer, Host, OpsMetrics]:
+def retrainer(data_dir: Path, models_dir: Path, tmp: Path, trainer: str) -> tuple[Retrainer, ModelHolder, OpsMetrics]:
     cfg = RetrainConfig(enabled=True, models_dir=models_dir, train_bars=TRAIN_BARS, eval_bars=EVAL_BARS,
                         min_improvement=0.001)
     settings = SimpleNamespace(data=SimpleNamespace(dir=data_dir), exchange=SimpleNamespace(name="binance"),
                                store=SimpleNamespace(path=tmp / "none.sqlite"),
                                walkforward=SimpleNamespace(val_fraction=0.15))
-    host, metrics = Host(), OpsMetrics()
-    return Retrainer(cfg, settings, metrics=metrics, hosts=[host, object()], trainer=trainer), host, metrics
+    host, metrics = holder(models_dir), OpsMetrics()
+    return Retrainer(cfg, settings, metrics=metrics, holders=[host], trainer=trainer), host, metrics
 
 
 def _jobs(r: Retrainer) -> list[Any]:
@@ -96,11 +88,12 @@ async def test_worse_candidate_is_not_swapped_in(data_dir: Path, tmp_path: Path)
     inc = make_incumbent(data_dir, models, sharpen=False)
     before = _sha(inc)
     r, host, metrics = retrainer(data_dir, models, tmp_path, "tests.test_retrain:overconfident")
+    running = host.models["lstm"]
     verdicts = await r.run_once("test", _jobs(r))
     assert len(verdicts) == 1 and not verdicts[0].error, verdicts
     v = verdicts[0]
     assert v.metric == "brier" and v.candidate > v.incumbent and v.better is False
-    assert _sha(inc) == before and host.swapped == []
+    assert _sha(inc) == before and host.models["lstm"] is running and host.version == 0
     assert not (models / "BTC_USDT_1h" / ".archive").exists()
     assert 'neuralbot_retrains_total{outcome="kept"} 1.0' in metrics.render().decode()
 
@@ -115,8 +108,8 @@ async def test_better_candidate_is_swapped_in_and_old_archived(data_dir: Path, t
     assert _sha(inc) != before  # the registry now holds the candidate
     archived = list((models / "BTC_USDT_1h" / ".archive").iterdir())
     assert len(archived) == 1 and _sha(archived[0]) == before
-    assert [name for name, _ in host.swapped] == ["lstm"]
-    assert host.swapped[0][1].calibrator.to_dict()["temperature"] != 0.02
+    assert host.version == 1  # swapped once, in the holder the strategy predicts from
+    assert host.models["lstm"].calibrator.to_dict()["temperature"] != 0.02
     assert 'neuralbot_retrains_total{outcome="swapped"} 1.0' in metrics.render().decode()
     assert not (models / "BTC_USDT_1h" / ".staging").exists() or not any(
         (models / "BTC_USDT_1h" / ".staging").iterdir())
@@ -163,7 +156,7 @@ def test_triggers_schedule_expiry_and_min_interval(tmp_path: Path) -> None:
     cfg = RetrainConfig(enabled=True, models_dir=tmp_path, max_model_age_days=10, min_interval_hours=6)
     settings = SimpleNamespace()
     clock = FakeClock(created + 3_600_000)
-    r = Retrainer(cfg, settings, clock=clock, cadence="1d", hosts=[Host()])
+    r = Retrainer(cfg, settings, clock=clock, cadence="1d", holders=[holder()])
     assert r.due() is None
     clock.ms = created + 25 * 3_600_000
     assert r.due() == "schedule: every 1d"

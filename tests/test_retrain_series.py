@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from bot.kernel import Kernel
 from bot.clock import SimClock
 from bot.config import load_settings
 from bot.daemon import Daemon
 from bot.data import candle_file, load_candles_csv
 from bot.events import Direction, Signal
 from bot.feeds.replay import ReplayFeed
+from bot.kernel import Kernel
 from bot.ops_config import RetrainConfig
 from bot.retrain import Retrainer
 from bot.retrain_job import Verdict, fit_candidate
@@ -28,8 +28,9 @@ from strategies.calibration import TemperatureScaler
 from strategies.features import DEFAULT_SPEC, get_spec
 from strategies.history import load_history
 from strategies.model_config import ModelSpec
+from strategies.model_holders import neural_ensemble
 from strategies.models import build_model
-from strategies.neural import NeuralEnsemble
+from strategies.predictor import ModelHolder
 from strategies.registry import model_dir, save_model
 from strategies.targets import TargetSpec, compute_target
 from strategies.training import Dataset
@@ -46,12 +47,14 @@ def btc_bars(data_dir: Path, n: int, since: int = 1_609_459_200_000, symbol: str
 
 class Oracle(Strategy):
     """Direction calls with P(up) that are right until ``wrong_from`` and wrong after (it knows the
-    next close); it also hosts models (``swap_model``), as the neural ensemble does."""
+    next close); it predicts with a (model-less) holder of that series, which makes the retrainer
+    track its calls as it does a neural ensemble's."""
 
     def __init__(self, candles: list[Any], wrong_from: int) -> None:
         super().__init__("oracle", ("BTC/USDT",), "1h")
         self.next_close = {a.ts: b.close for a, b in zip(candles, candles[1:], strict=False)}
         self.wrong_from = wrong_from
+        self.holder = ModelHolder("oracle", "BTC/USDT", "1h", {})
 
     def evaluate(self, ctx: BarContext) -> Signal | None:
         nxt = self.next_close.get(ctx.candle.ts)
@@ -60,11 +63,8 @@ class Oracle(Strategy):
         up, right = nxt > ctx.candle.close, ctx.candle.ts < self.wrong_from
         return self.signal(ctx, Direction.FLAT, 50.0, probability=0.7 if up == right else 0.3)
 
-    def swap_model(self, name: str, model: Any, symbol: str | None = None) -> int:
-        return 0
-
-    def hold_entries(self, symbol: str, reason: str | None) -> None:
-        pass
+    def model_holders(self) -> list[ModelHolder]:
+        return [self.holder]
 
 
 async def test_accuracy_drop_fires_from_the_daemon_loop(data_dir: Path, tmp_path: Path,
@@ -82,7 +82,7 @@ async def test_accuracy_drop_fires_from_the_daemon_loop(data_dir: Path, tmp_path
         engine = Kernel(settings, "backtest").simulated_engine([strategy], store, SimClock())
         daemon = Daemon(settings, "t")
         daemon.engine, daemon.store = engine, store
-        daemon.retrainer = Retrainer(settings.retrain, settings, hosts=[strategy])
+        daemon.retrainer = Retrainer(settings.retrain, settings, holders=strategy.model_holders())
         daemon._instrument(engine)
         await daemon._consume(engine, ReplayFeed([candles[:290]]))
         assert daemon.retrainer.due() is None  # right so far: no trigger
@@ -138,14 +138,14 @@ async def test_every_series_the_strategies_trade_is_retrained(data_dir: Path, tm
     models = tmp_path / "models"
     for i, sym in enumerate(("BTC/USDT", "ETH/USDT")):
         _registry_model(models, sym, i)
-    ens = NeuralEnsemble("ens", ("BTC/USDT", "ETH/USDT"), "1h", models=["lstm"], models_dir=str(models),
+    ens = neural_ensemble("ens", ("BTC/USDT", "ETH/USDT"), "1h", models=["lstm"], models_dir=str(models),
                          explain="none")
-    before = {s: ens.book(s).models["lstm"] for s in ("BTC/USDT", "ETH/USDT")}
+    before = {s: ens.holder(s).models["lstm"] for s in ("BTC/USDT", "ETH/USDT")}
     cfg = RetrainConfig(enabled=True, models_dir=models, train_bars=600, eval_bars=100)
-    r = Retrainer(cfg, _settings(data_dir, tmp_path), hosts=[ens])
+    r = Retrainer(cfg, _settings(data_dir, tmp_path), holders=ens.model_holders())
     await r.run_once("test")
     for sym, old in before.items():
-        assert ens.book(sym).models["lstm"] is not old, f"{sym} was not retrained"
+        assert ens.holder(sym).models["lstm"] is not old, f"{sym} was not retrained"
 
 
 def overconfident(spec: ModelSpec, ds: Dataset, val_fraction: float) -> Any:
@@ -160,17 +160,17 @@ async def test_an_expired_model_with_no_better_candidate_stops_opening_positions
     models = tmp_path / "models"
     _registry_model(models, "BTC/USDT", 0, created_days_ago=40,
                     fitted_on=load_history(data_dir, "BTC/USDT", "1h", "2020-10-01", "2021-01-01"))
-    ens = NeuralEnsemble("ens", ("BTC/USDT",), "1h", models=["lstm"], models_dir=str(models), vote_k=1,
+    ens = neural_ensemble("ens", ("BTC/USDT",), "1h", models=["lstm"], models_dir=str(models), vote_k=1,
                          threshold=0.5, act_strength=0.0, explain="none")
     cfg = RetrainConfig(enabled=True, models_dir=models, train_bars=600, eval_bars=100, max_model_age_days=30)
-    r = Retrainer(cfg, _settings(data_dir, tmp_path), hosts=[ens], trainer="tests.test_retrain_series:overconfident")
+    r = Retrainer(cfg, _settings(data_dir, tmp_path), holders=ens.model_holders(), trainer="tests.test_retrain_series:overconfident")
     assert (r.due() or "").startswith("expired")
     verdicts = await r.run_once(r.due() or "")
     assert verdicts and not any(v.better for v in verdicts), verdicts
     report = r.model_report()
     assert report["BTC/USDT@1h"]["lstm"]["expired"] is True
     assert report["BTC/USDT@1h"]["lstm"]["entries_blocked"] is True
-    free = NeuralEnsemble("free", ("BTC/USDT",), "1h", models=["lstm"], models_dir=str(models), vote_k=1,
+    free = neural_ensemble("free", ("BTC/USDT",), "1h", models=["lstm"], models_dir=str(models), vote_k=1,
                           threshold=0.5, act_strength=0.0, explain="none")  # same model, not held
     longs, free_longs, exits = [], [], []
     for i, c in enumerate(btc_bars(data_dir, 300)):
@@ -192,13 +192,13 @@ async def test_an_expired_model_with_no_better_candidate_stops_opening_positions
 async def test_a_fresh_model_lifts_the_hold(tmp_path: Path) -> None:
     models = tmp_path / "models"
     _registry_model(models, "BTC/USDT", 0, created_days_ago=40)
-    ens = NeuralEnsemble("ens", ("BTC/USDT",), "1h", models=["lstm"], models_dir=str(models), explain="none")
+    ens = neural_ensemble("ens", ("BTC/USDT",), "1h", models=["lstm"], models_dir=str(models), explain="none")
     r = Retrainer(RetrainConfig(enabled=True, models_dir=models, max_model_age_days=30),
-                  _settings(tmp_path, tmp_path), hosts=[ens])
+                  _settings(tmp_path, tmp_path), holders=ens.model_holders())
     st = r.series[("BTC/USDT", "1h")]
     r._hold_unreplaced(st, [Verdict("lstm", "brier", 0.25, 0.3, False)])
-    assert r.model_report()["BTC/USDT@1h"]["lstm"]["entries_blocked"] and ens._held
+    assert r.model_report()["BTC/USDT@1h"]["lstm"]["entries_blocked"] and ens.holder("BTC/USDT").held
     fresh = save_model(build_model(SPEC, DEFAULT_SPEC.n_features), tmp_path / "candidate", DEFAULT_SPEC)
     await r._swap(st, Verdict("lstm", "brier", 0.25, 0.2, True, str(fresh)))
     r.refresh()
-    assert not r.model_report()["BTC/USDT@1h"]["lstm"]["entries_blocked"] and not ens._held
+    assert not r.model_report()["BTC/USDT@1h"]["lstm"]["entries_blocked"] and ens.holder("BTC/USDT").held is None

@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.kernel import Kernel
 from bot.buffer import CandleBuffer
 from bot.clock import SimClock
 from bot.config import Settings
 from bot.data import arrays_to_candles
 from bot.events import Direction, OrderSubmitted, Signal, SignalExplained
 from bot.feeds.replay import ReplayFeed
+from bot.kernel import Kernel
 from bot.store import Store
 from strategies.base import BarContext
 from strategies.catalog import StrategyParamError, build_strategy
-from strategies.neural import NeuralEnsemble, horizon_label, trailing_vol
+from strategies.labels import trailing_vol
+from strategies.neural import NeuralEnsemble, horizon_label
 from tests.test_strategies_helpers import MODEL_NAMES, SYMBOL, history, tiny_models_dir
 
 # Loose enough that the tiny models (P(up) close to 0.5) trade in a two-week test window.
