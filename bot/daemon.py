@@ -160,7 +160,7 @@ class Daemon:
             lock.release()
 
     async def _start_and_trade(self, store: Store) -> dict[str, Any]:
-        kernel = Kernel(self.settings, source=str(self.config_path or ""))  # or ConfigError: exit 2
+        kernel = Kernel(self.settings, daemon=True, source=str(self.config_path or ""))  # or ConfigError: exit 2
         await store.start_run(self.run_id, self.settings.mode, self.started_ms, self.settings.redacted())
         self.system = system = await kernel.daemon(store, kernel.strategies())
         engine = self.engine = system.engine
@@ -398,7 +398,7 @@ class Daemon:
         the running one. Everything that can fail is done before anything changes."""
         try:
             new = load_settings(self.config_path)
-            kernel = Kernel(new, source=str(self.config_path or ""))  # a combination it cannot run: rejected
+            kernel = Kernel(new, daemon=True, source=str(self.config_path or ""))  # one it cannot run: rejected
             kernel.strategies()  # params valid, models loadable?
             if self.retrainer is not None:  # re-reads the registry's meta.json files
                 self.retrainer.reconfigure(new.retrain, retrain_cadence(new))

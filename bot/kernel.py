@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -39,10 +39,7 @@ from bot.engine import Engine
 from bot.engine_state import DURABLE_STATE_POLL_MS, EngineSettings
 from bot.events import timeframe_ms
 from bot.execution.base import ExecutionPort
-from bot.execution.exchange import ExchangeExecutor
-from bot.execution.reconcile import rebuild_positions
-from bot.execution.resume import ExchangeEngine, restore_paper, resume_exchange
-from bot.execution.retry import CCXT_RATE_LIMIT, RetryPolicy
+from bot.execution.paper_restart import restore_paper
 from bot.execution.simulated import SimulatedExecutor
 from bot.feeds.base import Feed
 from bot.feeds.live_settings import LiveFeedSettings
@@ -55,6 +52,10 @@ from risk.portfolio import Portfolio
 from risk.stops import StopRules
 from strategies.base import Strategy
 from strategies.catalog import build_strategy
+
+if TYPE_CHECKING:
+    from bot.execution.resume import ExchangeEngine
+    from bot.execution.retry import RetryPolicy
 
 log = structlog.get_logger("bot.kernel")
 
@@ -199,15 +200,18 @@ class Reconfiguration:
 class Kernel:
     """Builds the parts of one ``mode`` from ``settings`` (see the module docstring).
 
-    ``mode`` defaults to ``settings.mode`` (a daemon); ``feed`` is a feed the caller will
-    run (a replay must be finite); ``source`` names the configuration in error messages.
+    ``mode`` defaults to ``settings.mode`` (a daemon's, or the operator's halt); ``feed``
+    is a feed the caller will run (a replay's may not be live); ``daemon``: the settings
+    must also make a daemon that trades its feed (:meth:`daemon`); ``source`` names the
+    configuration in error messages.
     """
 
     def __init__(self, settings: Settings, mode: Mode | None = None, *, feed: Feed | None = None,
-                 source: str = "") -> None:
+                 daemon: bool = False, source: str = "") -> None:
         self.mode: str = mode or settings.mode
-        check_combination(settings, self.mode, feed, source)
+        check_combination(settings, self.mode, feed, source, daemon)
         self.settings = settings
+        self.source = source
 
     # -- parts ----------------------------------------------------------------------------
 
@@ -227,6 +231,9 @@ class Kernel:
         ``exchange.http_url`` / ``ws_url`` point it at another server (the loopback exchange).
         """
         s = self.settings
+        # ccxt (pro): loaded by the modes that connect only
+        from bot.execution.retry import CCXT_RATE_LIMIT
+
         if pro:
             import ccxt.pro as ccxt_module
         else:
@@ -238,7 +245,7 @@ class Kernel:
             params |= {"apiKey": s.api_key.get_secret_value(), "secret": s.api_secret.get_secret_value()}
         client = cls(params)
         if s.exchange.http_url:
-            from bot.exchange_sim.ccxt_config import configure_ccxt
+            from bot.exchange_sim.ccxt_config import configure_ccxt  # the loopback package: aiohttp
 
             configure_ccxt(client, s.exchange.http_url, s.exchange.ws_url)
         elif s.mode == "sandbox":  # paper streams the real public market data
@@ -281,6 +288,11 @@ class Kernel:
         (``exchange_stops``, default ``exchange.exchange_stops``); nothing trades before it
         returns. ``exchange.stake``: the quote this portfolio accounts for (unset: the whole
         account is ours)."""
+        # ccxt: loaded by the exchange modes only
+        from bot.execution.exchange import ExchangeExecutor
+        from bot.execution.reconcile import rebuild_positions
+        from bot.execution.resume import resume_exchange
+
         ex = self.settings.exchange
         base = engine or engine_settings(self.settings, durable=True)
         stops = ex.exchange_stops if exchange_stops is None else exchange_stops
@@ -299,6 +311,7 @@ class Kernel:
     async def daemon(self, store: Store, strategies: list[Strategy]) -> System:
         """Build, restore and (exchange modes) reconcile the Engine; then the Feed that drives it.
         Before the feed starts, the Engine and every strategy are warmed on the history."""
+        check_combination(self.settings, self.mode, source=self.source, daemon=True)
         settings = self.settings
         series = feed_series(strategies)
         if not series:
@@ -343,7 +356,7 @@ class Kernel:
         return System(engine, feed, clock, series, kind, resume, rest_client, report)
 
     def paper_book_executor(self, cash: Callable[[], float]) -> ExecutionPort:
-        from bot.execution.paper_book import Fees, PaperBookExecutor
+        from bot.execution.paper_book import Fees, PaperBookExecutor  # a paper daemon on the exchange feed only
 
         s = self.settings
         fee = s.exchange.fee_rate
@@ -369,7 +382,7 @@ class Kernel:
 
         ``clock`` is the local wall clock (checked against the exchange's at start).
         """
-        from bot.feeds.live import LiveFeed
+        from bot.feeds.live import LiveFeed  # ccxt.pro, aiohttp
 
         s = self.settings
         since = None

@@ -100,22 +100,25 @@ def _connects(s: Settings, mode: str) -> bool:
     return mode in EXCHANGE_MODES or (mode == "paper" and s.feed.source == "exchange")
 
 
-#: in order: a later check may assume an earlier one passed (``exchange_known`` before the endpoints)
+#: anything the kernel builds; in order: a later check may assume an earlier one passed
 KERNEL_CHECKS: tuple[Check, ...] = (
     mode_known,
     daemon_mode_is_the_configured_one,
     live_opt_in,
-    exchange_modes_trade_an_exchange_feed,
     replays_need_a_finite_feed,
     ws_url_needs_http_url,
     exchange_known,
     sandbox_has_test_endpoints,
 )
+#: a daemon trading its feed as well (not the operator's halt, which only talks to the exchange:
+#: a setting no daemon could run never keeps an operator from halting)
+DAEMON_CHECKS: tuple[Check, ...] = (exchange_modes_trade_an_exchange_feed,)
 
 
-def combination_problems(settings: Settings, mode: str, feed: Any = None) -> list[tuple[str, str]]:
+def combination_problems(settings: Settings, mode: str, feed: Any = None,
+                         daemon: bool = False) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
-    for check in KERNEL_CHECKS:
+    for check in (*KERNEL_CHECKS, *(DAEMON_CHECKS if daemon else ())):
         problem = check(settings, mode, feed)
         if problem is not None:
             problems.append(problem)
@@ -124,8 +127,10 @@ def combination_problems(settings: Settings, mode: str, feed: Any = None) -> lis
     return problems
 
 
-def check_combination(settings: Settings, mode: str, feed: Any = None, source: str = "") -> None:
-    """Raise :class:`ConfigError` naming every impossible combination of ``settings`` for ``mode``."""
-    problems = combination_problems(settings, mode, feed)
+def check_combination(settings: Settings, mode: str, feed: Any = None, source: str = "",
+                      daemon: bool = False) -> None:
+    """Raise :class:`ConfigError` naming every impossible combination of ``settings`` for ``mode``
+    (``daemon``: also for a daemon trading its feed)."""
+    problems = combination_problems(settings, mode, feed, daemon)
     if problems:
         raise ConfigError(problems, source or "configuration")

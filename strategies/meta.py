@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from statistics import NormalDist
-from typing import Any
 
 import numpy as np
 

@@ -48,8 +48,15 @@ def refused(settings: Settings, mode: str | None = None, **kw: object) -> str:
 ])
 def test_an_impossible_combination_is_a_config_error_naming_key_and_fix(
         settings: Settings, mode: str | None, key: str, fix: str) -> None:
-    text = refused(settings, mode, source="bot.toml")
+    text = refused(settings, mode, daemon=True, source="bot.toml")
     assert text.startswith(f"bot.toml: {key}: ") and fix in text, text
+
+
+def test_a_setting_no_daemon_could_run_never_keeps_the_operator_from_halting() -> None:
+    """The operator's halt only talks to the exchange: the feed a daemon would need is not asked for."""
+    settings = Settings(mode="sandbox")  # feed.source = "replay": no daemon runs on it
+    assert Kernel(settings).mode == "sandbox"
+    assert "feed.source" in refused(settings, daemon=True)
 
 
 def test_a_backtest_of_a_live_feed_is_refused() -> None:
@@ -61,9 +68,9 @@ def test_a_backtest_of_a_live_feed_is_refused() -> None:
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    text = refused(Settings(mode="live", exchange={"ws_url": "ws://127.0.0.1:9"}))
+    text = refused(Settings(mode="live", exchange={"ws_url": "ws://127.0.0.1:9"}), daemon=True)
     assert [line.split(": ")[1] for line in text.splitlines()] == [
-        "i_understand_live_trading", "feed.source", "exchange.ws_url"]
+        "i_understand_live_trading", "exchange.ws_url", "feed.source"]
 
 
 @pytest.mark.parametrize("settings", [
@@ -73,7 +80,7 @@ def test_every_problem_is_reported_at_once() -> None:
     Settings(mode="live", i_understand_live_trading=True, feed={"source": "exchange"}),
 ])
 def test_a_possible_combination_builds(settings: Settings) -> None:
-    assert Kernel(settings).mode == settings.mode
+    assert Kernel(settings, daemon=settings.feed.source == "exchange").mode == settings.mode
 
 
 def test_backtest_and_evaluation_build_the_simulated_engine(tmp_path: Path) -> None:

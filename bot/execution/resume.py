@@ -1,15 +1,14 @@
-"""Resuming a built Engine after a restart, before anything trades.
+"""Resuming an exchange-mode (sandbox / live) Engine after a restart, before anything trades.
 
-* exchange modes (sandbox / live), :func:`resume_exchange`: positions and their stops
-  come first, then the exchange is reconciled (orders, trades, balances); with
-  ``exchange_stops`` every open position also gets (or keeps) its exchange-side stop
-  order; the breakers' persisted day-start equity and peak are restored, so a restart
-  does not reset a drawdown. An unexplained mismatch leaves the engine HALTED
-  (persisted, so a restart does not quietly resume).
-* paper, :func:`restore_paper`: cash, positions with their stops, decisions and the
-  trading state from the store; paper orders that died with the last process expire.
+Positions and their stops come first, then the exchange is reconciled (orders, trades,
+balances); with ``exchange_stops`` every open position also gets (or keeps) its
+exchange-side stop order; the breakers' persisted day-start equity and peak are
+restored, so a restart does not reset a drawdown. An unexplained mismatch leaves the
+engine HALTED (persisted, so a restart does not quietly resume).
 
-The Engine itself is built by :mod:`bot.kernel`, which calls these.
+The Engine itself is built by :meth:`bot.kernel.Kernel.exchange_engine`, which calls
+:func:`resume_exchange`; a paper Engine resumes from the store alone
+(:mod:`bot.execution.paper_restart`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from typing import Any
 
 import structlog
 
-from bot.clock import LiveClock
 from bot.engine import Engine
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.orders import OrderState
@@ -103,26 +101,3 @@ async def resume_exchange(engine: Engine, executor: ExchangeExecutor, positions:
         cash=round(portfolio.cash, 2), state=engine.state.value, mismatches=len(report.mismatches),
     )
     return ExchangeEngine(engine, executor, report)
-
-
-async def restore_paper(engine: Engine, store: Store) -> None:
-    """Paper state after a restart: cash, positions with their stops, decisions, trading state."""
-    equity = await store.fetch("equity")
-    if equity:
-        engine.portfolio.cash = float(equity[-1]["cash"])
-    trailing = engine.settings.stops.trailing_stop_pct
-    positions = [Position(r["symbol"], r["amount"], r["avg_price"], r["stop_price"], r["take_profit"],
-                          trailing, r["realized_pnl"], r["ts"])
-                 for r in await store.fetch("positions") if r["amount"] > 0]
-    engine.restore(positions, decided=await store.decided_intent_ids())
-    await expire_paper_orders(store)
-    await engine.poll_trading_state(force=True)  # a stored HALTED / REDUCING outlives the restart
-
-
-async def expire_paper_orders(store: Store) -> None:
-    """Paper orders the store still holds as live died with the last process (killed before
-    it could cancel them): stored as expired, so none is taken for live; the positions
-    they did not close stay open, protected by their stops, for the strategy to decide anew."""
-    expired = await store.expire_open_orders(LiveClock().now_ms())
-    if expired:
-        log.warning("paper_orders_expired_at_restart", orders=expired)
