@@ -32,7 +32,8 @@ from bot.feeds.base import Feed
 from bot.candle_source import CandleSource
 from bot.data import arrays_to_candles
 from bot.feeds.replay import ReplayFeed
-from bot.kernel import Kernel, feed_series
+from bot.kernel import Kernel
+from bot.kernel_settings import feed_series
 from bot.store import Store
 from strategies.base import Strategy
 

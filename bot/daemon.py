@@ -34,7 +34,7 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -56,6 +56,9 @@ from bot.store_lock import StoreLock
 from bot.trading_control import carry_out_operator_actions
 from risk.gate import TradingState
 from strategies.registry import RegistryError
+
+if TYPE_CHECKING:
+    from strategies.predictor import ModelHolder
 
 log = structlog.get_logger(__name__)
 
@@ -207,7 +210,7 @@ class Daemon:
             log.error("daemon_task_failed", task=task.get_name(), error=repr(task.exception()))
             self.metrics.errors.labels(task.get_name()).inc()
 
-    def _model_holders(self) -> list[Any]:
+    def _model_holders(self) -> list[ModelHolder]:
         """Every model holder the running strategies predict with (what the retrainer swaps in)."""
         return [h for s in (self.engine.strategies if self.engine else []) for h in s.model_holders()]
 
@@ -413,8 +416,7 @@ class Daemon:
         old, self.settings = self.settings, new
         restart = [k for k in RESTART_SECTIONS if _section(old, k) != _section(new, k)]
         if self.engine is not None:
-            change = Kernel.reconfigure(self.engine.settings, new)
-            self.engine.reconfigure(change.limits, change.engine)
+            kernel.reconfigure(self.engine)
         configure_logging(new.logging.level, new.logging.format, run_id=self.run_id, mode=old.mode)
         self.notifier.reconfigure(new.notify)
         self.generation += 1

@@ -19,8 +19,9 @@ live                                                         and stops re-armed 
 
 ``neuralbot backtest`` / ``demo`` (``bot.app.run_backtest``), the evaluation runs
 (``bot.evaluation.backtest.run_strategy``), the daemon (:meth:`Kernel.daemon`), the
-sandbox runner and the operator's exchange halt all build here. A reload goes through
-:meth:`Kernel.reconfigure`: what a new configuration may change in a running Engine.
+sandbox runner and the operator's exchange halt all build here, reading the settings
+through :mod:`bot.kernel_settings`. A reload goes through :meth:`Kernel.reconfigure`:
+what a new configuration may change in a running Engine.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bot.clock import Clock, LiveClock, SimClock
-from bot.config import Settings, StrategyConfig, date_to_ms, round_trip_cost
+from bot.config import Settings, date_to_ms
 from bot.data import candle_file, load_candles_csv
 from bot.engine import Engine
 from bot.engine_state import DURABLE_STATE_POLL_MS, EngineSettings
@@ -42,16 +43,21 @@ from bot.execution.base import ExecutionPort
 from bot.execution.paper_restart import restore_paper
 from bot.execution.simulated import SimulatedExecutor
 from bot.feeds.base import Feed
-from bot.feeds.live_settings import LiveFeedSettings
 from bot.feeds.replay import ReplayFeed
 from bot.kernel_checks import Mode, check_combination
+from bot.kernel_settings import (
+    Series,
+    build_strategies,
+    engine_settings,
+    feed_series,
+    live_feed_settings,
+    risk_limits,
+)
 from bot.store import Store
 from bot.warmup import warm_up
 from risk.gate import RiskGate, RiskLimits
 from risk.portfolio import Portfolio
-from risk.stops import StopRules
 from strategies.base import Strategy
-from strategies.catalog import build_strategy
 
 if TYPE_CHECKING:
     from bot.execution.resume import ExchangeEngine
@@ -59,103 +65,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("bot.kernel")
 
-Series = tuple[str, str]
-
 # what a reload may change in the Engine's settings; the rest was decided by the kernel at
 # start (durability, operator-halt polling, breaker persistence, order logging, the fee the
 # exchange reported, the executor's fees) and lasts until a restart
 RELOADABLE_ENGINE_SETTINGS = ("stops", "risk_per_trade_pct", "slippage_margin_bps", "atr_period")
-
-
-# -- what the settings say ------------------------------------------------------------------
-
-
-def strategy_params(settings: Settings, cfg: StrategyConfig) -> dict[str, Any]:
-    """``cfg.params``; a ``neural`` strategy's ``decision`` table gets the configured round-trip
-    cost (fees, slippage, spread) unless it sets ``cost`` itself."""
-    params = dict(cfg.params)
-    decision = params.get("decision")
-    if cfg.kind == "neural" and isinstance(decision, dict) and "cost" not in decision:
-        params["decision"] = {**decision, "cost": round_trip_cost(settings)}
-    return params
-
-
-def build_strategies(
-    settings: Settings, symbols: list[str] | None = None, timeframe: str | None = None
-) -> list[Strategy]:
-    out = []
-    for i, cfg in enumerate(settings.strategies):
-        if not cfg.enabled:
-            continue
-        out.append(
-            build_strategy(
-                cfg.kind,
-                cfg.name,
-                tuple(symbols or cfg.symbols or settings.backtest.symbols),
-                timeframe or cfg.timeframe or settings.backtest.timeframe,
-                strategy_params(settings, cfg),
-                where=f"strategies[{i}]",
-            )
-        )
-    return out
-
-
-def feed_series(strategies: list[Strategy]) -> list[Series]:
-    """Every (symbol, timeframe) some strategy listens to, in a stable order."""
-    return sorted({(sym, st.timeframe) for st in strategies for sym in st.symbols})
-
-
-def live_feed_settings(settings: Settings, since_ms: int | None = None) -> LiveFeedSettings:
-    """The ccxt.pro feed's tunables from ``[feed]`` and the strategies (symbols, timeframes, and
-    the books / trades a strategy reads even where ``[feed]`` leaves them off)."""
-    f = settings.feed
-    strategies = build_strategies(settings)
-    series = feed_series(strategies)
-    wanted = frozenset().union(*(st.market_streams() for st in strategies))  # e.g. the ``full`` features
-    return LiveFeedSettings(
-        exchange=settings.exchange.name,
-        symbols=tuple(sorted({sym for sym, _ in series})),
-        timeframes=tuple(sorted({tf for _, tf in series}, key=timeframe_ms)),
-        order_book=f.order_book or "order_book" in wanted,
-        order_book_depth=f.order_book_depth,
-        trades=f.trades or "trades" in wanted,
-        since_ms=since_ms,
-        backfill_limit=f.backfill_limit,
-        backfill_grace_bars=f.backfill_grace_bars,
-        reconnect_initial_s=f.reconnect_initial_s,
-        reconnect_max_s=f.reconnect_max_s,
-        reconnect_jitter=f.reconnect_jitter,
-        stale_multiple=f.stale_multiple,
-        max_clock_skew_ms=f.max_clock_skew_ms,
-    )
-
-
-def engine_settings(settings: Settings, durable: bool = False) -> EngineSettings:
-    r = settings.risk
-    return EngineSettings(
-        exchange=settings.exchange.name,
-        fee_rate=settings.exchange.fee_rate,
-        stops=StopRules(r.stop_loss_pct, r.take_profit_pct, r.trailing_stop_pct, r.atr_multiple),
-        risk_per_trade_pct=r.risk_per_trade_pct,
-        slippage_margin_bps=r.slippage_margin_bps,
-        atr_period=r.atr_period,
-        max_strategy_failures=r.max_strategy_failures,
-        durable=durable,
-    )
-
-
-def risk_limits(settings: Settings) -> RiskLimits:
-    r = settings.risk
-    return RiskLimits(
-        max_position_pct=r.max_position_pct,
-        max_symbol_exposure_pct=r.max_symbol_exposure_pct,
-        max_open_positions=r.max_open_positions,
-        max_heat_pct=r.max_heat_pct,
-        min_strength=r.min_strength,
-        max_orders_per_minute=r.max_orders_per_minute,
-        daily_loss_limit_pct=r.daily_loss_limit_pct,
-        max_drawdown_pct=r.max_drawdown_pct,
-    )
 
 
 def series_key(series: list[Series], sym: str, tf: str) -> str:
@@ -396,11 +309,16 @@ class Kernel:
 
     # -- reload ---------------------------------------------------------------------------
 
-    @staticmethod
-    def reconfigure(running: EngineSettings, new: Settings) -> Reconfiguration:
-        """What ``new`` changes in an Engine running with ``running``: its risk limits and the
-        reloadable fields of its settings (:data:`RELOADABLE_ENGINE_SETTINGS`); the rest lasts
-        until a restart. Apply with ``engine.reconfigure(r.limits, r.engine)``."""
-        fresh = engine_settings(new)
+    def reloaded(self, running: EngineSettings) -> Reconfiguration:
+        """What these (reloaded) settings change in an Engine running with ``running``: its risk
+        limits and the reloadable fields of its settings (:data:`RELOADABLE_ENGINE_SETTINGS`);
+        the rest lasts until a restart."""
+        fresh = engine_settings(self.settings)
         kept = dataclasses.replace(running, **{k: getattr(fresh, k) for k in RELOADABLE_ENGINE_SETTINGS})
-        return Reconfiguration(risk_limits(new), kept)
+        return Reconfiguration(risk_limits(self.settings), kept)
+
+    def reconfigure(self, engine: Engine) -> None:
+        """Rebuild what a reload changes in a running Engine, through ``Engine.reconfigure`` (a
+        new risk gate and breakers, which keep their memory; the reloadable settings)."""
+        change = self.reloaded(engine.settings)
+        engine.reconfigure(change.limits, change.engine)

@@ -165,7 +165,7 @@ class Retrainer:
         self.history: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._proc: Any = None
-        self._hosted = {h.owner for h in self.holders}  # the strategies whose calls are tracked
+        self._tracked = {h.owner for h in self.holders}  # the strategies whose calls are tracked
         self.series: dict[tuple[str, str], SeriesState] = {}
         for sym, tf in sorted({(h.symbol, h.timeframe) for h in self.holders}):
             root = Path(config.models_dir) / f"{sym.replace('/', '_')}_{tf}"
@@ -192,7 +192,7 @@ class Retrainer:
     # -- observation (engine listener / daemon) -------------------------------------------
 
     def observe(self, item: Any) -> None:
-        if isinstance(item, Signal) and item.strategy in self._hosted:
+        if isinstance(item, Signal) and item.strategy in self._tracked:
             st = self.series.get((item.symbol, item.timeframe))
             if st is not None:
                 st.tracker.signal(item)

@@ -60,7 +60,7 @@ def default_operator() -> str:
 
 async def trading_symbols(settings: Settings, store: Store) -> list[str]:
     """The symbols the strategies trade, plus any the store still holds a position in."""
-    from bot.kernel import build_strategies, feed_series
+    from bot.kernel_settings import build_strategies, feed_series
 
     held = {r["symbol"] for r in await store.fetch("positions") if r["amount"] > 0}
     return sorted({sym for sym, _ in feed_series(build_strategies(settings))} | held)

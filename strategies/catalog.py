@@ -63,10 +63,12 @@ KINDS: dict[str, LazyFactory] = {
     "ma_crossover": LazyFactory("strategies.baselines", "MovingAverageCrossover"),
     "buy_and_hold": LazyFactory("strategies.baselines", "BuyAndHold"),
     "rsi_macd": LazyFactory("strategies.baselines", "RsiMacd"),
-    "neural": LazyFactory("strategies.model_holders", "neural_ensemble", builds=("strategies.neural", "NeuralEnsemble")),
+    "neural": LazyFactory("strategies.model_holders", "neural_ensemble",
+                          builds=("strategies.neural", "NeuralEnsemble")),
     "confluence": LazyFactory("strategies.confluence", "Confluence"),
     "confirmed": LazyFactory("strategies.confirmation", "ConfirmedStrategy"),
-    "meta_labeled": LazyFactory("strategies.model_holders", "meta_labeled", builds=("strategies.meta", "MetaLabeled")),
+    "meta_labeled": LazyFactory("strategies.model_holders", "meta_labeled",
+                                builds=("strategies.meta", "MetaLabeled")),
 }
 
 

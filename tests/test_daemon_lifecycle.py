@@ -224,7 +224,7 @@ def test_a_reload_takes_risk_and_stops_but_keeps_what_the_wiring_decided(write_c
                              persist_breakers=True)
     new = load_settings(write_config("[exchange]\nfee_rate = 0.002\n\n[risk]\nstop_loss_pct = 3.0\n"
                                      "take_profit_pct = 9.0\nslippage_margin_bps = 20.0\n"))
-    change = Kernel.reconfigure(running, new)
+    change = Kernel(new).reloaded(running)
     got = change.engine
     assert change.limits.max_position_pct == new.risk.max_position_pct
     assert (got.stops.stop_loss_pct, got.stops.take_profit_pct, got.slippage_margin_bps) == (3.0, 9.0, 20.0)

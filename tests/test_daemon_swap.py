@@ -89,10 +89,13 @@ def test_a_swap_retires_the_precomputed_table(data_dir: Path) -> None:
     arrays = {k: np.array([getattr(c, k) for c in candles]) for k in OHLCV_KEYS}
     ens.precompute("BTC/USDT", clean_history(arrays, "BTC/USDT", "1h"))
     calls_old, calls_new = Counting(old), Counting(new)
-    first = [ens.evaluate(BarContext(candle=c, window=None, position=0.0)) for c in candles[:300]]  # type: ignore[arg-type]
+    def run(some: list[Any]) -> list[Any]:
+        return [ens.evaluate(BarContext(candle=c, window=None, position=0.0)) for c in some]  # type: ignore[arg-type]
+
+    first = run(candles[:300])
     assert any(first) and calls_old.calls == 0  # looked up in the table
     assert ens.holder("BTC/USDT").swap("lstm", new)
-    later = [ens.evaluate(BarContext(candle=c, window=None, position=0.0)) for c in candles[300:]]  # type: ignore[arg-type]
+    later = run(candles[300:])
     assert ens.book("BTC/USDT").table is None and calls_old.calls == 0
     assert calls_new.calls == sum(s is not None for s in later) > 0  # every later signal: the new model, live
 

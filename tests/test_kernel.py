@@ -76,7 +76,8 @@ def test_every_problem_is_reported_at_once() -> None:
 @pytest.mark.parametrize("settings", [
     Settings(), Settings(feed={"source": "exchange"}),
     Settings(mode="sandbox", feed={"source": "exchange"}),  # binance has a test network
-    Settings(mode="sandbox", feed={"source": "exchange"}, exchange={"name": "kraken", "http_url": "http://127.0.0.1:9"}),
+    Settings(mode="sandbox", feed={"source": "exchange"},
+             exchange={"name": "kraken", "http_url": "http://127.0.0.1:9"}),  # a test server of its own
     Settings(mode="live", i_understand_live_trading=True, feed={"source": "exchange"}),
 ])
 def test_a_possible_combination_builds(settings: Settings) -> None:

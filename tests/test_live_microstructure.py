@@ -101,7 +101,7 @@ async def test_a_live_full_spec_strategy_sees_books_and_trades(tmp_path: Path, d
 
 
 def test_the_feed_streams_what_a_strategy_reads(tmp_path: Path, data_dir: Path) -> None:
-    from bot.kernel import live_feed_settings
+    from bot.kernel_settings import live_feed_settings
 
     models = tmp_path / "models"
     spec = ModelSpec(name="a", kind="lstm", window=24, hidden=(8,), dense=(8,), features="full")

@@ -63,7 +63,7 @@ def decision_strategies(settings: Any) -> list[tuple[str, str, dict[str, Any]]]:
     """(kind, name, params) of the enabled ``neural`` strategies with a decision layer and the
     ``meta_labeled`` ones, as the app builds them (the configured round-trip cost filled in):
     walk-forward scores them on its forecasts."""
-    from bot.kernel import strategy_params
+    from bot.kernel_settings import strategy_params
 
     return [(cfg.kind, cfg.name, strategy_params(settings, cfg)) for cfg in settings.strategies
             if cfg.enabled and (cfg.kind == "meta_labeled" or (cfg.kind == "neural" and "decision" in cfg.params))]
