@@ -119,3 +119,43 @@ def test_a_reload_into_an_impossible_combination_is_rejected(write_config: Calla
         mp.setenv("NEURALBOT_API_SECRET", "s")
         assert asyncio.run(daemon.reload()) is False
     assert "feed.source" in daemon.last_reload["error"] and daemon.settings.mode == "paper"
+
+
+@pytest.mark.parametrize(("mode", "executor"),
+                         [("paper", "paper_book"), ("sandbox", "exchange"), ("live", "exchange")])
+def test_the_kernel_builds_each_daemon_on_the_loopback_exchange(data_dir: Path, tmp_path: Path, mode: str,
+                                                               executor: str) -> None:
+    """The daemon of each exchange-feed mode, built from settings alone: its executor, the ccxt.pro
+    feed, and (sandbox, live) the exchange reconciled before anything trades."""
+    from bot.exchange_sim import SimExchange, SimSettings
+    from bot.execution.exchange import ExchangeExecutor
+    from bot.execution.paper_book import PaperBookExecutor
+
+    sim_settings = SimSettings(data_dir=data_dir, symbols=("BTC/USDT",), timeframes=("1h",), book_replay=False,
+                               speed=1.0, start_ms=1_600_000_000_000)
+
+    async def go() -> None:
+        async with SimExchange(sim_settings) as sim:
+            settings = Settings(mode=mode, i_understand_live_trading=mode == "live", api_key="sim-key",
+                                api_secret="sim-secret", data={"dir": data_dir}, feed={"source": "exchange"},
+                                exchange={"http_url": sim.http_url, "ws_url": sim.ws_url},
+                                strategies=[{"name": "ma", "kind": "ma_crossover", "symbols": ["BTC/USDT"],
+                                             "timeframe": "1h"}])
+            kernel = Kernel(settings, daemon=True)
+            async with await Store.open(tmp_path / f"{mode}.sqlite", mode) as store:
+                system = await kernel.daemon(store, kernel.strategies())
+                try:
+                    assert system.executor == executor and isinstance(system.feed, LiveFeed)
+                    kind = ExchangeExecutor if executor == "exchange" else PaperBookExecutor
+                    assert isinstance(system.engine.executor, kind)
+                    assert isinstance(system.clock, LiveClock if executor == "exchange" else SimClock)
+                    if executor == "exchange":
+                        assert system.reconcile == {"recovered_fills": 0, "closed_orders": 0, "mismatches": []}
+                        assert system.engine.portfolio.cash > 0  # the account's balance, not a paper one
+                    assert system.resume["BTC/USDT@1h"] is not None  # warmed over REST from the exchange
+                finally:
+                    await system.feed.close()
+                    if system.rest_client is not None:
+                        await system.rest_client.close()
+
+    asyncio.run(go())
