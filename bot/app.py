@@ -28,10 +28,10 @@ from bot.evaluation.metrics import (
     win_rate,
 )
 from bot.events import Candle, timeframe_ms
-from bot.execution.base import ExecutionPort
 from bot.execution.simulated import SimulatedExecutor
 from bot.feeds.base import Feed
 from bot.feeds.live_settings import LiveFeedSettings
+from bot.ports import ExecutionPort
 from bot.candle_source import CandleSource
 from bot.data import arrays_to_candles
 from bot.feeds.replay import ReplayFeed
@@ -125,6 +125,7 @@ def risk_limits(settings: Settings) -> RiskLimits:
         max_orders_per_minute=r.max_orders_per_minute,
         daily_loss_limit_pct=r.daily_loss_limit_pct,
         max_drawdown_pct=r.max_drawdown_pct,
+        breakers=tuple(r.breakers),
     )
 
 

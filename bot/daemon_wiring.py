@@ -38,7 +38,7 @@ from bot.clock import Clock, LiveClock, SimClock
 from bot.config import Settings, date_to_ms
 from bot.data import candle_file, load_candles_csv
 from bot.engine import Engine
-from bot.engine_state import DURABLE_STATE_POLL_MS, EngineSettings
+from bot.engine_settings import DURABLE_STATE_POLL_MS, EngineSettings
 from bot.events import timeframe_ms
 from bot.feeds.base import Feed
 from bot.feeds.replay import ReplayFeed
@@ -156,7 +156,7 @@ async def restore_paper(engine: Engine, store: Store, settings: Settings) -> Non
     """Paper state after a restart: cash, positions with their stops, decisions, trading state."""
     equity = await store.fetch("equity")
     if equity:
-        engine.portfolio.cash = float(equity[-1]["cash"])
+        engine.portfolio.restore_cash(float(equity[-1]["cash"]))
     trailing = engine.settings.stops.trailing_stop_pct
     positions = [Position(r["symbol"], r["amount"], r["avg_price"], r["stop_price"], r["take_profit"],
                           trailing, r["realized_pnl"], r["ts"])

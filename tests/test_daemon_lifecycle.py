@@ -217,7 +217,7 @@ class Webhook:
 def test_a_reload_takes_risk_and_stops_but_keeps_what_the_wiring_decided(write_config: Callable[..., Path]) -> None:
     from bot.config import load_settings
     from bot.daemon_wiring import reloaded_engine_settings
-    from bot.engine_state import EngineSettings
+    from bot.engine_settings import EngineSettings
 
     # an exchange daemon: durable, polling operator halts, persisting breakers, the exchange's fee
     running = EngineSettings(fee_rate=0.00075, durable=True, log_orders=True, state_poll_ms=5_000,
