@@ -178,7 +178,8 @@ class Engine:
                 strategy.on_market(event)
             if event.best_bid is not None:  # a long exits into the bid
                 await self._on_price(event, event.symbol, event.best_bid, event.ts)
-        if self.settings.durable or self._recorder.since_flush >= self.settings.flush_every:
+        settings = self.flow.settings
+        if settings.durable or self._recorder.since_flush >= settings.flush_every:
             await self._recorder.flush()
 
     # -- candles ----------------------------------------------------------------
@@ -319,7 +320,7 @@ class Engine:
 
     def _check_breakers(self, ts: int, equity: float | None = None) -> None:
         self.trading.on_equity(ts, self.portfolio.equity() if equity is None else equity)
-        if self.settings.breakers_persisted:
+        if self.flow.settings.breakers_persisted:
             memory = self.trading.memory()
             if memory != self._saved_breakers:
                 self._saved_breakers = memory

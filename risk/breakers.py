@@ -83,7 +83,8 @@ class Breaker(Protocol):
         ...
 
     def check(self, ts_ms: int, equity: float) -> Lock | None:
-        """Lock? until when? why? (asked after ``track``, in the configured order)."""
+        """Lock? until when? why? (asked right after this breaker's ``track``, in the configured
+        order, until one locks: a breaker after the first lock only tracks)."""
         ...
 
     def lifted(self, ts_ms: int) -> str | None:

@@ -78,13 +78,13 @@ class TradingStateController:
                 why = breaker.lifted(ts)
                 if why is not None:
                     self.set_state(TradingState.ACTIVE, why, ts, force=True)
-        for breaker in self._breakers:
+        lock = None
+        for breaker in self._breakers:  # each tracks its own; the first lock in order decides
             breaker.track(ts, equity)
-        for breaker in self._breakers:
-            lock = breaker.check(ts, equity)
-            if lock is not None:
-                self.set_state(lock.state, lock.reason, ts)
-                return
+            if lock is None:
+                lock = breaker.check(ts, equity)
+        if lock is not None:
+            self.set_state(lock.state, lock.reason, ts)
 
     def apply_stored(self, stored: str, reason: str, ts: int) -> None:
         """Honour a state an operator stored (escalates only); an unknown value is logged, ignored."""
