@@ -1,25 +1,25 @@
-"""The injected clock. Logic asks a ``Clock`` for the time, never the OS.
+"""The injected clock. Logic asks a ``Clock`` (``bot.ports``) for the time, never the OS.
 
-``LiveClock`` reads the system clock (paper/sandbox/live daemons); ``SimClock`` is
-advanced by the replay feed so a backtest sees exactly the time of the data it is
-replaying.
+``LiveClock`` reads the system clock (paper/sandbox/live daemons) and ignores market time;
+``SimClock`` is advanced by the market (``advance_to``) so a backtest sees exactly the time
+of the data it is replaying.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
+from bot.ports import Clock
 
-class Clock(Protocol):
-    def now_ms(self) -> int:
-        """Current time in milliseconds since the epoch (UTC)."""
-        ...
+__all__ = ["Clock", "LiveClock", "SimClock"]
 
 
 class LiveClock:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
+
+    def advance_to(self, ts_ms: int) -> None:
+        """Wall time does not follow the market."""
 
 
 class SimClock:

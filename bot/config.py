@@ -40,6 +40,7 @@ from bot.evaluation.search_space import HyperoptConfig
 from bot.events import TIMEFRAME_MS
 from bot.ops_config import DaemonConfig, HealthConfig, NotifyConfig, RetrainConfig
 from bot.redaction import redact
+from risk.breakers import BREAKERS, DEFAULT_BREAKERS
 from strategies.model_config import ModelSpec, TrainConfig, default_models
 
 SECRET_KEYS = ("api_key", "api_secret")
@@ -130,6 +131,20 @@ class RiskConfig(Section):
     atr_period: int = Field(14, ge=2)
     slippage_margin_bps: float = Field(50.0, ge=0, le=1000)  # caps assume fills this much worse
     max_strategy_failures: int = Field(3, ge=1)  # exceptions in a row that disable a strategy
+    # circuit breakers (risk.breakers plug-ins), asked in this order; the first that locks decides
+    breakers: list[str] = Field(default_factory=lambda: list(DEFAULT_BREAKERS))
+
+    @field_validator("breakers")
+    @classmethod
+    def _known_breakers(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name not in BREAKERS:
+                match = difflib.get_close_matches(name, list(BREAKERS), n=1)
+                hint = f"; did you mean {match[0]!r}?" if match else ""
+                raise ValueError(f"unknown breaker {name!r}{hint} (known: {', '.join(BREAKERS)})")
+        if len(set(v)) != len(v):
+            raise ValueError("a breaker is listed twice")
+        return v
 
 
 class StrategyConfig(Section):

@@ -1,7 +1,7 @@
 """Operator actions on a running daemon: halt (optionally flatten), resume, pause / unpause
 new entries per symbol, force-exit a position, reload the configuration.
 
-Every action goes through the Engine's own paths (``set_state``, ``pause``,
+Every action goes through the Engine's own paths (``set_state``, ``pause``, ``cancel_orders``,
 ``exit_position``/``flatten`` -> risk gate -> executor) under the daemon's engine lock,
 so it never interleaves with a bar being processed; the stored trading state and
 pauses outlive a restart. Each action is stored (``operator_actions``: who, when, why,
@@ -12,20 +12,17 @@ The REST API and the Telegram commands both call this one ``Operator``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from bot.clock import Clock, LiveClock
-from bot.execution.orders import OrderClosed
-from risk.breakers import DAY_MS, resume_blockers
 from risk.state import TradingState
 
 if TYPE_CHECKING:
     from bot.engine import Engine
-    from bot.events import Fact
     from bot.notify import Notifier
     from bot.store import Store
 
@@ -33,21 +30,6 @@ log = structlog.get_logger(__name__)
 
 class ActionRefused(ValueError):
     """The action cannot apply (unknown symbol, no position): nothing changed."""
-
-
-async def cancel_orders(engine: Engine, executor: str, symbols: Iterable[str], *, entries_only: bool,
-                        keep_protective: bool, reason: str) -> int:
-    """Cancel our resting orders through the executor the daemon wired (``Wiring.executor``) and
-    let the Engine release what it held for them; returns how many were cancelled."""
-    facts: list[Fact | OrderClosed]
-    if executor == "exchange":
-        n, facts = await engine.executor.cancel_open(  # type: ignore[attr-defined]
-            list(symbols), entries_only=entries_only, keep_protective=keep_protective)
-    else:  # simulated or paper book
-        n, facts = engine.executor.cancel_resting(  # type: ignore[attr-defined]
-            engine.clock.now_ms(), keep_protective=keep_protective, entries_only=entries_only, reason=reason)
-    await engine.apply(facts)
-    return n
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +50,6 @@ class Operator:
         engine: Engine,
         store: Store,
         *,
-        executor: str,
         symbols: list[str],
         lock: asyncio.Lock,
         notifier: Notifier | None = None,
@@ -78,7 +59,6 @@ class Operator:
     ) -> None:
         self.engine = engine
         self.store = store
-        self.executor = executor
         self.symbols = symbols
         self.lock = lock
         self.notifier = notifier
@@ -94,8 +74,8 @@ class Operator:
             reason = f"operator {who}: {why}"
             self.engine.set_state(TradingState.HALTED, reason, force=True)
             await self.store.set_trading_state(TradingState.HALTED.value, reason, ts)
-            cancelled = await cancel_orders(self.engine, self.executor, self.symbols, entries_only=True,
-                                            keep_protective=True, reason="operator halt")
+            cancelled = await self.engine.cancel_orders(self.symbols, entries_only=True, keep_protective=True,
+                                                        reason="operator halt")
             exits = [p.symbol for p in self.engine.portfolio.open_positions()] if flatten else []
             if flatten:
                 await self.engine.flatten("operator")
@@ -149,10 +129,7 @@ class Operator:
 
     def resume_blockers(self) -> list[str]:
         """Why a resume would not hold: a drawdown or today's daily-loss breach the breakers still see."""
-        b, limits = self.engine.breakers, self.engine.gate.limits
-        today = b.reducing_day == self.engine.clock.now_ms() // DAY_MS
-        return resume_blockers(self.engine.portfolio.equity(), b.peak_equity, b.day_start_equity, today,
-                               limits.max_drawdown_pct, limits.daily_loss_limit_pct)
+        return self.engine.resume_blockers()
 
     def _traded(self, symbol: str) -> None:
         if symbol not in self.symbols:

@@ -43,7 +43,7 @@ from bot.clock import Clock, LiveClock
 from bot.config import ConfigError, Settings, load_settings
 from bot.early_signals import early_sighup_pending
 from bot.engine import Engine
-from bot.engine_state import DURABLE_STATE_POLL_MS
+from bot.engine_settings import DURABLE_STATE_POLL_MS
 from bot.events import Candle, OrderSubmitted, timeframe_ms
 from bot.feeds.base import Feed
 from bot.health import HealthServer, OpsMetrics
@@ -118,17 +118,7 @@ class Daemon:
         engine.subscribe(self.metrics.listener)
         engine.subscribe(self.notifier.listener)
         engine.subscribe(self._on_fact)
-        for strategy in engine.strategies:
-            inner = strategy.evaluate
-
-            def timed(ctx: Any, _inner: Any = inner, _name: str = strategy.name) -> Any:
-                t0 = time.perf_counter()
-                try:
-                    return _inner(ctx)
-                finally:
-                    self.metrics.observe_inference(_name, time.perf_counter() - t0)
-
-            strategy.evaluate = timed  # type: ignore[method-assign]
+        engine.time_evaluations(self.metrics.observe_inference)
 
     def _on_fact(self, item: Any) -> None:
         if isinstance(item, OrderSubmitted) and self._t_event is not None:
@@ -234,7 +224,7 @@ class Daemon:
         from bot.control import Operator
 
         assert self.engine is not None and self.store is not None and self.system is not None
-        operator = Operator(self.engine, self.store, executor=self.system.executor, symbols=self.symbols,
+        operator = Operator(self.engine, self.store, symbols=self.symbols,
                             lock=self.engine_lock, notifier=self.notifier, reload=self.reload,
                             on_change=self._on_operator_action)
         self.cockpit = Cockpit(self, operator)
@@ -299,14 +289,13 @@ class Daemon:
         every = self.settings.daemon.flush_interval_s
         next_persist = time.monotonic() + every
         next_operator = time.monotonic() + OPERATOR_POLL_S
-        advance = getattr(self.clock, "advance_to", None)  # market time (paper): follow the feed
         async for event in feed:
             if self.stop.is_set():  # shutdown has begun: nothing more reaches the Engine
                 return
             self._idle.clear()
             try:
                 async with self.engine_lock:  # an operator action waits for the bar, never splits it
-                    await self._process(engine, event, advance)
+                    await self._process(engine, event)
                     if time.monotonic() >= next_operator:  # halt / resume / flatten an operator stored
                         assert self.store is not None
                         self._operator_seen = await carry_out_operator_actions(
@@ -319,10 +308,10 @@ class Daemon:
             finally:
                 self._idle.set()
 
-    async def _process(self, engine: Engine, event: Any, advance: Any) -> None:
+    async def _process(self, engine: Engine, event: Any) -> None:
         self.metrics.market_event(event)
-        if advance is not None and not isinstance(event, Candle):
-            advance(event.ts)
+        if not isinstance(event, Candle):  # market time (paper) follows the feed; wall time does not
+            self.clock.advance_to(event.ts)
         self._t_event = time.perf_counter()
         await engine.on_event(event)
         self._t_event = None
@@ -377,13 +366,10 @@ class Daemon:
                 self._write_state()
 
     async def _shutdown(self, engine: Engine, store: Store, reason: str) -> dict[str, Any]:
-        from bot.control import cancel_orders
-
         mode = self.settings.daemon.shutdown
-        executor = self.system.executor if self.system is not None else "simulated"
         async with self.engine_lock:
-            cancelled = await cancel_orders(engine, executor, self.symbols, entries_only=False,
-                                            keep_protective=mode == "leave_stops", reason="daemon shutdown")
+            cancelled = await engine.cancel_orders(self.symbols, keep_protective=mode == "leave_stops",
+                                                   reason="daemon shutdown")
             await self._persist()
         self._check_state()
         summary = await summarize(engine, store, self.timeframe, self._initial_equity)

@@ -18,41 +18,52 @@ closes, and reach the strategies that read them (``Strategy.on_market``). Backte
 paper and live differ only in the Feed, the ExecutionPort and the Clock. Exchange
 mode adds ``durable``: facts are flushed as they happen.
 
-The Engine is split by concern: ``bot.engine_state`` (settings, stats, trading
-state, breakers, operator halt), ``bot.engine_orders`` (decisions and facts),
-``bot.engine_protect`` (stops, targets, trailing, exchange-side stops).
+The Engine is a short pipeline over parts that own their state: the ``OrderLedger``
+(``bot.order_ledger``: decisions, orders in flight, reservations), the ``OrderFlow``
+(``bot.order_flow``: intents, the gate, the executor, facts), ``Protection``
+(``bot.protection``: stops, targets, trailing; exit requests; the exchange-side stop) and
+the ``TradingStateController`` (``risk.trading_state``: ACTIVE / REDUCING / HALTED, the
+breaker plug-ins, paused symbols; every change a stored ``TradingStateChanged`` fact). It
+reaches the world only through the ports of ``bot.ports``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
+import structlog
+
 from bot.buffer import CandleBuffer
-from bot.clock import Clock
-from bot.engine_orders import OrderFlowMixin
-from bot.engine_protect import ProtectionMixin
-from bot.engine_state import EngineSettings, EngineStats, Listener, TradingStateMixin
+from bot.engine_settings import EngineSettings, EngineStats
 from bot.events import Candle, Fact, MarketEvent, OrderBook, OrderIntent, Signal, SignalExplained, Trade
-from bot.execution.base import ExecutionPort
+from bot.execution.orders import OrderClosed
 from bot.feeds.base import Feed
+from bot.order_flow import OrderFlow
+from bot.order_ledger import OrderLedger
+from bot.ports import Clock, ExecutionPort, FactSink
+from bot.protection import ExitRequest, Protection
+from bot.recorder import Listener, Recorder
 from bot.reservations import Reservation
-from bot.store import Store
 from bot.strategy_guard import StrategyGuard
-from risk.breakers import BreakerMemory, Breakers
+from risk.breakers import EMPTY_MEMORY, BreakerMemory, make_breakers
 from risk.gate import RiskGate, RiskLimits, TradingState
 from risk.market import MarketRules
 from risk.portfolio import Portfolio, Position
 from risk.sizing import RollingATR
+from risk.trading_state import TradingStateController
 from strategies.base import BarContext, Strategy
 
 __all__ = ["Engine", "EngineSettings", "EngineStats", "Listener", "Reservation"]
 
 T = TypeVar("T")
+log = structlog.get_logger("bot.engine")
+EvaluationTimer = Callable[[str, float], None]  # strategy name, seconds one ``evaluate`` took
 
 
-class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
+class Engine:
     def __init__(
         self,
         *,
@@ -60,26 +71,20 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         gate: RiskGate,
         executor: ExecutionPort,
         portfolio: Portfolio,
-        store: Store,
+        store: FactSink,
         clock: Clock,
         settings: EngineSettings | None = None,
         markets: dict[str, MarketRules] | None = None,
     ) -> None:
         self.strategies = strategies
-        self.gate = gate
         self.executor = executor
         self.portfolio = portfolio
         self.store = store
         self.clock = clock
-        self.settings = settings or EngineSettings()
         self.markets = markets or {}
         for symbol, rules in self.markets.items():
-            portfolio.dust[symbol] = rules.amount_step or 0.0
-        self.state = TradingState.ACTIVE
-        self.state_reason = ""
-        self.paused: dict[str, str] = {}  # symbol -> why its new entries are paused
-        limits = gate.limits
-        self.breakers = Breakers(limits.daily_loss_limit_pct, limits.max_drawdown_pct)
+            portfolio.set_lot_size(symbol, rules.amount_step or 0.0)
+        settings = settings or EngineSettings()
         self.stats = EngineStats()
         self.buffers: dict[tuple[str, str], CandleBuffer] = {}
         self._routes: dict[tuple[str, str], list[Strategy]] = defaultdict(list)
@@ -91,42 +96,61 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
                 self._routes[(symbol, strategy.timeframe)].append(strategy)
                 for stream in streams:
                     self._market_routes[(symbol, stream)].append(strategy)
-        self._decided: set[str] = set()
-        self._entered_signals: set[str] = set()
-        self._intents: dict[str, OrderIntent] = {}  # approved, by intent id
-        self._order_intent: dict[str, str] = {}  # order id -> intent id
-        self._pending_entries: set[str] = set()
-        self._pending_exits: set[str] = set()
-        self._order_times: deque[int] = deque()
-        self._reserved: dict[str, Reservation] = {}  # intent id -> commitment of a live entry
-        self._atr: dict[str, float] = {}  # latest ATR per symbol (sizing, ATR stops)
         self._rolling_atr: dict[tuple[str, str], RollingATR] = {}
-        self._listeners: list[Listener] = []
-        self._since_flush = 0
-        self._stops_dirty: set[str] = set()  # symbols whose exchange-side stop may be stale
-        self._syncing_stops = False
+        self._recorder = Recorder(store)
+        self.trading = TradingStateController(make_breakers(gate.limits), on_change=self._recorder.emit)
+        self.ledger = OrderLedger()
+        self.protection = Protection(portfolio, executor.protection)
+        self.flow = OrderFlow(
+            gate=gate, executor=executor, portfolio=portfolio, ledger=self.ledger, protection=self.protection,
+            trading=self.trading, recorder=self._recorder, clock=clock, settings=settings,
+            markets=self.markets, stats=self.stats, on_fill=self._check_breakers,
+        )
         self._saved_breakers: BreakerMemory | None = None
         self._last_state_poll: int | None = None
-        # a simulated clock follows the candles (backtest, paper); a live one does not
-        self._advance_clock: Callable[[int], None] | None = getattr(clock, "advance_to", None)
-        self._polls_state = self.settings.state_poll_interval_ms > 0  # operator halts (daemon)
-        self.guard = StrategyGuard(self.settings.max_strategy_failures)  # every call into strategy code
+        self._polls_state = settings.state_poll_interval_ms > 0  # operator halts (daemon)
+        self._evaluation_timer: EvaluationTimer | None = None
+        self.guard = StrategyGuard(settings.max_strategy_failures)  # every call into strategy code
+
+    # -- what the parts own, read here ------------------------------------------------------
+
+    @property
+    def gate(self) -> RiskGate:
+        return self.flow.gate
+
+    @property
+    def settings(self) -> EngineSettings:
+        return self.flow.settings
+
+    @property
+    def state(self) -> TradingState:
+        return self.trading.state
+
+    @property
+    def state_reason(self) -> str:
+        return self.trading.reason
+
+    @property
+    def paused(self) -> Mapping[str, str]:
+        return self.trading.paused
+
+    def reservations(self) -> dict[str, Reservation]:
+        """What approved, unfilled entries hold, by intent id (a copy)."""
+        return self.ledger.reservations()
+
+    def committed_heat(self) -> float:
+        """Heat of open positions plus what approved, unfilled entries may add."""
+        return self.flow.committed_heat()
 
     # -- wiring -----------------------------------------------------------------
 
-    @property
-    def margin(self) -> float:
-        return self.settings.slippage_margin_bps / 10_000.0
-
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` with every signal and fact (metrics, notifications)."""
-        self._listeners.append(listener)
+        self._recorder.subscribe(listener)
 
-    def _emit(self, item: Fact | Signal) -> None:
-        self.store.record(item)
-        self._since_flush += 1
-        for listener in self._listeners:
-            listener(item)
+    def time_evaluations(self, timer: EvaluationTimer | None) -> None:
+        """Call ``timer(strategy name, seconds)`` after every ``Strategy.evaluate`` (metrics)."""
+        self._evaluation_timer = timer
 
     async def run(self, feed: Feed) -> EngineStats:
         """Consume ``feed`` to its end (or until cancelled); state is flushed either way."""
@@ -135,7 +159,7 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
                 await self.on_event(event)
             for strategy in self.strategies:  # what a prepared replay held back (backtests)
                 for explained in strategy.deferred_explanations():
-                    self._emit(explained)
+                    self._recorder.emit(explained)
         finally:
             await self.store.flush()
         return self.stats
@@ -154,9 +178,9 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
                 strategy.on_market(event)
             if event.best_bid is not None:  # a long exits into the bid
                 await self._on_price(event, event.symbol, event.best_bid, event.ts)
-        if self.settings.durable or self._since_flush >= self.settings.flush_every:
-            self._since_flush = 0
-            await self.store.flush()
+        settings = self.flow.settings
+        if settings.durable or self._recorder.since_flush >= settings.flush_every:
+            await self._recorder.flush()
 
     # -- candles ----------------------------------------------------------------
 
@@ -173,10 +197,10 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
 
         facts = await self.executor.on_market(candle)  # fills of orders resting until this bar
         if facts:
-            await self._apply(facts)
+            await self.flow.apply(facts)
         self.portfolio.mark(candle.symbol, candle.close)
-        if self._stops_dirty or candle.symbol in self.portfolio.positions:  # else nothing to protect
-            await self._protect_on_bar(candle)
+        if self.protection.stale or candle.symbol in self.portfolio.positions:  # else nothing to protect
+            await self._protect(self.protection.judge_bar(candle), candle.symbol, candle.high, candle.close_ts)
         rolling = self._rolling_atr.get(key)
         if rolling is None:  # first candle of this series here: start from what the buffer holds
             rolling = self._rolling_atr[key] = RollingATR(self.settings.atr_period)
@@ -185,25 +209,54 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         else:
             atr = rolling.update(candle.high, candle.low, candle.close)
         if atr is not None:
-            self._atr[candle.symbol] = atr
+            self.flow.note_atr(candle.symbol, atr)
 
         close_ts = candle.close_ts
-        if self._advance_clock is not None:
-            self._advance_clock(close_ts)
+        self.clock.advance_to(close_ts)  # a simulated clock follows the candles; a live one does not
         for strategy in self._routes.get(key, ()):
             if len(buffer) < strategy.warmup or not self.guard.active(strategy):
                 continue
             ctx = self._context(strategy, candle, buffer)
-            signal = self._guarded(strategy, "evaluate", candle, lambda s=strategy: s.evaluate(ctx))
+            signal = self._guarded(strategy, "evaluate", candle, self._evaluation(strategy, ctx))
             if signal is not None:  # a backfilled bar is history: it may exit, never enter
-                await self.on_signal(signal, candle.close, may_enter=not candle.backfilled)
+                await self.flow.on_signal(signal, candle.close, may_enter=not candle.backfilled)
                 attributions = self._guarded(  # after the order left
                     strategy, "explain", candle, lambda s=strategy, sig=signal: s.explain(sig))
                 if attributions:
-                    self._emit(SignalExplained(signal.signal_id, signal.ts, attributions))
+                    self._recorder.emit(SignalExplained(signal.signal_id, signal.ts, attributions))
         snapshot = self.portfolio.snapshot(close_ts)
         self._check_breakers(close_ts, snapshot.equity)
-        self._emit(snapshot)
+        self._recorder.emit(snapshot)
+
+    def _evaluation(self, strategy: Strategy, ctx: BarContext) -> Callable[[], Signal | None]:
+        timer = self._evaluation_timer
+        if timer is None:
+            return lambda: strategy.evaluate(ctx)
+
+        def timed() -> Signal | None:
+            t0 = time.perf_counter()
+            try:
+                return strategy.evaluate(ctx)
+            finally:
+                timer(strategy.name, time.perf_counter() - t0)
+
+        return timed
+
+    async def _on_price(self, event: MarketEvent, symbol: str, price: float, ts: int) -> None:
+        await self.flow.apply(await self.executor.on_market(event))
+        self.portfolio.mark(symbol, price)
+        await self._protect(self.protection.judge_price(symbol, price, ts), symbol, price, ts)
+
+    async def _protect(self, request: ExitRequest | None, symbol: str, high: float, ts: int) -> None:
+        """Send the exit protection asks for (unless one is on its way), else trail the stop."""
+        if request is not None:
+            if not self.ledger.exit_pending(symbol):
+                await self.flow.exit(request)
+            return
+        changed = self.protection.trail(symbol, high, ts)
+        if changed is not None:
+            self._recorder.emit(changed)
+        await self.flow.sync_stops()
 
     def _buffer(self, key: tuple[str, str]) -> CandleBuffer:
         buffer = self.buffers.get(key)
@@ -222,8 +275,83 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         result, failed = self.guard.call(strategy, what, candle.symbol, candle.ts, fn)
         if failed is not None:
             self.stats.strategy_failures += 1
-            self._emit(failed)
+            self._recorder.emit(failed)
         return result
+
+    # -- orders and facts from outside the feed -------------------------------------------------
+
+    async def on_signal(self, signal: Signal, price: float, may_enter: bool = True) -> None:
+        """Act on a strategy's signal at reference ``price`` (also for external signal sources);
+        ``may_enter=False`` (a backfilled bar): exits only."""
+        await self.flow.on_signal(signal, price, may_enter)
+
+    async def apply(self, facts: list[Fact | OrderClosed]) -> None:
+        """Apply facts an executor produced outside ``submit``/``on_market`` (reconciliation)."""
+        await self.flow.apply(facts)
+
+    async def cancel_orders(self, symbols: Sequence[str], *, keep_protective: bool, entries_only: bool = False,
+                            reason: str = "canceled") -> int:
+        """Cancel our resting orders on ``symbols`` (``ExecutionPort.cancel_all``) and release
+        what was held for them; returns how many were cancelled."""
+        n, facts = await self.executor.cancel_all(self.clock.now_ms(), symbols, keep_protective=keep_protective,
+                                                  entries_only=entries_only, reason=reason)
+        await self.flow.apply(facts)
+        return n
+
+    async def rearm_exchange_stops(self) -> None:
+        """Give every open position its exchange-side stop (start-up, after reconciliation)."""
+        self.protection.rearm()
+        await self.flow.sync_stops()
+
+    # -- trading state ----------------------------------------------------------------------
+
+    def pause(self, symbol: str, reason: str | None) -> None:
+        """Stop new entries on ``symbol`` (the gate's ``symbol_paused``), or lift it (``None``).
+        Exits and stops on the symbol keep working."""
+        self.trading.pause(symbol, reason)
+
+    def set_state(self, state: TradingState, reason: str, force: bool = False) -> None:
+        """Move to ``state`` (only escalates unless ``force``: an operator's resume)."""
+        self.trading.set_state(state, reason, self.clock.now_ms(), force)
+
+    def resume_blockers(self) -> list[str]:
+        """Why a resume would not hold now: a breach the breakers still see."""
+        return self.trading.resume_blockers(self.clock.now_ms(), self.portfolio.equity())
+
+    def _check_breakers(self, ts: int, equity: float | None = None) -> None:
+        self.trading.on_equity(ts, self.portfolio.equity() if equity is None else equity)
+        if self.flow.settings.breakers_persisted:
+            memory = self.trading.memory()
+            if memory != self._saved_breakers:
+                self._saved_breakers = memory
+                self.store.record_breakers(memory, ts)
+
+    async def restore_breakers(self, now_ms: int | None = None,
+                               memory: BreakerMemory | None = None) -> BreakerMemory | None:
+        """Take back the persisted day-start equity and peak (restart), then judge equity at
+        ``now_ms``. ``memory``: one read earlier (before reconciliation touched the store)."""
+        memory = memory if memory is not None else await self.store.load_breakers()
+        self.trading.recall(memory if memory is not None else EMPTY_MEMORY)
+        self._saved_breakers = None  # re-persist: what reconciliation queued is superseded
+        if memory is not None:
+            log.info("breakers_restored", day=memory.day, day_start_equity=round(memory.day_start_equity, 2),
+                     peak_equity=round(memory.peak_equity, 2))
+        if now_ms is not None:
+            self._check_breakers(now_ms)
+        return memory
+
+    async def poll_trading_state(self, force: bool = False) -> None:
+        """Honour a state an operator stored (``neuralbot halt``) while running; cheap when not due."""
+        interval = self.settings.state_poll_interval_ms
+        if not interval and not force:
+            return
+        now = self.clock.now_ms()
+        if not force and self._last_state_poll is not None and now - self._last_state_poll < interval:
+            return
+        self._last_state_poll = now
+        stored = await self.store.load_trading_state()
+        if stored is not None:
+            self.trading.apply_stored(stored[0], f"stored trading state: {stored[1]}", now)
 
     # -- restart and operator actions ----------------------------------------------
 
@@ -258,24 +386,16 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         """Resume after a restart: positions (with their stops) first, then memory of decisions."""
         for pos in positions:
             self.portfolio.restore(pos)
-        self._decided.update(decided)
-        self._entered_signals.update(entered_signals)
-        for order_id, intent in open_intents:
-            self._intents[intent.intent_id] = intent
-            self._order_intent[order_id] = intent.intent_id
-            (self._pending_exits if intent.reduce_only else self._pending_entries).add(intent.symbol)
+        self.ledger.restore(decided, entered_signals, open_intents)
 
     def reconfigure(self, limits: RiskLimits, settings: EngineSettings) -> None:
         """A reloaded configuration: a new risk gate and breakers (which keep their memory:
         day-start equity and peak) and new settings; ATR trackers restart from the buffers
         when their period changed."""
-        memory = self.breakers.memory()
-        self.gate = RiskGate(limits, self.gate.checks)
-        self.breakers = Breakers(limits.daily_loss_limit_pct, limits.max_drawdown_pct)
-        self.breakers.restore(memory)
         if settings.atr_period != self.settings.atr_period:
             self._rolling_atr.clear()
-        self.settings = settings
+        self.flow.reconfigure(RiskGate(limits, self.gate.checks), settings)
+        self.trading.replace_breakers(make_breakers(limits))
 
     def unprotected(self) -> list[str]:
         """Open positions without a stop (must be empty whenever the engine trades)."""
@@ -290,9 +410,9 @@ class Engine(TradingStateMixin, OrderFlowMixin, ProtectionMixin):
         """Close ``symbol``'s position with a reducing market order through the gate; ``False``
         when there is none or an exit is already on its way."""
         pos = self.portfolio.position(symbol)
-        if not pos.is_open or symbol in self._pending_exits:
+        if not pos.is_open or self.ledger.exit_pending(symbol):
             return False
         ts = self.clock.now_ms()
         price = self.portfolio.last_price.get(symbol, pos.avg_price)
-        await self._exit(symbol, pos.amount, "flatten", price, ts, f"{reason}-{ts}")
+        await self.flow.exit(ExitRequest(symbol, pos.amount, "flatten", price, ts, f"{reason}-{ts}"))
         return True

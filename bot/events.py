@@ -4,7 +4,7 @@ Every component of the bot talks in these. Market data (``Candle``, ``OrderBook`
 ``Trade``) flows from a feed into the Engine; decisions (``Signal``,
 ``OrderIntent``) flow from strategies through the risk gate; facts (past tense:
 ``OrderDenied``, ``OrderSubmitted``, ``OrderFilled``, ``PositionChanged``,
-``EquitySnapshot``) are what happened and are persisted by the store.
+``EquitySnapshot``, ``TradingStateChanged``) are what happened and are persisted by the store.
 
 Timestamps are integer milliseconds since the Unix epoch (UTC), as exchanges
 publish them. Prices and quantities are floats in quote / base units.
@@ -286,5 +286,16 @@ class StrategyFailed:
     disabled: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TradingStateChanged:
+    """The trading state moved (``active`` / ``reducing`` / ``halted``): a breaker, an operator,
+    a restart or a shutdown (``risk.trading_state``)."""
+
+    ts: int
+    old: str
+    new: str
+    reason: str
+
+
 Fact = (OrderDenied | OrderSubmitted | OrderFilled | PositionChanged | EquitySnapshot | SignalExplained
-        | StrategyFailed)
+        | StrategyFailed | TradingStateChanged)

@@ -37,9 +37,9 @@ from bot.clock import Clock, LiveClock, SimClock
 from bot.config import Settings, date_to_ms
 from bot.data import candle_file, load_candles_csv
 from bot.engine import Engine
-from bot.engine_state import DURABLE_STATE_POLL_MS, EngineSettings
+from bot.engine_settings import DURABLE_STATE_POLL_MS, EngineSettings
 from bot.events import timeframe_ms
-from bot.execution.base import ExecutionPort
+from bot.ports import ExecutionPort
 from bot.execution.paper_restart import restore_paper
 from bot.execution.simulated import SimulatedExecutor
 from bot.feeds.base import Feed

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.config import Settings, StrategyConfig, round_trip_cost
-from bot.engine_state import EngineSettings
+from bot.engine_settings import EngineSettings
 from bot.events import timeframe_ms
 from bot.feeds.live_settings import LiveFeedSettings
 from risk.gate import RiskLimits
@@ -104,4 +104,5 @@ def risk_limits(settings: Settings) -> RiskLimits:
         max_orders_per_minute=r.max_orders_per_minute,
         daily_loss_limit_pct=r.daily_loss_limit_pct,
         max_drawdown_pct=r.max_drawdown_pct,
+        breakers=tuple(r.breakers),
     )

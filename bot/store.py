@@ -35,6 +35,7 @@ from bot.events import (
     Signal,
     SignalExplained,
     StrategyFailed,
+    TradingStateChanged,
 )
 from bot.execution.orders import TERMINAL
 from bot.store_schema import (
@@ -220,6 +221,11 @@ class Store:
                 (p, item.strategy, item.symbol, item.ts, item.call, item.error, item.consecutive,
                  int(item.disabled)),
             )
+        if isinstance(item, TradingStateChanged):
+            return (
+                "INSERT INTO trading_state_changes (portfolio, ts, old, new, reason) VALUES (?,?,?,?,?)",
+                (p, item.ts, item.old, item.new, item.reason),
+            )
         raise TypeError(f"cannot store {type(item).__name__}")
 
     async def set_order_status(self, order_id: str, status: str, ts: int) -> None:
@@ -310,7 +316,7 @@ class Store:
     async def fetch(self, table: str, where: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of one of this portfolio's tables as dicts (for reports, status, tests)."""
         if table not in {"signals", "risk_decisions", "orders", "fills", "positions", "equity",
-                         "strategy_failures", "operator_actions"}:
+                         "strategy_failures", "operator_actions", "trading_state_changes"}:
             raise ValueError(f"unknown table {table!r}")
         sql = f"SELECT * FROM {table} WHERE portfolio = ?"
         if where:

@@ -133,6 +133,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (portfolio, symbol)
     );
     """,
+    # v9 (risk): every change of the trading state, as the fact it is (``TradingStateChanged``).
+    """
+    CREATE TABLE trading_state_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, portfolio TEXT NOT NULL, ts INTEGER NOT NULL,
+        old TEXT NOT NULL, new TEXT NOT NULL, reason TEXT NOT NULL
+    );
+    CREATE INDEX trading_state_changes_by_portfolio ON trading_state_changes (portfolio, ts);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

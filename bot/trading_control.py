@@ -35,7 +35,7 @@ import structlog
 from bot.clock import LiveClock
 from bot.store import Store
 from bot.store_lock import StoreLock, StoreLocked
-from risk.breakers import DAY_MS, resume_blockers as breach_blockers
+from risk.breakers import resume_blockers as breach_blockers
 from risk.state import TradingState
 
 if TYPE_CHECKING:
@@ -120,7 +120,8 @@ async def _halt_at_exchange(settings: Settings, store: Store, symbols: list[str]
     try:
         executor = ExchangeExecutor(client, store, clock)
         await executor.start(symbols)
-        _, facts = await executor.cancel_open(symbols, entries_only=True)
+        _, facts = await executor.cancel_all(clock.now_ms(), symbols, keep_protective=False, entries_only=True,
+                                             reason="operator halt")
         out["canceled"] = sum(1 for f in facts if isinstance(f, OrderClosed))
         if flatten:
             built = await kernel.exchange_engine(client, store, clock, [], symbols,
@@ -149,10 +150,10 @@ async def resume_blockers(settings: Settings, store: Store) -> list[str]:
                                (store.portfolio,))
     memory = await store.load_breakers()
     if memory is not None and equity:
+        from bot.kernel_settings import risk_limits
+
         eq, ts = float(equity[-1]["equity"]), int(equity[-1]["ts"])
-        problems += breach_blockers(eq, memory.peak_equity, memory.day_start_equity,
-                                    memory.reducing_day == ts // DAY_MS, settings.risk.max_drawdown_pct,
-                                    settings.risk.daily_loss_limit_pct)
+        problems += breach_blockers(ts, eq, memory, risk_limits(settings))
     if MISMATCH_REASON in reason and settings.mode != "paper":
         problems += await _exchange_mismatches(settings, store)
     return problems

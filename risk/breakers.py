@@ -1,17 +1,31 @@
-"""Circuit breakers: daily loss limit and equity drawdown, pure functions plus a small tracker.
+"""Circuit breakers as small plug-ins, each answering "lock? until when? why?".
 
-A breached daily loss limit moves the bot to REDUCING until the next UTC day; a
-breached drawdown moves it to HALTED until an operator resumes it. REDUCING stops new
-entries while exits and stops keep working; HALTED sends nothing but its own positions'
-protective stops and an operator's flatten (exchange-side stops already resting stay).
-States only escalate here.
+A breaker watches marked equity and, when its limit is breached, asks for a ``Lock``: the
+trading state it demands, until when (``None``: until an operator resumes) and why. They
+are listed in ``[risk] breakers`` and built by name (``make_breakers``); the trading-state
+controller (``risk.trading_state``) asks them in that order and takes the first lock.
+
+* ``max_drawdown``: equity ``max_drawdown_pct`` below its peak -> HALTED until an operator
+  resumes;
+* ``daily_loss``: equity ``daily_loss_limit_pct`` below the UTC day's opening equity ->
+  REDUCING for the rest of that day.
+
+REDUCING stops new entries while exits and stops keep working; HALTED sends nothing but its
+own positions' protective stops and an operator's flatten (exchange-side stops already
+resting stay). What a breaker must remember across a restart (day-start equity, peak) is
+part of one persisted ``BreakerMemory``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from risk.state import TradingState
+
+if TYPE_CHECKING:
+    from risk.gate import RiskLimits
 
 DAY_MS = 86_400_000
 
@@ -34,19 +48,6 @@ def drawdown_breach(equity: float, peak_equity: float, limit_pct: float | None) 
     return None
 
 
-def resume_blockers(equity: float, peak_equity: float, day_start_equity: float, reducing_today: bool,
-                    max_drawdown_pct: float | None, daily_loss_limit_pct: float | None) -> list[str]:
-    """Why lifting a halt would not hold: a drawdown, or today's daily loss, still breached."""
-    problems = []
-    dd = drawdown_breach(equity, peak_equity, max_drawdown_pct)
-    if dd is not None:
-        problems.append(f"{dd}; wait for equity to recover, or raise risk.max_drawdown_pct")
-    loss = daily_loss_breach(equity, day_start_equity, daily_loss_limit_pct) if reducing_today else None
-    if loss is not None:
-        problems.append(f"{loss} today; it resets at 00:00 UTC")
-    return problems
-
-
 def escalate(current: TradingState, wanted: TradingState) -> TradingState:
     order = (TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED)
     return wanted if order.index(wanted) > order.index(current) else current
@@ -62,43 +63,142 @@ class BreakerMemory:
     reducing_day: int | None = None
 
 
-@dataclass(slots=True)
-class Breakers:
-    """Tracks the day's opening equity and the equity peak; says which state is due."""
+EMPTY_MEMORY = BreakerMemory(None, 0.0, 0.0, None)
 
-    daily_loss_limit_pct: float | None = 5.0
-    max_drawdown_pct: float | None = 15.0
-    day: int | None = None
-    day_start_equity: float = 0.0
-    peak_equity: float = 0.0
-    reducing_day: int | None = None  # the UTC day a daily-loss REDUCING applies to
 
-    def update(self, ts_ms: int, equity: float) -> tuple[TradingState, str] | None:
-        """Feed a marked equity at ``ts_ms``; returns the state a breach demands, if any."""
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """A breaker's answer: the state it demands, until when (``None``: an operator resumes), why."""
+
+    state: TradingState
+    until_ms: int | None
+    reason: str
+
+
+class Breaker(Protocol):
+    name: str
+
+    def track(self, ts_ms: int, equity: float) -> None:
+        """Follow a marked equity at ``ts_ms`` (every breaker, on every mark)."""
+        ...
+
+    def check(self, ts_ms: int, equity: float) -> Lock | None:
+        """Lock? until when? why? (asked right after this breaker's ``track``, in the configured
+        order, until one locks: a breaker after the first lock only tracks)."""
+        ...
+
+    def lifted(self, ts_ms: int) -> str | None:
+        """Why the timed lock this breaker holds has ended at ``ts_ms`` (it forgets it), else ``None``."""
+        ...
+
+    def resume_blocker(self, ts_ms: int, equity: float) -> str | None:
+        """Why lifting a halt now would not hold (the breach persists), else ``None``."""
+        ...
+
+    def remember(self) -> dict[str, Any]:
+        """This breaker's fields of the persisted ``BreakerMemory``."""
+        ...
+
+    def recall(self, memory: BreakerMemory) -> None:
+        """Take back what ``remember`` stored (restart)."""
+        ...
+
+
+class MaxDrawdown:
+    """HALTED when equity falls ``limit_pct`` below its peak; stays until an operator resumes."""
+
+    name = "max_drawdown"
+
+    def __init__(self, limit_pct: float | None) -> None:
+        self.limit_pct = limit_pct
+        self.peak_equity = 0.0
+
+    def track(self, ts_ms: int, equity: float) -> None:
+        self.peak_equity = max(self.peak_equity, equity)
+
+    def check(self, ts_ms: int, equity: float) -> Lock | None:
+        reason = drawdown_breach(equity, self.peak_equity, self.limit_pct)
+        return None if reason is None else Lock(TradingState.HALTED, None, reason)
+
+    def lifted(self, ts_ms: int) -> str | None:
+        return None
+
+    def resume_blocker(self, ts_ms: int, equity: float) -> str | None:
+        dd = drawdown_breach(equity, self.peak_equity, self.limit_pct)
+        return None if dd is None else f"{dd}; wait for equity to recover, or raise risk.max_drawdown_pct"
+
+    def remember(self) -> dict[str, Any]:
+        return {"peak_equity": self.peak_equity}
+
+    def recall(self, memory: BreakerMemory) -> None:
+        self.peak_equity = memory.peak_equity
+
+
+class DailyLoss:
+    """REDUCING for the rest of the UTC day when equity falls ``limit_pct`` below the day's open."""
+
+    name = "daily_loss"
+
+    def __init__(self, limit_pct: float | None) -> None:
+        self.limit_pct = limit_pct
+        self.day: int | None = None
+        self.day_start_equity = 0.0
+        self.locked_day: int | None = None  # the UTC day its REDUCING applies to
+
+    def track(self, ts_ms: int, equity: float) -> None:
         day = ts_ms // DAY_MS
         if self.day != day:
             self.day = day
             self.day_start_equity = equity
-        self.peak_equity = max(self.peak_equity, equity)
-        reason = drawdown_breach(equity, self.peak_equity, self.max_drawdown_pct)
-        if reason is not None:
-            return TradingState.HALTED, reason
-        reason = daily_loss_breach(equity, self.day_start_equity, self.daily_loss_limit_pct)
-        if reason is not None:
-            self.reducing_day = day
-            return TradingState.REDUCING, reason
-        return None
 
-    def daily_reset_due(self, ts_ms: int) -> bool:
-        """Whether a daily-loss REDUCING has expired (a new UTC day started)."""
-        return self.reducing_day is not None and ts_ms // DAY_MS != self.reducing_day
+    def check(self, ts_ms: int, equity: float) -> Lock | None:
+        reason = daily_loss_breach(equity, self.day_start_equity, self.limit_pct)
+        if reason is None:
+            return None
+        day = ts_ms // DAY_MS
+        self.locked_day = day
+        return Lock(TradingState.REDUCING, (day + 1) * DAY_MS, reason)
 
-    def memory(self) -> BreakerMemory:
-        return BreakerMemory(self.day, self.day_start_equity, self.peak_equity, self.reducing_day)
+    def lifted(self, ts_ms: int) -> str | None:
+        if self.locked_day is None or ts_ms // DAY_MS == self.locked_day:
+            return None
+        self.locked_day = None
+        return "new UTC day: daily loss limit reset"
 
-    def restore(self, memory: BreakerMemory) -> None:
-        """Replace what is tracked with a persisted memory (restart)."""
-        self.day = memory.day
-        self.day_start_equity = memory.day_start_equity
-        self.peak_equity = memory.peak_equity
-        self.reducing_day = memory.reducing_day
+    def resume_blocker(self, ts_ms: int, equity: float) -> str | None:
+        if self.locked_day != ts_ms // DAY_MS:
+            return None
+        loss = daily_loss_breach(equity, self.day_start_equity, self.limit_pct)
+        return None if loss is None else f"{loss} today; it resets at 00:00 UTC"
+
+    def remember(self) -> dict[str, Any]:
+        return {"day": self.day, "day_start_equity": self.day_start_equity, "reducing_day": self.locked_day}
+
+    def recall(self, memory: BreakerMemory) -> None:
+        self.day, self.day_start_equity = memory.day, memory.day_start_equity
+        self.locked_day = memory.reducing_day
+
+
+#: every breaker by the name ``[risk] breakers`` lists it under, built from the risk limits
+BREAKERS: dict[str, Callable[[RiskLimits], Breaker]] = {
+    MaxDrawdown.name: lambda limits: MaxDrawdown(limits.max_drawdown_pct),
+    DailyLoss.name: lambda limits: DailyLoss(limits.daily_loss_limit_pct),
+}
+DEFAULT_BREAKERS = (MaxDrawdown.name, DailyLoss.name)
+
+
+def make_breakers(limits: RiskLimits, names: Sequence[str] | None = None) -> list[Breaker]:
+    """The breakers ``names`` lists (default: ``limits.breakers``), in that order."""
+    return [BREAKERS[name](limits) for name in (limits.breakers if names is None else names)]
+
+
+def resume_blockers(ts_ms: int, equity: float, memory: BreakerMemory, limits: RiskLimits) -> list[str]:
+    """Why lifting a halt would not hold, judged by the breakers ``limits`` lists from a
+    persisted memory (a process other than the running daemon: ``neuralbot resume``)."""
+    problems = []
+    for breaker in make_breakers(limits):
+        breaker.recall(memory)
+        problem = breaker.resume_blocker(ts_ms, equity)
+        if problem is not None:
+            problems.append(problem)
+    return problems

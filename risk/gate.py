@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from bot.events import OrderDenied, OrderIntent
+from risk.breakers import DEFAULT_BREAKERS
 from risk.checks import DEFAULT_CHECKS, Check
 from risk.market import MarketRules
 from risk.state import TradingState
@@ -35,6 +36,7 @@ class RiskLimits:
     max_orders_per_minute: int | None = 30  # new entries per rolling minute
     daily_loss_limit_pct: float | None = 5.0  # -> REDUCING for the rest of the UTC day
     max_drawdown_pct: float | None = 15.0  # from the equity peak -> HALTED
+    breakers: tuple[str, ...] = DEFAULT_BREAKERS  # risk.breakers plug-ins, asked in this order
 
 
 @dataclass(frozen=True, slots=True)

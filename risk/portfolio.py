@@ -50,6 +50,14 @@ class Portfolio:
         self.dust: dict[str, float] = {}
         self.dust_held: dict[str, float] = {}  # untradeable remainders written off
 
+    def restore_cash(self, cash: float) -> None:
+        """Put back the cash known from the store or the exchange's balance (restart, start-up)."""
+        self.cash = cash
+
+    def set_lot_size(self, symbol: str, amount_step: float) -> None:
+        """Below ``amount_step`` a remainder of ``symbol`` cannot be traded: it is dust."""
+        self.dust[symbol] = amount_step
+
     def position(self, symbol: str) -> Position:
         pos = self.positions.get(symbol)
         if pos is None:  # flat: one shared (frozen) empty position per symbol

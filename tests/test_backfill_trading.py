@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.engine import Engine
-from bot.engine_state import EngineSettings
+from bot.engine_settings import EngineSettings
 from bot.events import Candle
 from bot.exchange_sim import FaultSettings, SimExchange, SimSettings, make_ccxt_binance
 from bot.exchange_sim.testing import ExchangeClock

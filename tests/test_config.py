@@ -58,10 +58,11 @@ def test_environment_overrides_toml(write_config, monkeypatch: pytest.MonkeyPatc
         ("[[models]]\nname = \"m\"\nkind = \"gbm\"\n[[models]]\nname = \"m\"\nkind = \"lstm\"\n",
          "models", "repeated: m"),
         ("[walkforward]\nretrain_every = \"fortnight\"\n", "walkforward.retrain_every", "quarter"),
+        ("[risk]\nbreakers = [\"max_drawdown\", \"daily_los\"]\n", "risk.breakers", "did you mean 'daily_loss'"),
     ],
     ids=["typo", "cap-out-of-range", "wrong-type", "bad-timeframe", "live-without-opt-in",
          "stop-above-target", "secret-in-toml", "nested-secret-in-toml", "unknown-top-level",
-         "duplicate-strategy-names", "duplicate-model-names", "bad-retrain-cadence"],
+         "duplicate-strategy-names", "duplicate-model-names", "bad-retrain-cadence", "unknown-breaker"],
 )
 def test_bad_config_names_the_key(write_config, body: str, key: str, fragment: str) -> None:
     path = write_config(body)

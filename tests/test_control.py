@@ -51,7 +51,7 @@ def test_halt_stops_entries_keeps_stops_and_resume_lifts_it(tmp_path: Path) -> N
                             portfolio=portfolio, store=store, clock=SimClock(T0),
                             executor=SimulatedExecutor(cash=lambda: portfolio.cash),
                             settings=EngineSettings(stops=StopRules(stop_loss_pct=5.0, take_profit_pct=None)))
-            op = Operator(engine, store, executor="simulated", symbols=SYMS, lock=asyncio.Lock())
+            op = Operator(engine, store, symbols=SYMS, lock=asyncio.Lock())
             for sym in SYMS:
                 await engine.on_event(bar(sym, 0, 100.0))
             await engine.on_signal(long("BTC/USDT", 0), 100.0)
@@ -122,7 +122,7 @@ def test_resume_is_refused_while_the_drawdown_persists(tmp_path: Path) -> None:
             portfolio = Portfolio(10_000.0)
             engine = Engine(strategies=[], gate=RiskGate(RiskLimits(max_drawdown_pct=15.0)), portfolio=portfolio,
                             store=store, clock=SimClock(T0), executor=SimulatedExecutor(cash=lambda: portfolio.cash))
-            op = Operator(engine, store, executor="simulated", symbols=SYMS, lock=asyncio.Lock())
+            op = Operator(engine, store, symbols=SYMS, lock=asyncio.Lock())
             await engine.on_event(bar("BTC/USDT", 0, 100.0))
             portfolio.cash = 8_000.0  # equity 20% below its peak: the drawdown breaker halts
             await engine.on_event(bar("BTC/USDT", 1, 100.0))

@@ -216,7 +216,7 @@ class Webhook:
 
 def test_a_reload_takes_risk_and_stops_but_keeps_what_the_wiring_decided(write_config: Callable[..., Path]) -> None:
     from bot.config import load_settings
-    from bot.engine_state import EngineSettings
+    from bot.engine_settings import EngineSettings
     from bot.kernel import Kernel
 
     # an exchange daemon: durable, polling operator halts, persisting breakers, the exchange's fee

@@ -152,7 +152,7 @@ def test_insufficient_funds_becomes_a_stored_denial(data_dir: Path, tmp_path: Pa
         assert [r["check_name"] for r in rows] == ["exchange_insufficient_funds"]
         (order,) = await store.load_exchange_orders()
         assert order["state"] == "rejected" and "insufficient" in order["error"]
-        assert not engine._pending_entries  # released: a later signal may enter
+        assert not engine.ledger.entry_pending(SYM)  # released: a later signal may enter
 
     with_exchange(data_dir, tmp_path, body)
 

@@ -64,8 +64,7 @@ async def test_shutdown_cancels_are_stored_and_release_the_entry(tmp_path: Path)
     await engine.on_event(_bar(0))
     await engine.on_signal(_signal(0, Direction.LONG), 100.0)
     assert engine.reservations()
-    n, facts = engine.executor.cancel_resting(HOUR, keep_protective=True)  # type: ignore[attr-defined]
-    await engine.apply(facts)
+    n = await engine.cancel_orders(["BTC/USDT"], keep_protective=True, reason="daemon shutdown")
     await store.close()
     assert n == 1 and not engine.reservations()
     assert list((await _statuses(tmp_path / "p.sqlite", "paper")).values()) == ["canceled"]

@@ -16,11 +16,12 @@ from bot.engine import Engine, EngineSettings
 from bot.events import Direction, OrderIntent, Side, Signal
 from bot.execution.paper_book import PaperBookExecutor
 from bot.store import Store
-from risk.breakers import Breakers, daily_loss_breach, drawdown_breach
+from risk.breakers import daily_loss_breach, drawdown_breach, make_breakers
 from risk.gate import RiskContext, RiskGate, RiskLimits, TradingState
 from risk.market import MarketRules
 from risk.portfolio import Portfolio
 from risk.sizing import RollingATR, entry_amount
+from risk.trading_state import TradingStateController
 
 LIMITS = RiskLimits()
 
@@ -166,14 +167,15 @@ def test_breakers_reduce_on_daily_loss_and_halt_on_drawdown() -> None:
     assert daily_loss_breach(95.0, 100.0, 5.0) is not None
     assert daily_loss_breach(96.0, 100.0, 5.0) is None
     assert drawdown_breach(85.0, 100.0, 15.0) is not None
-    b = Breakers(daily_loss_limit_pct=5.0, max_drawdown_pct=15.0)
-    assert b.update(0, 100.0) is None
-    state, _ = b.update(1_000, 94.0) or (None, "")
-    assert state is TradingState.REDUCING
-    assert b.daily_reset_due(86_400_000 + 1)
-    assert b.update(86_400_000 + 1, 94.0) is None  # a new day starts from 94
-    state, _ = b.update(86_400_000 + 2, 84.0) or (None, "")
-    assert state is TradingState.HALTED
+    t = TradingStateController(make_breakers(RiskLimits(daily_loss_limit_pct=5.0, max_drawdown_pct=15.0)))
+    t.on_equity(0, 100.0)
+    assert t.state is TradingState.ACTIVE
+    t.on_equity(1_000, 94.0)
+    assert t.state is TradingState.REDUCING
+    t.on_equity(86_400_000 + 1, 94.0)  # a new day lifts the lock and starts from 94
+    assert t.state is TradingState.ACTIVE and t.reason == "new UTC day: daily loss limit reset"
+    t.on_equity(86_400_000 + 2, 84.0)
+    assert t.state is TradingState.HALTED
 
 
 def test_market_rules_round_down_and_name_dust() -> None:

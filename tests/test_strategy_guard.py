@@ -85,3 +85,23 @@ async def test_a_success_resets_the_count(tmp_path: Path) -> None:
         await store.close()
     assert [f["consecutive"] for f in failures] == [1, 2]
     assert strategy.calls == 10
+
+
+async def test_evaluations_are_timed_without_touching_the_strategy(tmp_path: Path) -> None:
+    """The daemon's inference metric comes through ``Engine.time_evaluations``; the strategy's
+    own ``evaluate`` stays as it is, and a failing call is timed as well."""
+    store = await Store.open(tmp_path / "timed.sqlite", "p")
+    strategy = Breaks(breaks_at=2)
+    portfolio = Portfolio(10_000.0)
+    engine = Engine(strategies=[strategy], gate=RiskGate(RiskLimits(max_orders_per_minute=None)),
+                    executor=SimulatedExecutor(cash=lambda: portfolio.cash), portfolio=portfolio, store=store,
+                    clock=SimClock(), settings=EngineSettings(max_strategy_failures=10))
+    timed: list[tuple[str, float]] = []
+    engine.time_evaluations(lambda name, seconds: timed.append((name, seconds)))
+    try:
+        await engine.run(ReplayFeed([_bars([100.0, 101.0, 102.0, 103.0])]))
+    finally:
+        await store.close()
+    assert "evaluate" not in vars(strategy)  # nothing was patched onto the instance
+    assert [name for name, _ in timed] == ["breaks"] * 4 == ["breaks"] * strategy.calls
+    assert all(seconds >= 0.0 for _, seconds in timed)

@@ -33,14 +33,16 @@ from bot.events import (
     OrderFilled,
     OrderIntent,
     Signal,
+    TradingStateChanged,
 )
 from bot.feeds.replay import ReplayFeed
 from bot.kernel import Kernel
+from risk.breakers import BreakerMemory
 from strategies.base import BarContext, Strategy
 
 
 class MemoryStore:
-    """An in-memory stand-in for :class:`bot.store.Store` (the Engine's fact sink)."""
+    """The Engine's fact sink (``bot.ports.FactSink``) in memory, as :class:`bot.store.Store` is on SQLite."""
 
     def __init__(self, portfolio: str = "memory") -> None:
         self.portfolio = portfolio
@@ -51,7 +53,9 @@ class MemoryStore:
         self.fills: list[dict[str, Any]] = []
         self.signals: list[Signal] = []
         self.denials: list[OrderDenied] = []
+        self.state_changes: list[TradingStateChanged] = []
         self.decisions = 0
+        self.breakers: BreakerMemory | None = None
 
     def record(self, item: Fact | Signal) -> None:
         if isinstance(item, EquitySnapshot):
@@ -72,6 +76,8 @@ class MemoryStore:
             self.signals.append(item)
         elif isinstance(item, OrderDenied):
             self.denials.append(item)
+        elif isinstance(item, TradingStateChanged):
+            self.state_changes.append(item)
 
     def record_decision(self, intent: OrderIntent, denial: OrderDenied | None) -> None:
         self.decisions += 1
@@ -87,6 +93,15 @@ class MemoryStore:
 
     async def set_order_status(self, order_id: str, status: str, ts: int) -> None:
         return None
+
+    def record_breakers(self, memory: BreakerMemory, ts: int) -> None:
+        self.breakers = memory
+
+    async def load_breakers(self) -> BreakerMemory | None:
+        return self.breakers
+
+    async def load_trading_state(self) -> tuple[str, str] | None:
+        return None  # no operator stores a state for an evaluation
 
 
 @dataclass

@@ -19,6 +19,9 @@ class ExchangeClock:
     def now_ms(self) -> int:
         return self.sim.now_ms() + self.offset_ms
 
+    def advance_to(self, ts_ms: int) -> None:
+        """The exchange's time is its own; the market does not move it."""
+
 
 def reference_books(
     data_dir: Path, market_id: str, depth: int = 20, upto: int | None = None

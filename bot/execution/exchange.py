@@ -18,7 +18,7 @@ the fee (amount - fee) with the fee converted to quote, so positions equal balan
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import ccxt.async_support as ccxt
@@ -26,7 +26,6 @@ import structlog
 
 from bot.clock import Clock
 from bot.events import (
-    PROTECTIVE_LEGS,
     Fact,
     MarketEvent,
     OrderDenied,
@@ -42,6 +41,7 @@ from bot.execution.orders import (
     OrderState,
     client_order_id,
     from_ccxt,
+    stays_at_cancel,
 )
 from bot.execution.retry import Outcome, RetryPolicy, classify, denial_check
 from bot.execution.stop_orders import ExchangeStops
@@ -75,8 +75,8 @@ class ExchangeExecutor:
         self.fill_ids: set[str] = set()
         self.rules: dict[str, MarketRules] = {}
         self._last_poll = 0
-        # exchange-side protective stops (opt-in); the Engine finds them as ``stop_orders``
-        self.stop_orders: ExchangeStops | None = ExchangeStops(self) if exchange_stops else None
+        # exchange-side protective stops (opt-in): the protection this executor declares
+        self.protection: ExchangeStops | None = ExchangeStops(self) if exchange_stops else None
 
     # -- start-up --------------------------------------------------------------------
 
@@ -267,25 +267,26 @@ class ExchangeExecutor:
 
     # -- operator actions -----------------------------------------------------------------
 
-    async def cancel_open(self, symbols: Iterable[str], *, entries_only: bool = False,
-                          keep_protective: bool = False) -> tuple[int, Out]:
-        """Cancel our open orders on ``symbols`` as the exchange lists them: only buys with
-        ``entries_only`` (``halt``); stop / take-profit legs stay with ``keep_protective``
-        (daemon shutdown). Returns how many were cancelled and their resolved outcomes."""
+    async def cancel_all(self, now_ms: int, symbols: Sequence[str], *, keep_protective: bool,
+                         entries_only: bool = False, reason: str = "canceled") -> tuple[int, Out]:
+        """Cancel our open orders on ``symbols`` as the exchange lists them
+        (``ExecutionPort.cancel_all``). Returns how many were cancelled and their resolved outcomes."""
         n = 0
         out: Out = []
         for symbol in symbols:
             for order in await self.call(self.client.fetch_open_orders, symbol):
                 cid = str(order.get("clientOrderId") or "")
-                if not cid.startswith(self.prefix) or (entries_only and order.get("side") != "buy"):
-                    continue
                 rec = self.orders.get(cid)
-                if keep_protective and rec is not None and rec.leg in PROTECTIVE_LEGS:
+                side = Side.BUY if order.get("side") == "buy" else Side.SELL
+                if not cid.startswith(self.prefix) or stays_at_cancel(
+                        rec.leg if rec is not None else "", side, keep_protective=keep_protective,
+                        entries_only=entries_only):
                     continue
                 await self.call(self.client.cancel_order, order["id"], symbol)
                 n += 1
                 if rec is not None:
                     out += await self.resolve(rec)
+        log.info("orders_cancelled", count=n, reason=reason, at=now_ms)
         return n, out
 
 

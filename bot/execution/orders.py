@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from bot.events import OrderIntent, OrderType, Side
+from bot.events import PROTECTIVE_LEGS, OrderIntent, OrderType, Side
 
 
 class OrderState(str, Enum):
@@ -84,6 +84,12 @@ def client_order_id(signal_id: str, symbol: str, leg: str, prefix: str = "nb") -
 
 
 PROTECTIVE_PREFIX = "xstop-"  # signal ids of exchange-side protective stop orders
+
+
+def stays_at_cancel(leg: str, side: Side, *, keep_protective: bool, entries_only: bool) -> bool:
+    """Whether a resting order survives a cancel-all (``ExecutionPort.cancel_all``): stop /
+    take-profit legs with ``keep_protective``, every sell with ``entries_only``."""
+    return (keep_protective and leg in PROTECTIVE_LEGS) or (entries_only and side is not Side.BUY)
 
 
 def is_protective_intent(intent_id: str) -> bool:

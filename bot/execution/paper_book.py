@@ -34,7 +34,8 @@ from bot.events import (
     Side,
     Trade,
 )
-from bot.execution.orders import OrderClosed, OrderState
+from bot.execution.orders import OrderClosed, OrderState, stays_at_cancel
+from bot.ports import ProtectionPort
 
 # exits at a protective level, and flatten: never price-protected; without a book they fill at their price
 RESTING_EXIT_LEGS = PROTECTIVE_LEGS | {"flatten"}
@@ -120,6 +121,8 @@ def vwap(takes: Sequence[Level]) -> tuple[float, float]:
 
 
 class PaperBookExecutor:
+    protection: ProtectionPort | None = None  # paper orders live here: no exchange-side stops
+
     def __init__(
         self,
         fees: dict[str, Fees] | None = None,
@@ -137,7 +140,7 @@ class PaperBookExecutor:
         self.max_slippage = max_slippage_bps / 10_000.0
         self._cash = cash
         # entries never fill worse than their reference price by more than this (price protection)
-        self.protection = None if protection_bps is None else protection_bps / 10_000.0
+        self.price_protection = None if protection_bps is None else protection_bps / 10_000.0
         self.books: dict[str, tuple[_SideBook, _SideBook]] = {}  # symbol -> (bids, asks)
         self.book_ts: dict[str, int] = {}
         self.open: dict[str, PaperOrder] = {}
@@ -151,11 +154,11 @@ class PaperBookExecutor:
             now_ms + self.latency_ms,
         )
         if (
-            self.protection is not None and intent.leg not in RESTING_EXIT_LEGS
+            self.price_protection is not None and intent.leg not in RESTING_EXIT_LEGS
             and not intent.reduce_only and intent.order_type is OrderType.MARKET and intent.price
         ):
             order.protect = intent.price * (
-                1 + self.protection if intent.side is Side.BUY else 1 - self.protection
+                1 + self.price_protection if intent.side is Side.BUY else 1 - self.price_protection
             )
         out: list[Fact | OrderClosed] = [OrderSubmitted(
             order.order_id, intent.intent_id, intent.symbol, intent.side, intent.amount,
@@ -285,15 +288,14 @@ class PaperBookExecutor:
         reason = "" if done else f"book could not supply {order.left:.8g} within the price band"
         return [OrderClosed(order.order_id, order.intent_id, order.symbol, state, order.filled, ts, reason)]
 
-    def cancel_resting(self, now_ms: int, keep_protective: bool, entries_only: bool = False,
-                       reason: str = "daemon shutdown") -> tuple[int, list[Fact | OrderClosed]]:
-        """Cancel resting orders (daemon shutdown); stop / take-profit legs stay with ``keep_protective``,
-        every sell stays with ``entries_only`` (an operator's halt)."""
+    async def cancel_all(self, now_ms: int, symbols: Sequence[str], *, keep_protective: bool,
+                         entries_only: bool = False, reason: str = "canceled") -> tuple[int, list[Fact | OrderClosed]]:
+        """Cancel resting orders on ``symbols`` (``ExecutionPort.cancel_all``)."""
         out: list[Fact | OrderClosed] = []
         for order in list(self.open.values()):
-            if keep_protective and order.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS:
-                continue
-            if entries_only and order.side is not Side.BUY:
+            if order.symbol not in symbols or stays_at_cancel(
+                    order.intent_id.rsplit(":", 1)[-1], order.side, keep_protective=keep_protective,
+                    entries_only=entries_only):
                 continue
             self.open.pop(order.order_id)
             out.append(OrderClosed(order.order_id, order.intent_id, order.symbol,

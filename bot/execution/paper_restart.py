@@ -22,7 +22,7 @@ async def restore_paper(engine: Engine, store: Store) -> None:
     """Paper state after a restart: cash, positions with their stops, decisions, trading state."""
     equity = await store.fetch("equity")
     if equity:
-        engine.portfolio.cash = float(equity[-1]["cash"])
+        engine.portfolio.restore_cash(float(equity[-1]["cash"]))
     trailing = engine.settings.stops.trailing_stop_pct
     positions = [Position(r["symbol"], r["amount"], r["avg_price"], r["stop_price"], r["take_profit"],
                           trailing, r["realized_pnl"], r["ts"])

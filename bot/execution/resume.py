@@ -70,9 +70,10 @@ async def resume_exchange(engine: Engine, executor: ExchangeExecutor, positions:
         if ticker.get("last"):
             portfolio.mark(symbol, float(ticker["last"]))
     balance = await executor.call(client.fetch_balance)
-    portfolio.cash = float((balance.get("total") or {}).get(quote) or 0.0)
+    cash = float((balance.get("total") or {}).get(quote) or 0.0)
     if stake is not None:  # never more than the account holds
-        portfolio.cash = max(0.0, min(portfolio.cash, accounted_cash(stake, await store.fetch("fills"))))
+        cash = max(0.0, min(cash, accounted_cash(stake, await store.fetch("fills"))))
+    portfolio.restore_cash(cash)
     compare_balances(portfolio, balance, rules, {s: client.market(s) for s in symbols}, report, outside)
     for pos in portfolio.open_positions():
         if pos.stop_price is None:

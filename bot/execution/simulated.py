@@ -7,13 +7,13 @@ fill at once at their trigger price, with the same slippage. Buys are clamped to
 the cash available at fill time (a gap up never drives cash negative).
 
 Every order ends with an ``OrderClosed``: ``filled``, or ``expired`` for what the
-cash could not pay for, or ``canceled`` when the daemon drops it at shutdown, so
+cash could not pay for, or ``canceled`` when the daemon drops it (``cancel_all``), so
 the Engine releases what it reserved for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bot.events import (
     PROTECTIVE_LEGS,
@@ -25,13 +25,16 @@ from bot.events import (
     OrderSubmitted,
     Side,
 )
-from bot.execution.orders import OrderClosed, OrderState
+from bot.execution.orders import OrderClosed, OrderState, stays_at_cancel
+from bot.ports import ProtectionPort
 
 Out = list[Fact | OrderClosed]
 EPS = 1e-12
 
 
 class SimulatedExecutor:
+    protection: ProtectionPort | None = None  # nothing rests anywhere: no exchange-side stops
+
     def __init__(
         self,
         fee_rate: float = 0.001,
@@ -46,17 +49,17 @@ class SimulatedExecutor:
     def pending(self, symbol: str) -> list[OrderSubmitted]:
         return list(self._pending.get(symbol, ()))
 
-    def cancel_resting(self, now_ms: int, keep_protective: bool, entries_only: bool = False,
-                       reason: str = "daemon shutdown") -> tuple[int, list[Fact | OrderClosed]]:
-        """Drop orders waiting for the next open (daemon shutdown); stop / take-profit legs stay
-        with ``keep_protective``, every sell with ``entries_only`` (an operator's halt). Nothing
-        was placed anywhere: the facts only tell the Engine to release what it held for them."""
+    async def cancel_all(self, now_ms: int, symbols: Sequence[str], *, keep_protective: bool,
+                         entries_only: bool = False, reason: str = "canceled") -> tuple[int, Out]:
+        """Drop orders on ``symbols`` waiting for the next open (``ExecutionPort.cancel_all``).
+        Nothing was placed anywhere: the facts only tell the Engine to release what it held."""
         def kept(o: OrderSubmitted) -> bool:
-            return ((keep_protective and o.intent_id.rsplit(":", 1)[-1] in PROTECTIVE_LEGS)
-                    or (entries_only and o.side is not Side.BUY))
+            return stays_at_cancel(o.intent_id.rsplit(":", 1)[-1], o.side, keep_protective=keep_protective,
+                                   entries_only=entries_only)
 
-        out: list[Fact | OrderClosed] = []
-        for symbol, orders in list(self._pending.items()):
+        out: Out = []
+        for symbol in [s for s in self._pending if s in symbols]:
+            orders = self._pending[symbol]
             keep = [o for o in orders if kept(o)]
             out += [OrderClosed(o.order_id, o.intent_id, o.symbol, OrderState.CANCELED, 0.0, now_ms, reason)
                     for o in orders if not kept(o)]

@@ -39,6 +39,9 @@ class ExchangeStops:
         return [r for r in self.executor.orders.values() if r.protective and not r.state.terminal
                 and (symbol is None or r.symbol == symbol)]
 
+    def protected_symbols(self) -> set[str]:
+        return {r.symbol for r in self.live()}
+
     def _current(self, rec: OrderRecord, amount: float, stop: float, step: float) -> bool:
         """Whether the live ``rec`` already protects ``amount`` at (about) ``stop``."""
         same_amount = abs(rec.remaining - amount) <= max(step, 1e-12)
