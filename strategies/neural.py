@@ -40,6 +40,7 @@ import torch
 from bot.events import Candle, Direction, OrderBook, Signal, SignalExplained, Trade, timeframe_ms
 from bot.feature_buffer import FeatureBuffer
 from strategies.base import BarContext, Strategy
+from strategies.cross import peer_symbol
 from strategies.edge import EdgeLayer, edge_policy, move_function
 from strategies.ensemble import EXIT_RULES, Decision, VotingRule, decide, log_loss_weights, vote
 from strategies.explain import attributions, batch_attributions, combine, top_shares
@@ -164,6 +165,13 @@ class NeuralEnsemble(Strategy):
             buf = FeatureBuffer(symbol, timeframe, self.spec, n_steps=longest,
                                 capacity=max(longest, self.vol_bars + 1))
             self._books[symbol] = _Book(loaded, vm, buf, weights)
+        # cross-asset features: each symbol's peer must be one of ours (its candles feed the features)
+        self._peer_of = {s: peer_symbol(s) for s in symbols} if self.spec.needs_peer else {}
+        lacking = sorted({p for p in self._peer_of.values() if p not in self._books})
+        if lacking:
+            raise ValueError(f"features {features!r} read the peer symbol's candles: add {', '.join(lacking)}"
+                             f" to the strategy's symbols (it has {', '.join(symbols)})")
+        self._replay: dict[str, History] = {}
         first = next(iter(next(iter(self._books.values())).models.values())).spec
         self.horizon = horizon or horizon_label(first.horizon, timeframe)
         # the decision layer (strategies.edge): expected net edge instead of the k-of-n vote
@@ -195,10 +203,12 @@ class NeuralEnsemble(Strategy):
         return loaded, losses
 
     # -- fast path ---------------------------------------------------------------------
-    def precompute(self, symbol: str, history: History, batch_size: int = PREDICT_BATCH) -> PredictionTable:
-        """Predict every window of ``history`` in one batch per model; ``evaluate`` then looks up."""
+    def precompute(self, symbol: str, history: History, batch_size: int = PREDICT_BATCH,
+                   peer: History | None = None) -> PredictionTable:
+        """Predict every window of ``history`` in one batch per model; ``evaluate`` then looks up.
+        ``peer``: the peer symbol's history (cross-asset features)."""
         book = self._books[symbol]
-        feats = compute_features(history.arrays, self.spec)
+        feats = compute_features(history.arrays, self.spec, peer=None if peer is None else peer.arrays)
         ts = np.asarray(history.arrays["ts"], dtype=np.int64)
         probs: dict[str, np.ndarray] = {}
         for name, m in book.models.items():
@@ -239,7 +249,7 @@ class NeuralEnsemble(Strategy):
                 return t.features[row - w + 1 : row + 1]
 
             return probs, float(t.vol[row]), window
-        if book.buffer.on_candle(c) is not None:
+        if not self._ingest(book, c):
             return None
         probs = {}
         for n, m in book.models.items():
@@ -283,7 +293,17 @@ class NeuralEnsemble(Strategy):
         """A bar of history only feeds the live feature buffer: no prediction is needed."""
         book = self._books.get(ctx.candle.symbol)
         if book is not None and book.table is None:
-            book.buffer.on_candle(ctx.candle)
+            self._ingest(book, ctx.candle)
+
+    def _ingest(self, book: _Book, candle: Candle) -> bool:
+        """Feed a closed candle to its symbol's buffer and, once accepted, to the buffers whose
+        cross-asset features read it as their peer."""
+        if book.buffer.on_candle(candle) is not None:
+            return False
+        for symbol, peer in self._peer_of.items():
+            if peer == candle.symbol:
+                self._books[symbol].buffer.on_peer_candle(candle)
+        return True
 
     def evaluate(self, ctx: BarContext) -> Signal | None:
         book = self._books.get(ctx.candle.symbol)
@@ -333,8 +353,12 @@ class NeuralEnsemble(Strategy):
         accept); explanations then wait for :meth:`deferred_explanations`."""
         if symbol in self._books and candles:
             arrays = {k: np.array([getattr(c, k) for c in candles]) for k in OHLCV_KEYS}
-            self.precompute(symbol, clean_history(arrays, symbol, self.timeframe))
+            self._replay[symbol] = clean_history(arrays, symbol, self.timeframe)
             self._books[symbol].replaying = True
+            for s in (symbol, *(s for s, p in self._peer_of.items() if p == symbol)):  # once its peer's are in
+                peer = self._replay.get(self._peer_of[s]) if self._peer_of else None
+                if s in self._replay and (peer is not None or not self._peer_of):
+                    self.precompute(s, self._replay[s], peer=peer)
 
     def deferred_explanations(self) -> list[SignalExplained]:
         """The explanations :meth:`evaluate` held back, each model's windows in batches;

@@ -27,6 +27,7 @@ import structlog
 import torch
 
 from bot.candle_source import CandleSource
+from strategies.cross import peer_symbol
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History, load_history
 from strategies.metrics_cls import classification_metrics, regression_metrics
@@ -49,8 +50,10 @@ class Dataset:
     features: np.ndarray  # [N, F] float64, raw
 
     @classmethod
-    def build(cls, history: History, spec: FeatureSpec) -> Dataset:
-        return cls(history, spec, compute_features(history.arrays, spec))
+    def build(cls, history: History, spec: FeatureSpec, peer: History | None = None) -> Dataset:
+        """``peer``: the peer symbol's history, for a spec with cross-asset features."""
+        return cls(history, spec, compute_features(history.arrays, spec,
+                                                   peer=None if peer is None else peer.arrays))
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,5 +162,8 @@ def iter_train(cfg: TrainConfig, progress: bool = False) -> Iterator[TrainResult
     datasets: dict[str, Dataset] = {}
     for spec in cfg.models:
         if spec.features not in datasets:
-            datasets[spec.features] = Dataset.build(history, get_spec(spec.features))
+            fspec = get_spec(spec.features)
+            peer = load_history(source, peer_symbol(cfg.symbol), cfg.timeframe, cfg.start, cfg.end) \
+                if fspec.needs_peer else None
+            datasets[spec.features] = Dataset.build(history, fspec, peer)
         yield train_model(spec, datasets[spec.features], progress=progress)

@@ -85,6 +85,19 @@ def rule_strategies(settings: Any, symbol: str, timeframe: str) -> list[Any]:
     return out
 
 
+def peer_of(settings: Any, history: Any) -> Any:
+    """The peer symbol's candles over ``history``'s span from the config's candle source, when a
+    configured model reads cross-asset features (a missing series exits 2 naming the fix)."""
+    from bot.candle_source import CandleSource
+    from bot.evaluation.runner import peer_history
+
+    ts = history.arrays["ts"]
+    if not len(ts):
+        return None
+    return peer_history(CandleSource.from_settings(settings), history.symbol, history.timeframe,
+                        model_specs(settings), int(ts[0]), int(ts[-1]) + 1)
+
+
 def infer_symbol_timeframe(path: Path, ts: np.ndarray) -> tuple[str, str]:
     """``BTC_USDT-1h.csv.gz`` -> (``BTC/USDT``, ``1h``); else the median bar spacing."""
     import numpy as np  # deferred: numpy is not needed to build the CLI parser
@@ -167,7 +180,8 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
                 return EXIT_FAILURE
             evals.append(evaluate_history(settings, history, cfg, rule_strategies(settings, symbol, timeframe),
                                           model_specs(settings), progress=not args.no_progress,
-                                          configured=decision_strategies(settings), compute=compute))
+                                          configured=decision_strategies(settings), compute=compute,
+                                          peer=peer_of(settings, history)))
     _emit(evals, args, f"Walk-forward {', '.join(symbols)} {timeframe}", settings, "walkforward")
     return EXIT_OK
 
@@ -195,7 +209,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = fit_schedule(settings.walkforward, history.arrays["ts"])
     ev = evaluate_history(settings, history, cfg.model_copy(update={"cache_dir": None}),
                           rule_strategies(settings, symbol, timeframe), model_specs(settings),
-                          progress=not args.no_progress, configured=decision_strategies(settings))
+                          progress=not args.no_progress, configured=decision_strategies(settings),
+                          peer=peer_of(settings, history))
     if not ev.walkforward.folds:
         print(f"error: {args.data}: too short for a walk-forward fold", file=sys.stderr)
         return EXIT_FAILURE

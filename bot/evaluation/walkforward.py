@@ -201,8 +201,11 @@ def walk_forward(
     feature_spec: FeatureSpec | None = None,
     progress: bool = True,
     compute: Compute | None = None,
+    peer: History | None = None,
 ) -> WalkForwardResult:
     """Train every model fold by fold and collect out-of-sample forecasts (+ their mean).
+
+    ``peer``: the peer symbol's history, for models whose feature spec has cross-asset inputs.
 
     The (model, fold) fits are independent tasks: serial by default, Ray tasks with a
     Ray ``compute``; the forecasts are the same either way (each fit seeds itself).
@@ -223,7 +226,8 @@ def walk_forward(
     max_window = max((s.window for s in specs), default=2)
     horizon = max((s.horizon for s in specs), default=1)
     spec0 = feature_spec or get_spec(specs[0].features if specs else "default")
-    f0 = feats.setdefault(spec0.name, compute_features(arrays, spec0))
+    peer_arrays = peer.arrays if peer is not None else None
+    f0 = feats.setdefault(spec0.name, compute_features(arrays, spec0, peer=peer_arrays))
     ends = valid_ends(f0, None, max_window)
     labels = {s.name: model_labels(arrays, s, history.timeframe) for s in specs}
     # one schedule for every model: a row is fitted on once every model's label has resolved
@@ -240,7 +244,7 @@ def walk_forward(
     for spec in specs:
         fspec = feature_spec or get_spec(spec.features)
         if fspec.name not in feats:
-            feats[fspec.name] = compute_features(arrays, fspec)
+            feats[fspec.name] = compute_features(arrays, fspec, peer=peer_arrays)
         if fspec.name not in shared:  # into the object store once, not per task
             shared[fspec.name] = runner.share(feats[fspec.name])
         lab = runner.share(labels[spec.name])
