@@ -30,11 +30,13 @@ from threadpoolctl import threadpool_limits
 
 from bot.evaluation.compute import Compute, ComputeConfig
 from bot.evaluation.schedule import DAY_MS, WalkForwardConfig, period_starts
+from bot.events import timeframe_ms
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History
 from strategies.model_config import ModelSpec, default_models
-from strategies.labels import Labels, model_labels, uniqueness_weights
+from strategies.labels import Labels, model_labels, trailing_vol, uniqueness_weights
 from strategies.models import Model, build_model
+from strategies.selection import PriceSeries
 from strategies.windows import Normalizer, Windows, valid_ends
 
 log = structlog.get_logger(__name__)
@@ -54,6 +56,14 @@ class Fold:
             "test_from": self.test_start_ts, "test_to": self.test_end_ts,
             "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test),
         }
+
+
+def price_series(arrays: dict[str, np.ndarray], timeframe: str, vol_days: float = 7.0) -> PriceSeries:
+    """What a model's validation forecasts are traded against when selected by net return: the
+    closes and the decision layer's default volatility forecast (trailing ``vol_days`` realised)."""
+    bar_ms = timeframe_ms(timeframe)
+    close = np.asarray(arrays["close"], dtype=np.float64)
+    return PriceSeries(close, trailing_vol(close, max(1, round(vol_days * DAY_MS / bar_ms))), bar_ms)
 
 
 def make_folds(
@@ -149,12 +159,15 @@ def prepare_specs(cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None) ->
 
 
 def fit_windows(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray,
-                train: np.ndarray, val: np.ndarray) -> Model:
+                train: np.ndarray, val: np.ndarray, prices: PriceSeries | None = None) -> Model:
     """Fit ``spec`` on the windows ending at rows ``train``; early-stop and calibrate on ``val``.
 
     Normalisation statistics come from the rows the training windows read; rows without
     a label (meta-labels exist only on primary signals) are skipped; overlapping
     multi-bar labels are weighted by their average uniqueness when the spec says so.
+    With ``spec.select_by = "net_return"`` (and the history's ``prices``) early stopping and
+    the calibration are chosen by the net-of-cost return per unit of risk of the validation
+    forecasts (:class:`strategies.selection.NetScore`): ``val``'s rows, never a later one.
     """
     w, y = spec.window, labels.y
     lo, hi = int(train[0]), int(train[-1])
@@ -167,8 +180,11 @@ def fit_windows(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.nd
     fit_on = _windows(spec, features, y, ts, tr_rows)
     if spec.weighted:
         fit_on = fit_on.with_weights(uniqueness_weights(tr_rows, labels.end[tr_rows]))
-    model.fit(fit_on, _windows(spec, features, y, ts, val_rows))
-    model.calibrate(_windows(spec, features, y, ts, val_rows))
+    val_on = _windows(spec, features, y, ts, val_rows)
+    select = prices.score(spec, val_rows, y[val_rows]) if prices is not None and spec.select_by == "net_return" \
+        else None
+    model.fit(fit_on, val_on, select=select)
+    model.calibrate(val_on, select)
     return model
 
 
@@ -177,21 +193,21 @@ def _windows(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarra
 
 
 def fit_fold(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray,
-             fold: Fold) -> tuple[np.ndarray, np.ndarray]:
+             fold: Fold, prices: PriceSeries | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``spec`` on the fold's training windows; return P(up) for its test windows and for its
     validation windows (every one of them, labelled or not: what decision settings are chosen on)."""
-    model = fit_windows(spec, features, labels, ts, fold.train, fold.val)
+    model = fit_windows(spec, features, labels, ts, fold.train, fold.val, prices)
     y = labels.y
     return (model.predict_windows(_windows(spec, features, y, ts, fold.test)),
             model.predict_windows(_windows(spec, features, y, ts, fold.val)))
 
 
 def _fit_task(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray, fold: Fold,
-              threads: int) -> tuple[np.ndarray, np.ndarray]:
+              threads: int, prices: PriceSeries | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One (model, fold) fit as a self-contained task (runs the same in a Ray worker)."""
     torch.set_num_threads(threads)
     with threadpool_limits(threads):  # OpenMP/BLAS (scikit-learn) as well as torch
-        return fit_fold(spec, features, labels, ts, fold)
+        return fit_fold(spec, features, labels, ts, fold, prices)
 
 
 def walk_forward(
@@ -241,6 +257,8 @@ def walk_forward(
     jobs: list[tuple[object, ...]] = []
     shared: dict[str, object] = {}
     shared_ts = runner.share(ts)
+    prices = runner.share(price_series(arrays, history.timeframe)) \
+        if any(s.select_by == "net_return" for s in specs) else None
     for spec in specs:
         fspec = feature_spec or get_spec(spec.features)
         if fspec.name not in feats:
@@ -248,7 +266,7 @@ def walk_forward(
         if fspec.name not in shared:  # into the object store once, not per task
             shared[fspec.name] = runner.share(feats[fspec.name])
         lab = runner.share(labels[spec.name])
-        jobs += [(spec, shared[fspec.name], lab, shared_ts, fold, cfg.threads) for fold in folds]
+        jobs += [(spec, shared[fspec.name], lab, shared_ts, fold, cfg.threads, prices) for fold in folds]
     parts = runner.map(_fit_task, jobs, desc=f"walk-forward {history.symbol} {history.timeframe}")
     rows = np.concatenate([f.test for f in folds]) if folds else np.zeros(0, dtype=np.int64)
     fold_ids = np.concatenate([np.full(len(f.test), f.index) for f in folds]) if folds else np.zeros(0, np.int64)
