@@ -24,13 +24,16 @@ and to the configured calibration.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from bot.events import timeframe_ms
 from strategies.calibration import fit_calibrator
 from strategies.decision import EdgePolicy, decide_edge
+from strategies.edge import move_function
+from strategies.labels import trailing_vol
 from strategies.model_config import ModelSpec
 from strategies.signals import annualised_vol
 
@@ -138,10 +141,16 @@ class PriceSeries:
     vol: np.ndarray
     bar_ms: int
 
+    @classmethod
+    def of(cls, arrays: Mapping[str, np.ndarray], timeframe: str, vol_days: float = 7.0) -> PriceSeries:
+        """A history's closes and the decision layer's default volatility forecast (trailing
+        ``vol_days`` realised)."""
+        bar_ms = timeframe_ms(timeframe)
+        close = np.asarray(arrays["close"], dtype=np.float64)
+        return cls(close, trailing_vol(close, max(1, round(vol_days * 86_400_000 / bar_ms))), bar_ms)
+
     def score(self, spec: ModelSpec, rows: np.ndarray, y: np.ndarray) -> NetScore:
         """The :class:`NetScore` of the windows ending at ``rows`` (labels ``y``) for ``spec``."""
-        from strategies.edge import move_function  # the decision layer's own move size
-
         return NetScore(np.asarray(y, dtype=np.float64), self.close[rows], self.vol[rows],
                         selection_policy(spec.cost, spec.horizon),
                         move_function(spec.target, spec.horizon, spec.barrier_k, spec.barrier_floor, spec.cost),

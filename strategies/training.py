@@ -35,6 +35,7 @@ from strategies.model_config import ModelSpec, TrainConfig
 from strategies.models import Model, build_model
 from strategies.models.base import FitReport
 from strategies.labels import model_labels, uniqueness_weights
+from strategies.selection import PriceSeries
 from strategies.windows import Normalizer, Split, Windows, chronological_split, valid_ends
 
 log = structlog.get_logger(__name__)
@@ -111,8 +112,10 @@ def train_model(spec: ModelSpec, ds: Dataset, progress: bool = False) -> TrainRe
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
     model = build_model(spec, ds.spec.n_features, p.normalizer)
-    report = model.fit(train_w, val_w, progress=progress)
-    model.calibrate(val_w)
+    select = PriceSeries.of(ds.history.arrays, ds.history.timeframe).score(spec, val_w.end, val_w.y) \
+        if spec.select_by == "net_return" else None
+    report = model.fit(train_w, val_w, progress=progress, select=select)
+    model.calibrate(val_w, select)
     metrics = {
         "train": evaluate(model, train_w.subset(slice(-MAX_EVAL_TRAIN, None))),
         "val": evaluate(model, val_w),

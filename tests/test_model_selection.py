@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from bot.evaluation.edge_replay import EdgeReplayStrategy
-from bot.evaluation.walkforward import WalkForwardConfig, price_series, walk_forward
+from bot.evaluation.walkforward import WalkForwardConfig, walk_forward
 from strategies.calibration import fit_calibrator, logit, sigmoid
 from strategies.features import DEFAULT_SPEC, compute_features
 from strategies.history import History, load_history
 from strategies.labels import model_labels
 from strategies.model_config import ModelSpec
 from strategies.models import build_model
+from strategies.selection import PriceSeries
 from strategies.windows import Normalizer, Windows, valid_ends
 from tests.conftest import DATA_DIR
 
@@ -73,7 +74,7 @@ def test_boosting_keeps_the_round_with_the_best_validation_net_return(btc: Histo
     tr, va = ends[:2500], ends[2600:3600]
     norm = Normalizer.fit(feats[: tr[-1] + 1])
     mk = lambda rows: Windows(feats, rows, labels.y[rows].astype(np.float32), spec.window)  # noqa: E731
-    score = price_series(btc.arrays, "1h").score(spec, va, labels.y[va])
+    score = PriceSeries.of(btc.arrays, "1h").score(spec, va, labels.y[va])
     chosen = build_model(spec, feats.shape[1], norm)
     report = chosen.fit(mk(tr), mk(va), select=score)
     full = build_model(spec.model_copy(update={"select_by": "log_loss"}), feats.shape[1], norm)
@@ -100,7 +101,7 @@ def test_the_calibration_is_chosen_on_halves_it_was_not_fitted_on(btc: History) 
     spec = SELECTED[0]
     y = (rng.random(n) < 0.5).astype(np.float64)
     z = rng.normal(0.0, 1.0, n) + 0.8 * (y - 0.5)
-    score = price_series(btc.arrays, "1h").score(spec, rows, y)
+    score = PriceSeries.of(btc.arrays, "1h").score(spec, rows, y)
     best, scores = score.choose_calibration(z)
     assert set(scores) == {"temperature", "isotonic", "none"} and scores[best] == max(scores.values())
     assert scores["none"] == pytest.approx(score.of_probabilities(sigmoid(z)))
@@ -115,3 +116,14 @@ def test_the_calibration_is_chosen_on_halves_it_was_not_fitted_on(btc: History) 
 def test_net_return_selection_needs_a_forecast_of_the_direction() -> None:
     with pytest.raises(ValueError, match="select_by"):
         ModelSpec(name="m", kind="gbm", target="meta_trend", select_by="net_return")
+
+
+def test_neuralbot_train_selects_the_same_way(btc: History) -> None:
+    """What is trained for live trading is selected as walk-forward evaluates it."""
+    from strategies.training import Dataset, train_model
+
+    ds = Dataset.build(btc, DEFAULT_SPEC)
+    res = train_model(SELECTED[0], ds)
+    plain = train_model(SELECTED[0].model_copy(update={"select_by": "log_loss"}), ds)
+    assert "val_net_sharpe" in res.report.extra and "val_net_sharpe" not in plain.report.extra
+    assert res.model.calibrator.kind in ("temperature", "isotonic", "none")

@@ -30,11 +30,10 @@ from threadpoolctl import threadpool_limits
 
 from bot.evaluation.compute import Compute, ComputeConfig
 from bot.evaluation.schedule import DAY_MS, WalkForwardConfig, period_starts
-from bot.events import timeframe_ms
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History
 from strategies.model_config import ModelSpec, default_models
-from strategies.labels import Labels, model_labels, trailing_vol, uniqueness_weights
+from strategies.labels import Labels, model_labels, uniqueness_weights
 from strategies.models import Model, build_model
 from strategies.selection import PriceSeries
 from strategies.windows import Normalizer, Windows, valid_ends
@@ -56,14 +55,6 @@ class Fold:
             "test_from": self.test_start_ts, "test_to": self.test_end_ts,
             "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test),
         }
-
-
-def price_series(arrays: dict[str, np.ndarray], timeframe: str, vol_days: float = 7.0) -> PriceSeries:
-    """What a model's validation forecasts are traded against when selected by net return: the
-    closes and the decision layer's default volatility forecast (trailing ``vol_days`` realised)."""
-    bar_ms = timeframe_ms(timeframe)
-    close = np.asarray(arrays["close"], dtype=np.float64)
-    return PriceSeries(close, trailing_vol(close, max(1, round(vol_days * DAY_MS / bar_ms))), bar_ms)
 
 
 def make_folds(
@@ -257,7 +248,7 @@ def walk_forward(
     jobs: list[tuple[object, ...]] = []
     shared: dict[str, object] = {}
     shared_ts = runner.share(ts)
-    prices = runner.share(price_series(arrays, history.timeframe)) \
+    prices = runner.share(PriceSeries.of(arrays, history.timeframe)) \
         if any(s.select_by == "net_return" for s in specs) else None
     for spec in specs:
         fspec = feature_spec or get_spec(spec.features)
