@@ -42,14 +42,14 @@ from bot.feature_buffer import FeatureBuffer
 from strategies.base import BarContext, Strategy
 from strategies.cross import peer_symbol
 from strategies.edge import EdgeLayer, edge_policy, move_function
-from strategies.ensemble import EXIT_RULES, Decision, VotingRule, decide, log_loss_weights, vote
+from strategies.ensemble import Decision, decide, log_loss_weights, vote, voting_setup
 from strategies.explain import attributions, batch_attributions, combine, top_shares
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import OHLCV_KEYS, History, clean_history
 from strategies.labels import trailing_vol
 from strategies.models.base import PREDICT_BATCH, Model
 from strategies.registry import load_model, model_dir, read_meta
-from strategies.signals import SignalPolicy, annualised_vol
+from strategies.signals import annualised_vol
 from strategies.windows import Windows, valid_ends
 
 log = structlog.get_logger(__name__)
@@ -130,16 +130,10 @@ class NeuralEnsemble(Strategy):
             raise ValueError("models: list at least one model")
         if explain not in ("acted", "all", "none"):
             raise ValueError(f"explain must be 'acted', 'all' or 'none', got {explain!r}")
-        self.rule = VotingRule(min(4, len(names)) if vote_k is None else vote_k, len(names),
-                               threshold, weighting)
-        mult = {"low": 1.0, "medium": 0.75, "high": 0.5, "": 1.0}
-        mult.update(risk_multipliers or {})
-        self.policy = SignalPolicy(act_strength, saturation, min_size_pct, max_size_pct,
-                                   min_agreement_scale, ci_method, ci_level,
-                                   risk_low_below=risk_low_below, risk_high_above=risk_high_above,
-                                   risk_multipliers=mult)
-        if exit_rule not in EXIT_RULES:
-            raise ValueError(f"exit_rule must be one of {EXIT_RULES}, got {exit_rule!r}")
+        setup = voting_setup(len(names), vote_k, threshold, weighting, exit_rule, act_strength, saturation,
+                             min_size_pct, max_size_pct, min_agreement_scale, ci_method, ci_level,
+                             risk_low_below, risk_high_above, risk_multipliers)
+        self.rule, self.policy = setup.rule, setup.policy
         self.exit_rule, self.explain_mode, self.top_features, self.ig_steps = (
             exit_rule, explain, top_features, ig_steps)
         # per symbol: the last signal to explain and how (computed on demand, once)

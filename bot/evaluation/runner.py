@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from bot.evaluation.compute import Compute
 from bot.evaluation.edge_replay import EdgeReplayStrategy, MetaReplayStrategy
 from bot.evaluation.regimes import regime_scores
 from bot.evaluation.scoring import score, signal_forecasts
-from bot.evaluation.vote import VoteStrategy
+from bot.evaluation.vote import VoteStrategy, fold_weights
 from bot.evaluation.walkforward import (
     Forecasts,
     WalkForwardConfig,
@@ -51,11 +52,15 @@ from bot.errors import UserInputError
 from bot.events import timeframe_ms
 from strategies.base import Strategy
 from strategies.cross import peer_symbol
+from strategies.ensemble import voting_setup
 from strategies.features import get_spec
 from strategies.history import History, clean_history
+from strategies.labels import trailing_vol
 from strategies.model_config import ModelSpec
 
 log = structlog.get_logger(__name__)
+
+VOTING_KEYS = frozenset(inspect.signature(voting_setup).parameters) - {"n_models"}
 
 
 @dataclass
@@ -152,12 +157,14 @@ def cached_walk_forward(
     return result
 
 
-def edge_strategies(history: History, wf: WalkForwardResult,
-                    configured: Sequence[tuple[str, str, dict[str, Any]]],
-                    specs: Sequence[ModelSpec]) -> list[Strategy]:
-    """The configured ``neural`` strategies with a decision layer and ``meta_labeled`` strategies, on
-    the walk-forward forecasts of the models they name (skipped, with a warning, when one of them
-    was not walked forward)."""
+def model_strategies(history: History, wf: WalkForwardResult,
+                     configured: Sequence[tuple[str, str, dict[str, Any]]],
+                     specs: Sequence[ModelSpec]) -> list[Strategy]:
+    """The configured ``neural`` strategies (the decision layer with a ``decision`` table, else the
+    k-of-n vote with their own voting parameters) and ``meta_labeled`` strategies, on the
+    walk-forward forecasts of the models they name (skipped, with a warning, when one of them
+    was not walked forward). A strategy whose ``features`` differ from its models' is a config
+    error, as it is live."""
     by_name = {s.name: s for s in specs}
     a = history.arrays
     out: list[Strategy] = []
@@ -172,12 +179,33 @@ def edge_strategies(history: History, wf: WalkForwardResult,
         if kind == "meta_labeled":
             out.append(MetaReplayStrategy(name, history.symbol, history.timeframe, first.ts,
                                           {m: wf.forecasts[m].p for m in models}, params, a["ts"], a["close"]))
-        else:
+            continue
+        features = str(params.get("features", "default"))
+        wrong = [m for m in models if by_name[m].features != features]
+        if wrong:
+            raise UserInputError(
+                f"strategy {name!r} reads feature spec {features!r} but its model(s) {', '.join(wrong)} were"
+                f" trained on {by_name[wrong[0]].features!r}; set the strategy's"
+                f" features = {by_name[wrong[0]].features!r} or the models' features = {features!r}")
+        vol_days = float(params.get("vol_days", 7.0))
+        weights = fold_weights({m: wf.validation[m] for m in models if m in wf.validation},
+                               str(params.get("weighting", "equal")))
+        if "decision" in params:
             out.append(EdgeReplayStrategy(name, history.symbol, history.timeframe,
                                           {m: wf.forecasts[m] for m in models},
                                           {m: wf.validation[m] for m in models if m in wf.validation},
                                           by_name[models[0]], params["decision"], a["ts"], a["close"],
-                                          float(params.get("vol_days", 7.0))))
+                                          vol_days, weights))
+            continue
+        try:
+            setup = voting_setup(len(models), **{k: v for k, v in params.items() if k in VOTING_KEYS})
+        except ValueError as exc:
+            raise UserInputError(f"strategy {name!r}: {exc}") from None
+        bars = max(1, round(vol_days * 86_400_000 / timeframe_ms(history.timeframe)))
+        at = np.searchsorted(a["ts"], first.ts)
+        out.append(VoteStrategy(name, history.symbol, history.timeframe, first.ts,
+                                {m: wf.forecasts[m].p for m in models}, setup,
+                                trailing_vol(a["close"], bars)[at], first.fold, weights))
     return out
 
 
@@ -255,7 +283,7 @@ def evaluate_history(
     ``peer``: the peer symbol's history for cross-asset features (:func:`peer_history`)."""
     wf = cached_walk_forward(history, cfg, models, progress, compute, peer)
     specs = prepare_specs(cfg, models)
-    edges = edge_strategies(history, wf, configured, specs)
+    edges = model_strategies(history, wf, configured, specs)
     meta = frozenset(s.name for s in specs if s.target == "meta_trend")
     return asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress, edges, meta))
 
