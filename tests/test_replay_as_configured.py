@@ -81,39 +81,40 @@ def test_walkforward_refuses_a_nested_model_member(write_config, capsys: pytest.
     assert "'conf'" in err and "neural" in err and "enabled = false" in err and "\n" not in err
 
 
-def test_a_strategy_reading_other_features_than_its_models_is_a_config_error(
-    write_config, tmp_path, capsys: pytest.CaptureFixture[str],
-) -> None:
+SHORT = ("[backtest]\nstart = 2019-01-01\nend = 2019-04-01\n"
+         '[walkforward]\nmin_train_days = 45\nretrain_every = "15d"\ncache_dir = ""\n'
+         '[[models]]\nname = "g"\nkind = "gbm"\nwindow = 8\ngbm_max_iter = 3\ngbm_lags = [0]\n'
+         '[[models]]\nname = "h"\nkind = "gbm"\nwindow = 8\ngbm_max_iter = 3\ngbm_lags = [0, 1]\nseed = 1\n')
+
+
+def _walkforward(write_config, strategies: str, *extra: str) -> int:
+    """``neuralbot walkforward`` on three months of real BTC with two tiny boosted models g and h."""
     from bot.cli import main
 
-    config = write_config(
-        "[backtest]\nstart = 2019-01-01\nend = 2019-04-01\n"
-        '[walkforward]\nmin_train_days = 45\nretrain_every = "15d"\ncache_dir = ""\n'
-        '[[strategies]]\nname = "vote"\nkind = "neural"\nparams = { models = ["g"], features = "mtf" }\n'
-        '[[models]]\nname = "g"\nkind = "gbm"\nwindow = 8\ngbm_max_iter = 3\ngbm_lags = [0]\n')
-    assert main(["walkforward", "--config", str(config), "--no-progress"]) == 2
+    return main(["walkforward", "--config", str(write_config(SHORT + strategies)), "--no-progress", *extra])
+
+
+def test_a_strategy_reading_other_features_than_its_models_is_a_config_error(
+    write_config, capsys: pytest.CaptureFixture[str],
+) -> None:
+    strategy = '[[strategies]]\nname = "vote"\nkind = "neural"\nparams = { models = ["g"], features = "mtf" }\n'
+    assert _walkforward(write_config, strategy) == 2
     err = capsys.readouterr().err.strip()
     assert "'vote'" in err and "'mtf'" in err and "'default'" in err
 
 
 def test_walkforward_scores_a_configured_vote_under_its_own_name(
-    write_config, tmp_path, capsys: pytest.CaptureFixture[str],
+    write_config, capsys: pytest.CaptureFixture[str],
 ) -> None:
     """It used to be left out (only decision-layer and meta-labeled strategies were replayed)."""
     import json
 
-    from bot.cli import main
-
-    config = write_config(
-        "[backtest]\nstart = 2019-01-01\nend = 2019-04-01\n"
-        '[walkforward]\nmin_train_days = 45\nretrain_every = "15d"\ncache_dir = ""\n'
-        '[[strategies]]\nname = "never"\nkind = "neural"\n'
-        'params = { models = ["g", "h"], vote_k = 2, threshold = 0.99 }\n'
-        '[[strategies]]\nname = "eager"\nkind = "neural"\n'
-        'params = { models = ["g", "h"], vote_k = 1, threshold = 0.5, act_strength = 50.0, max_size_pct = 50.0 }\n'
-        '[[models]]\nname = "g"\nkind = "gbm"\nwindow = 8\ngbm_max_iter = 3\ngbm_lags = [0]\n'
-        '[[models]]\nname = "h"\nkind = "gbm"\nwindow = 8\ngbm_max_iter = 3\ngbm_lags = [0, 1]\nseed = 1\n')
-    assert main(["walkforward", "--config", str(config), "--no-progress", "--json"]) == 0
+    strategies = ('[[strategies]]\nname = "never"\nkind = "neural"\n'
+                  'params = { models = ["g", "h"], vote_k = 2, threshold = 0.99 }\n'
+                  '[[strategies]]\nname = "eager"\nkind = "neural"\n'
+                  'params = { models = ["g", "h"], vote_k = 1, threshold = 0.5, act_strength = 50.0,'
+                  ' max_size_pct = 50.0 }\n')
+    assert _walkforward(write_config, strategies, "--json") == 0
     scores = json.loads(capsys.readouterr().out)["BTC/USDT 1h"]
     assert scores["never"]["trades"] == 0 < scores["eager"]["trades"]
     assert 0 < scores["eager"]["avg_exposure"] <= 0.5 + 1e-6  # its own size, not the forecasts' 100%
