@@ -35,6 +35,7 @@ from strategies.indicators import NAN, Ctx, Indicator, LogReturn, RealizedVol, R
 
 PEER_OF_BTC = "ETH"
 LEADER = "BTC"
+MAX_PENDING = 8192
 
 
 def peer_symbol(symbol: str) -> str:
@@ -52,7 +53,8 @@ class PeerContext(Indicator):
         if bars < 1 or ratio_bars < 2 or max_stale < 0:
             raise ValueError("peer features need bars >= 1, ratio_bars >= 2, max_stale >= 0")
         self.bars, self.ratio_bars, self.max_stale = int(bars), int(ratio_bars), int(max_stale)
-        self._pending: deque[tuple[int, float, float, float, float]] = deque()
+        # peer bars not yet read (bounded: a symbol silent for a year must not grow memory)
+        self._pending: deque[tuple[int, float, float, float, float]] = deque(maxlen=MAX_PENDING)
         self._peer = Ctx()
         self._peer_inds = (LogReturn(1), LogReturn(self.bars), RealizedVol(self.bars))
         self._peer_row: tuple[float, ...] = (NAN, NAN, NAN)
