@@ -62,11 +62,26 @@ def model_specs(settings: Any) -> list[Any]:
 def model_strategies(settings: Any) -> list[tuple[str, str, dict[str, Any]]]:
     """(kind, name, params) of the enabled ``neural`` and ``meta_labeled`` strategies, as the app
     builds them (the configured round-trip cost filled in): walk-forward replays each, as
-    configured, on the forecasts of the models it names."""
+    configured, on the forecasts of the models it names. A ``neural`` strategy whose
+    ``features`` differ from its models' is a config error, as it is live."""
     from bot.app import strategy_params
+    from bot.errors import UserInputError
 
-    return [(cfg.kind, cfg.name, strategy_params(settings, cfg)) for cfg in settings.strategies
-            if cfg.enabled and cfg.kind in MODEL_KINDS]
+    trained_on = {s.name: s.features for s in model_specs(settings)}
+    out = []
+    for cfg in settings.strategies:
+        if not (cfg.enabled and cfg.kind in MODEL_KINDS):
+            continue
+        features = str(cfg.params.get("features", "default"))
+        wrong = [m for m in cfg.params.get("models") or () if cfg.kind == "neural"
+                 and trained_on.get(str(m), features) != features]
+        if wrong:  # live, the strategy could not load them either: refused before any training
+            raise UserInputError(
+                f"strategy {cfg.name!r} reads feature spec {features!r} but its model(s) {', '.join(wrong)}"
+                f" are trained on {trained_on[wrong[0]]!r}; set the strategy's features ="
+                f" {trained_on[wrong[0]]!r} or the models' features = {features!r}")
+        out.append((cfg.kind, cfg.name, strategy_params(settings, cfg)))
+    return out
 
 
 def rule_strategies(settings: Any, symbol: str, timeframe: str) -> list[Any]:

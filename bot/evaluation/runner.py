@@ -163,8 +163,7 @@ def model_strategies(history: History, wf: WalkForwardResult,
     """The configured ``neural`` strategies (the decision layer with a ``decision`` table, else the
     k-of-n vote with their own voting parameters) and ``meta_labeled`` strategies, on the
     walk-forward forecasts of the models they name (skipped, with a warning, when one of them
-    was not walked forward). A strategy whose ``features`` differ from its models' is a config
-    error, as it is live."""
+    was not walked forward)."""
     by_name = {s.name: s for s in specs}
     a = history.arrays
     out: list[Strategy] = []
@@ -180,13 +179,6 @@ def model_strategies(history: History, wf: WalkForwardResult,
             out.append(MetaReplayStrategy(name, history.symbol, history.timeframe, first.ts,
                                           {m: wf.forecasts[m].p for m in models}, params, a["ts"], a["close"]))
             continue
-        features = str(params.get("features", "default"))
-        wrong = [m for m in models if by_name[m].features != features]
-        if wrong:
-            raise UserInputError(
-                f"strategy {name!r} reads feature spec {features!r} but its model(s) {', '.join(wrong)} were"
-                f" trained on {by_name[wrong[0]].features!r}; set the strategy's"
-                f" features = {by_name[wrong[0]].features!r} or the models' features = {features!r}")
         vol_days = float(params.get("vol_days", 7.0))
         weights = fold_weights({m: wf.validation[m] for m in models if m in wf.validation},
                                str(params.get("weighting", "equal")))
