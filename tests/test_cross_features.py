@@ -229,3 +229,28 @@ def test_a_config_needing_the_peer_it_lacks_exits_2_naming_the_fix(
     assert len(err) == 1, err
     assert "gbm_x" in err[0] and "BTC/USDT" in err[0] and 'features = "default"' in err[0]
     assert "BTC_USDT-1h.csv.gz" in err[0]  # where the candles were looked for
+
+
+@needs_data
+def test_the_daemon_retrain_judges_a_cross_asset_model(tmp_path) -> None:
+    """The retrain job loads the peer's candles for a model that reads them (it used to fail with
+    'needs the peer' on every scheduled retrain)."""
+    from bot.retrain_job import RetrainJob, run_job
+    from strategies.history import History, load_history
+    from strategies.model_config import ModelSpec
+    from strategies.registry import model_dir, save_model
+    from strategies.training import Dataset, train_model
+
+    hist = load_history(DATA_DIR, "BTC/USDT", "1h", "2021-01-01", "2021-06-01")
+    peer = load_history(DATA_DIR, "ETH/USDT", "1h", "2021-01-01", "2021-06-01")
+    first = History(hist.symbol, hist.timeframe, {k: v[:-300] for k, v in hist.arrays.items()})
+    spec = ModelSpec(name="gx", kind="gbm", window=8, gbm_max_iter=5, gbm_lags=(0, 1), features="cross",
+                     select_by="net_return", target="triple_barrier", horizon=6)
+    res = train_model(spec, Dataset.build(first, CROSS_SPEC, peer))
+    save_model(res.model, model_dir(tmp_path / "models", "BTC/USDT", "1h", "gx"), CROSS_SPEC)
+    end = int(hist.arrays["ts"][-1]) + HOUR
+    job = RetrainJob(str(tmp_path / "models"), "BTC/USDT", "1h", str(DATA_DIR), end_ms=end, train_bars=2500,
+                     eval_bars=300, staging=str(tmp_path / "staging"))
+    (verdict,) = run_job(job)
+    assert verdict.error == "", verdict.error
+    assert math.isfinite(verdict.incumbent) and math.isfinite(verdict.candidate)

@@ -127,3 +127,14 @@ def test_neuralbot_train_selects_the_same_way(btc: History) -> None:
     plain = train_model(SELECTED[0].model_copy(update={"select_by": "log_loss"}), ds)
     assert "val_net_sharpe" in res.report.extra and "val_net_sharpe" not in plain.report.extra
     assert res.model.calibrator.kind in ("temperature", "isotonic", "none")
+
+
+def test_the_daemon_retrain_candidate_is_selected_the_same_way(btc: History) -> None:
+    """fit_candidate used to early-stop by log loss whatever the spec said."""
+    from bot.retrain_job import fit_candidate
+    from strategies.training import Dataset
+
+    ds = Dataset.build(btc, DEFAULT_SPEC)
+    chosen = fit_candidate(SELECTED[0], ds)
+    plain = fit_candidate(SELECTED[0].model_copy(update={"select_by": "log_loss"}), ds)
+    assert chosen.estimator.n_iter_ != plain.estimator.n_iter_ or chosen.calibrator != plain.calibrator
