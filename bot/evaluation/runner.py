@@ -157,9 +157,9 @@ def cached_walk_forward(
     return result
 
 
-def model_strategies(history: History, wf: WalkForwardResult,
-                     configured: Sequence[tuple[str, str, dict[str, Any]]],
-                     specs: Sequence[ModelSpec]) -> list[Strategy]:
+def replay_strategies(history: History, wf: WalkForwardResult,
+                      configured: Sequence[tuple[str, str, dict[str, Any]]],
+                      specs: Sequence[ModelSpec]) -> list[Strategy]:
     """The configured ``neural`` strategies (the decision layer with a ``decision`` table, else the
     k-of-n vote with their own voting parameters) and ``meta_labeled`` strategies, on the
     walk-forward forecasts of the models they name (skipped, with a warning, when one of them
@@ -271,11 +271,11 @@ def evaluate_history(
     peer: History | None = None,
 ) -> AssetEvaluation:
     """Walk forward (cached) and backtest everything on ``history``; synchronous entry point.
-    ``configured``: (kind, name, params) of the config's decision-layer and meta-labeled strategies;
+    ``configured``: (kind, name, params) of the config's neural and meta-labeled strategies;
     ``peer``: the peer symbol's history for cross-asset features (:func:`peer_history`)."""
     wf = cached_walk_forward(history, cfg, models, progress, compute, peer)
     specs = prepare_specs(cfg, models)
-    edges = model_strategies(history, wf, configured, specs)
+    edges = replay_strategies(history, wf, configured, specs)
     meta = frozenset(s.name for s in specs if s.target == "meta_trend")
     return asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress, edges, meta))
 

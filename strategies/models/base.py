@@ -124,14 +124,13 @@ class Model(ABC):
         out = [self._raw_output(wn.x(slice(i, i + batch_size))) for i in range(0, len(wn), batch_size)]
         return np.concatenate(out) if out else np.zeros(0)
 
-    def calibrate(self, val: Windows, select: NetScore | None = None) -> dict[str, float]:
+    def calibrate(self, val: Windows, select: NetScore | None = None) -> None:
         """Fit the probability calibrator on the validation split (classifiers only); with
         ``select`` its kind is the one whose cross-fitted forecasts earn the most net of costs per
-        unit of risk (returns each kind's score)."""
+        unit of risk (the kind is stored with the calibrator)."""
         if self.task != "classification":
-            return {}
+            return
         wn = val.with_features(self.normalizer.transform(val.features))
         logits = self._raw_windows(wn)
-        kind, scores = (self.spec.calibration, {}) if select is None else select.choose_calibration(logits)
+        kind = self.spec.calibration if select is None else select.choose_calibration(logits)[0]
         self.calibrator = fit_calibrator(kind, logits, val.y)
-        return scores
