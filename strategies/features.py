@@ -286,8 +286,10 @@ def compute_features(
     open time, as a live feed may: the engine reads it one bar later either way).
     """
     if spec.needs_peer and peer is None:
-        raise ValueError(f"feature spec {spec.name!r} needs the peer symbol's candles "
-                         "(strategies.cross.peer_symbol); pass peer=")
+        raise ValueError(f"feature spec {spec.name!r} reads the peer symbol's candles (BTC for other coins,"
+                         " ETH for BTC) and none were given: this path does not load them (walkforward,"
+                         " evaluate, train, the retrain job and the neural strategy do); use"
+                         " features = \"default\" here")
     n = len(arrays["ts"])
     out = np.empty((n, spec.n_features), dtype=np.float64)
     engine = FeatureEngine(spec)

@@ -157,7 +157,7 @@ def test_peer_symbols_and_the_missing_peer() -> None:
         peer_symbol("BTCUSDT")
     a = {k: np.arange(1.0, 5.0) for k in ("open", "high", "low", "close", "volume")}
     a["ts"] = np.arange(4, dtype=np.int64) * HOUR
-    with pytest.raises(ValueError, match="needs the peer"):
+    with pytest.raises(ValueError, match="reads the peer symbol's candles"):
         compute_features(a, CROSS_SPEC)
     assert PeerContext.outputs == tuple(c.removeprefix("peer_") for c in CROSS_SPEC.columns[-5:])
 
