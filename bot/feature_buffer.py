@@ -110,6 +110,12 @@ class FeatureBuffer:
         self._push(candle.ts, row)
         return None
 
+    def on_peer_candle(self, candle: Candle) -> None:
+        """A closed candle of the peer symbol, already accepted by the peer's own buffer (the
+        cross-asset features read it from the first own bar that opens after it closed)."""
+        if candle.timeframe == self.timeframe and candle.symbol != self.symbol:
+            self._engine.update_peer(candle.ts, candle.open, candle.high, candle.low, candle.close)
+
     def on_candles(self, candles: list[Candle]) -> int:
         """Ingest candles in order; returns how many were accepted."""
         return sum(self.on_candle(c) is None for c in candles)

@@ -11,7 +11,7 @@ import contextlib
 import importlib
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ def fit_candidate(spec: Any, ds: Any, val_fraction: float = 0.15) -> Any:
     early-stops and calibrates, as in a walk-forward fold. Same spec as the running model."""
     from bot.evaluation.walkforward import fit_windows
     from strategies.labels import model_labels
+    from strategies.selection import PriceSeries
     from strategies.windows import valid_ends
 
     if spec.features != ds.spec.name:
@@ -72,7 +73,8 @@ def fit_candidate(spec: Any, ds: Any, val_fraction: float = 0.15) -> Any:
     cut = int(ends[int(len(ends) * (1 - val_fraction))])
     # purge: a training label must resolve before the first validation bar (its real span)
     train, val = ends[labels.end[ends] < cut], ends[ends >= cut]
-    return fit_windows(spec, ds.features, labels, arrays["ts"], train, val)
+    prices = PriceSeries.of(arrays, ds.history.timeframe)  # select_by = "net_return" as walk-forward
+    return fit_windows(spec, ds.features, labels, arrays["ts"], train, val, prices)
 
 
 def score(model: Any, windows: Any) -> tuple[str, float]:
@@ -83,6 +85,17 @@ def score(model: Any, windows: Any) -> tuple[str, float]:
     if model.task == "classification":
         return "brier", float(np.mean((pred - y) ** 2))
     return "mse", float(np.mean((pred - y) ** 2))
+
+
+def _peer_history(job: RetrainJob, history: Any) -> Any:
+    """The peer symbol's candles over ``history``'s span (cross-asset features), from the same sources."""
+    from strategies.cross import peer_symbol
+    from strategies.history import History
+
+    peer = _history(replace(job, symbol=peer_symbol(job.symbol)))
+    ts = history.arrays["ts"]
+    keep = (peer.arrays["ts"] >= ts[0]) & (peer.arrays["ts"] <= ts[-1])
+    return History(peer.symbol, peer.timeframe, {k: v[keep] for k, v in peer.arrays.items()}, peer.rejected)
 
 
 def _history(job: RetrainJob) -> Any:
@@ -138,16 +151,19 @@ def run_job(job: RetrainJob) -> list[Verdict]:
     root = model_dir(job.models_dir, job.symbol, job.timeframe, "x").parent
     names = job.model_names or tuple(p.parent.name for p in sorted(root.glob("*/meta.json")))
     verdicts: list[Verdict] = []
+    peer = None  # the peer's candles, loaded once a model reads cross-asset features
     for name in names:
         try:
             meta = read_meta(root / name)
             spec = ModelSpec.model_validate(meta["spec"])
             fspec = FeatureSpec.from_dict(meta["feature_spec"])
-            full = Dataset.build(history, fspec)
+            if fspec.needs_peer and peer is None:
+                peer = _peer_history(job, history)
+            full = Dataset.build(history, fspec, peer)
             windows = prepare(full, spec).windows
             recent = windows.subset(windows.end >= cut)
             incumbent = load_model(root / name, fspec)
-            candidate = trainer(spec, Dataset.build(train_hist, fspec), job.val_fraction)
+            candidate = trainer(spec, Dataset.build(train_hist, fspec, peer), job.val_fraction)
             metric, inc = score(incumbent, recent)
             _, cand = score(candidate, recent)
             better = cand < inc - job.min_improvement

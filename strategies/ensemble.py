@@ -179,3 +179,32 @@ def decide(
         return Decision(Direction.FLAT, strength, 0.0, held, ci, risk, why)
     keep = Direction.LONG if held else Direction.FLAT
     return Decision(keep, strength, 0.0, False, ci, risk, why + "; no consensus: hold")
+
+
+@dataclass(frozen=True, slots=True)
+class VotingSetup:
+    """A neural strategy's voting parameters, as its ``params`` give them (no decision table)."""
+
+    rule: VotingRule
+    policy: SignalPolicy
+    exit_rule: str
+
+
+def voting_setup(
+    n_models: int, vote_k: int | None = None, threshold: float = 0.55, weighting: str = "equal",
+    exit_rule: str = "consensus", act_strength: float = 65.0, saturation: float = 0.75,
+    min_size_pct: float = 1.0, max_size_pct: float = 10.0, min_agreement_scale: float = 0.6,
+    ci_method: str = "spread", ci_level: float = 0.9, risk_low_below: float = 0.50,
+    risk_high_above: float = 0.85, risk_multipliers: Mapping[str, float] | None = None,
+) -> VotingSetup:
+    """The rule and signal policy of ``n_models`` voters (the live strategy and its walk-forward
+    replay build them here, from the same parameters)."""
+    if exit_rule not in EXIT_RULES:
+        raise ValueError(f"exit_rule must be one of {EXIT_RULES}, got {exit_rule!r}")
+    mult = {"low": 1.0, "medium": 0.75, "high": 0.5, "": 1.0}
+    mult.update(risk_multipliers or {})
+    rule = VotingRule(min(4, n_models) if vote_k is None else vote_k, n_models, threshold, weighting)
+    policy = SignalPolicy(act_strength, saturation, min_size_pct, max_size_pct, min_agreement_scale,
+                          ci_method, ci_level, risk_low_below=risk_low_below, risk_high_above=risk_high_above,
+                          risk_multipliers=mult)
+    return VotingSetup(rule, policy, exit_rule)

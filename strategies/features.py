@@ -46,7 +46,10 @@ _FACTORIES: dict[str, Callable[..., ind.Indicator]] = {
     "hour": ind.HourOfDay,
     "dow": ind.DayOfWeek,
     "htf": lambda **p: _htf(**p),  # higher-timeframe context (strategies.mtf), imported on use
+    "peer": lambda **p: _peer(**p),  # cross-asset context (strategies.cross), imported on use
 }
+_OUTPUTS = {"htf": ("ret", "trend", "pos"),
+            "peer": ("ret_1", "ret_24", "vol_24", "ratio_ret_24", "ratio_dev_168")}
 
 
 STREAM_OF = {"book_imbalance": "order_book", "spread": "order_book", "volume_delta": "trades"}
@@ -58,6 +61,12 @@ def _htf(**params: float | int) -> ind.Indicator:
     from strategies.mtf import HigherTimeframe
 
     return HigherTimeframe(**params)  # type: ignore[arg-type]
+
+
+def _peer(**params: float | int) -> ind.Indicator:
+    from strategies.cross import PeerContext
+
+    return PeerContext(**params)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +86,7 @@ class FeatureDef:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        outs = ("ret", "trend", "pos") if self.kind == "htf" else _FACTORIES[self.kind].outputs
+        outs = _OUTPUTS.get(self.kind) or _FACTORIES[self.kind].outputs  # type: ignore[attr-defined]
         return (self.name,) if not outs else tuple(f"{self.name}_{o}" for o in outs)
 
     @property
@@ -86,6 +95,8 @@ class FeatureDef:
         p = dict(self.params)
         if self.kind == "htf":  # bars + 1 complete higher bars, plus one bucket to align
             return int(p["minutes"]) // 60 * (int(p.get("bars", 10)) + 2)
+        if self.kind == "peer":  # the ratio's mean, one bar behind the peer
+            return max(int(p.get("bars", 24)), int(p.get("ratio_bars", 168))) + 2
         if self.kind == "macd":
             return int(p["slow"]) + int(p["signal"])
         for key in ("bars", "period"):
@@ -123,6 +134,11 @@ class FeatureSpec:
     def streams(self) -> frozenset[str]:
         """The market streams besides candles these features read: ``order_book``, ``trades``."""
         return frozenset(STREAM_OF[f.kind] for f in self.features if f.kind in STREAM_OF)
+
+    @property
+    def needs_peer(self) -> bool:
+        """Whether these features read a second symbol's candles (:mod:`strategies.cross`)."""
+        return any(f.kind == "peer" for f in self.features)
 
     @property
     def settle_bars(self) -> int:
@@ -187,10 +203,15 @@ _HTF_FEATURES: tuple[FeatureDef, ...] = (
     _f("w1", "htf", minutes=10080, bars=4),
 )
 
+# Cross-asset context: the peer symbol's returns and volatility, and the ratio to it (ETH/BTC).
+_PEER_FEATURES: tuple[FeatureDef, ...] = (_f("peer", "peer", bars=24, ratio_bars=168, max_stale=3),)
+
 DEFAULT_SPEC = FeatureSpec("default", _OHLCV_FEATURES)
 FULL_SPEC = FeatureSpec("full", _OHLCV_FEATURES + _MICRO_FEATURES)
 MTF_SPEC = FeatureSpec("mtf", _OHLCV_FEATURES + _HTF_FEATURES)
-SPECS: dict[str, FeatureSpec] = {"default": DEFAULT_SPEC, "full": FULL_SPEC, "mtf": MTF_SPEC}
+CROSS_SPEC = FeatureSpec("cross", _OHLCV_FEATURES + _PEER_FEATURES)
+SPECS: dict[str, FeatureSpec] = {"default": DEFAULT_SPEC, "full": FULL_SPEC, "mtf": MTF_SPEC,
+                                 "cross": CROSS_SPEC}
 
 
 def get_spec(name: str) -> FeatureSpec:
@@ -206,8 +227,15 @@ class FeatureEngine:
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
         self._inds = [f.build() for f in spec.features]
+        self._peer_inds = [i for f, i in zip(spec.features, self._inds, strict=True) if f.kind == "peer"]
         self._ctx = ind.Ctx()
         self.count = 0
+
+    def update_peer(self, ts: int, open_: float, high: float, low: float, close: float) -> None:
+        """One accepted candle of the peer symbol (cross-asset features; ignored without them).
+        It is read from the first own bar that opens after it has closed."""
+        for indicator in self._peer_inds:
+            indicator.push_peer(ts, open_, high, low, close)  # type: ignore[attr-defined]
 
     def update(
         self,
@@ -246,13 +274,22 @@ def compute_features(
     arrays: Mapping[str, np.ndarray],
     spec: FeatureSpec = DEFAULT_SPEC,
     extras: Mapping[str, np.ndarray] | None = None,
+    peer: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Feature matrix ``[n_rows, n_features]`` (float64) of a validated history.
 
     ``arrays`` has ``ts, open, high, low, close, volume`` (see
     :func:`strategies.history.clean_history`); ``extras`` optionally carries
-    per-bar ``volume_delta``, ``imbalance``, ``spread_bps`` (NaN = absent).
+    per-bar ``volume_delta``, ``imbalance``, ``spread_bps`` (NaN = absent); ``peer``
+    is the peer symbol's validated history, required by a spec with cross-asset
+    features (each peer candle is handed to the engine before the own candle of its
+    open time, as a live feed may: the engine reads it one bar later either way).
     """
+    if spec.needs_peer and peer is None:
+        raise ValueError(f"feature spec {spec.name!r} reads the peer symbol's candles (BTC for other coins,"
+                         " ETH for BTC) and none were given: this path does not load them (walkforward,"
+                         " evaluate, train, the retrain job and the neural strategy do); use"
+                         " features = \"default\" here")
     n = len(arrays["ts"])
     out = np.empty((n, spec.n_features), dtype=np.float64)
     engine = FeatureEngine(spec)
@@ -261,6 +298,12 @@ def compute_features(
     ex = extras or {}
     ext = [np.asarray(ex[k]).tolist() if k in ex else nan_col for k in
            ("volume_delta", "imbalance", "spread_bps")]
+    peer_rows = iter(zip(*(np.asarray(peer[k]).tolist() for k in ("ts", "open", "high", "low", "close")),
+                         strict=True)) if spec.needs_peer and peer is not None else iter(())
+    nxt = next(peer_rows, None)
     for i, vals in enumerate(zip(*cols, *ext, strict=True)):
+        while nxt is not None and nxt[0] <= vals[0]:
+            engine.update_peer(int(nxt[0]), *nxt[1:])
+            nxt = next(peer_rows, None)
         out[i] = engine.update(int(vals[0]), *vals[1:])
     return out

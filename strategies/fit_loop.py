@@ -4,7 +4,9 @@ Reproducible on CPU: the torch seed is set from ``spec.seed`` before the
 network is built and again here; batch order and augmentation draw from a numpy
 generator seeded per epoch. Class balancing weights the positive class by
 ``n_neg / n_pos`` (computed on the training split). Early stopping watches the
-UNWEIGHTED validation loss and restores the best weights.
+UNWEIGHTED validation loss and restores the best weights; with a
+:class:`strategies.selection.NetScore` it watches the net-of-cost return per unit of
+risk of the epoch's validation forecasts instead (ties: the lower loss).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from strategies.windows import Windows
 
 if TYPE_CHECKING:
     from strategies.models.torch_base import TorchModel
+    from strategies.selection import NetScore
 
 log = structlog.get_logger(__name__)
 
@@ -49,17 +52,22 @@ def augment(x: np.ndarray, rng: np.random.Generator, noise: float, shift: int, s
     return x
 
 
-def _eval_loss(model: TorchModel, w: Windows, loss_fn: nn.Module, y: np.ndarray, batch: int) -> float:
+def _eval_loss(model: TorchModel, w: Windows, loss_fn: nn.Module, y: np.ndarray,
+               batch: int) -> tuple[float, np.ndarray]:
+    """Mean validation loss and the raw outputs it was computed from."""
     model.module.eval()
     total = 0.0
+    outs: list[np.ndarray] = []
     with torch.inference_mode():
         for i in range(0, len(w), batch):
             out = model.module(torch.from_numpy(w.x(slice(i, i + batch))))
             total += float(loss_fn(out, torch.from_numpy(y[i : i + batch]))) * len(out)
-    return total / max(len(w), 1)
+            outs.append(out.double().numpy())
+    return total / max(len(w), 1), (np.concatenate(outs) if outs else np.zeros(0))
 
 
-def fit_torch(model: TorchModel, train: Windows, val: Windows, progress: bool = False) -> FitReport:
+def fit_torch(model: TorchModel, train: Windows, val: Windows, progress: bool = False,
+              select: NetScore | None = None) -> FitReport:
     s = model.spec
     t0 = time.perf_counter()
     torch.manual_seed(s.seed)
@@ -87,8 +95,10 @@ def fit_torch(model: TorchModel, train: Windows, val: Windows, progress: bool = 
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=s.lr_factor, patience=s.lr_patience)
     best_loss, best_epoch, best_state = float("inf"), 0, copy.deepcopy(net.state_dict())
+    best_key: tuple[float, float] = (-float("inf"), -float("inf"))
     train_losses: list[float] = []
     val_losses: list[float] = []
+    val_nets: list[float] = []
     stale = 0
     bar = tqdm(total=s.epochs, desc=f"{s.name:>12}", disable=not progress, leave=True)
     for epoch in range(s.epochs):
@@ -111,10 +121,17 @@ def fit_torch(model: TorchModel, train: Windows, val: Windows, progress: bool = 
             opt.step()
             total += loss.item() * len(sel)
         train_losses.append(total / max(len(order), 1))
-        val_losses.append(_eval_loss(model, van, val_loss_fn, y_va, PREDICT_BATCH))
-        sched.step(val_losses[-1])
-        if val_losses[-1] < best_loss - 1e-6:
-            best_loss, best_epoch, stale = val_losses[-1], epoch + 1, 0
+        vloss, raw = _eval_loss(model, van, val_loss_fn, y_va, PREDICT_BATCH)
+        val_losses.append(vloss)
+        sched.step(vloss)
+        if select is not None and model.task == "classification":
+            val_nets.append(select.of_logits(raw))
+            key = (round(val_nets[-1], 9), -vloss)
+            better = key[0] > best_key[0] or (key[0] == best_key[0] and vloss < best_loss - 1e-6)
+        else:
+            key, better = (0.0, -vloss), vloss < best_loss - 1e-6
+        if better:
+            best_key, best_loss, best_epoch, stale = key, vloss, epoch + 1, 0
             best_state = copy.deepcopy(net.state_dict())
         else:
             stale += 1
@@ -130,6 +147,7 @@ def fit_torch(model: TorchModel, train: Windows, val: Windows, progress: bool = 
         epochs_run=len(val_losses), best_epoch=best_epoch, train_loss=tuple(train_losses),
         val_loss=tuple(val_losses), stopped_early=len(val_losses) < s.epochs,
         seconds=time.perf_counter() - t0, final_lr=float(opt.param_groups[0]["lr"]),
+        extra={"val_net_sharpe": val_nets[best_epoch - 1]} if val_nets and best_epoch else {},
     )
     log.info("torch_fit", model=s.name, epochs=report.epochs_run, best_epoch=best_epoch,
              val_loss=round(best_loss, 5), seconds=round(report.seconds, 1))

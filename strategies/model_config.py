@@ -99,6 +99,9 @@ class ModelSpec(BaseModel):
     augment_shift: int = Field(0, ge=0)  # random time shift of up to this many steps
     augment_scale: float = Field(0.0, ge=0)  # magnitude scaling std (x ~ N(1, s))
     calibration: Literal["temperature", "isotonic", "none"] = "temperature"
+    # what early stopping and the calibration are chosen by on the validation span: the log loss,
+    # or the net-of-cost return per unit of risk of the decision layer (strategies.selection)
+    select_by: Literal["log_loss", "net_return"] = "log_loss"
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     purge: int | None = None  # embargo bars after each label's real span between splits (default 0)
     seed: int = 0
@@ -129,6 +132,9 @@ class ModelSpec(BaseModel):
             raise ValueError("d_model must be divisible by n_heads")
         if not self.hidden:
             raise ValueError("hidden must list at least one layer size")
+        if self.select_by == "net_return" and self.target not in ("direction", "triple_barrier", "net_return"):
+            raise ValueError(f"select_by = 'net_return' trades the forecasts as P(up); target {self.target!r} "
+                             "is not one (use select_by = 'log_loss')")
         return self
 
     @property

@@ -41,8 +41,9 @@ import torch
 
 from bot.events import Candle, Direction, OrderBook, Signal, SignalExplained, Trade, timeframe_ms
 from strategies.base import BarContext, Strategy
+from strategies.cross import peer_symbol
 from strategies.edge import EdgeLayer, edge_policy, move_function
-from strategies.ensemble import EXIT_RULES, Decision, VotingRule, decide, log_loss_weights, vote
+from strategies.ensemble import Decision, decide, log_loss_weights, vote, voting_setup
 from strategies.explain import attributions, batch_attributions, combine, top_shares
 from strategies.features import FeatureSpec, get_spec
 from strategies.history import OHLCV_KEYS, History, clean_history
@@ -57,7 +58,7 @@ from strategies.predictor import (
     Window,
     predict_table,
 )
-from strategies.signals import SignalPolicy, annualised_vol
+from strategies.signals import annualised_vol
 
 log = structlog.get_logger(__name__)
 
@@ -128,16 +129,10 @@ class NeuralEnsemble(Strategy):
             raise ValueError("models: list at least one model")
         if explain not in ("acted", "all", "none"):
             raise ValueError(f"explain must be 'acted', 'all' or 'none', got {explain!r}")
-        self.rule = VotingRule(min(4, len(names)) if vote_k is None else vote_k, len(names),
-                               threshold, weighting)
-        mult = {"low": 1.0, "medium": 0.75, "high": 0.5, "": 1.0}
-        mult.update(risk_multipliers or {})
-        self.policy = SignalPolicy(act_strength, saturation, min_size_pct, max_size_pct,
-                                   min_agreement_scale, ci_method, ci_level,
-                                   risk_low_below=risk_low_below, risk_high_above=risk_high_above,
-                                   risk_multipliers=mult)
-        if exit_rule not in EXIT_RULES:
-            raise ValueError(f"exit_rule must be one of {EXIT_RULES}, got {exit_rule!r}")
+        setup = voting_setup(len(names), vote_k, threshold, weighting, exit_rule, act_strength, saturation,
+                             min_size_pct, max_size_pct, min_agreement_scale, ci_method, ci_level,
+                             risk_low_below, risk_high_above, risk_multipliers)
+        self.rule, self.policy = setup.rule, setup.policy
         self.exit_rule, self.explain_mode, self.top_features, self.ig_steps = (
             exit_rule, explain, top_features, ig_steps)
         # per symbol: the last signal to explain and how (computed on demand, once)
@@ -156,7 +151,14 @@ class NeuralEnsemble(Strategy):
                 weights = log_loss_weights({**holder.losses, **(val_log_loss or {})})
             else:
                 weights = {m: 1.0 for m in holder.models}
-            self._books[symbol] = _Book(holder, LivePredictor(holder, self.spec, self.vol_bars), weights)
+            self._books[symbol] = _Book(holder, LivePredictor(holder, self.spec, self.vol_bars, self._fed), weights)
+        # cross-asset features: each symbol's peer must be one of ours (its candles feed the features)
+        self._peer_of = {s: peer_symbol(s) for s in symbols} if self.spec.needs_peer else {}
+        lacking = sorted({p for p in self._peer_of.values() if p not in self._books})
+        if lacking:
+            raise ValueError(f"features {features!r} read the peer symbol's candles: add {', '.join(lacking)}"
+                             f" to the strategy's symbols (it has {', '.join(symbols)})")
+        self._replay: dict[str, History] = {}
         first = next(iter(holders[symbols[0]].models.values())).spec
         self.horizon = horizon or horizon_label(first.horizon, timeframe)
         # the decision layer (strategies.edge): expected net edge instead of the k-of-n vote
@@ -166,10 +168,12 @@ class NeuralEnsemble(Strategy):
             timeframe, self.horizon)
 
     # -- fast path ---------------------------------------------------------------------
-    def precompute(self, symbol: str, history: History, batch_size: int = PREDICT_BATCH) -> PredictionTable:
-        """Predict every window of ``history`` in one batch per model; ``evaluate`` then looks up."""
+    def precompute(self, symbol: str, history: History, batch_size: int = PREDICT_BATCH,
+                   peer: History | None = None) -> PredictionTable:
+        """Predict every window of ``history`` in one batch per model; ``evaluate`` then looks up.
+        ``peer``: the peer symbol's history (cross-asset features)."""
         book = self._books[symbol]
-        table = predict_table(book.holder, self.spec, history, self.vol_bars, batch_size)
+        table = predict_table(book.holder, self.spec, history, self.vol_bars, batch_size, peer=peer)
         book.table = TablePredictor(book.holder, table)
         log.info("ensemble_precomputed", strategy=self.name, symbol=symbol, rows=len(table.ts),
                  models=len(table.probs))
@@ -195,6 +199,13 @@ class NeuralEnsemble(Strategy):
         book = self._books.get(ctx.candle.symbol)
         if book is not None:
             book.predictor().warm(ctx.candle)
+
+    def _fed(self, candle: Candle) -> None:
+        """A candle a live buffer accepted also feeds the buffers whose cross-asset features read
+        it as their peer."""
+        for symbol, peer in self._peer_of.items():
+            if peer == candle.symbol:
+                self._books[symbol].live.on_peer_candle(candle)
 
     def evaluate(self, ctx: BarContext) -> Signal | None:
         book = self._books.get(ctx.candle.symbol)
@@ -244,8 +255,12 @@ class NeuralEnsemble(Strategy):
         accept); explanations then wait for :meth:`deferred_explanations`."""
         if symbol in self._books and candles:
             arrays = {k: np.array([getattr(c, k) for c in candles]) for k in OHLCV_KEYS}
-            self.precompute(symbol, clean_history(arrays, symbol, self.timeframe))
+            self._replay[symbol] = clean_history(arrays, symbol, self.timeframe)
             self._books[symbol].replaying = True
+            for s in (symbol, *(s for s, p in self._peer_of.items() if p == symbol)):  # once its peer's are in
+                peer = self._replay.get(self._peer_of[s]) if self._peer_of else None
+                if s in self._replay and (peer is not None or not self._peer_of):
+                    self.precompute(s, self._replay[s], peer=peer)
 
     def deferred_explanations(self) -> list[SignalExplained]:
         """The explanations :meth:`evaluate` held back, each model's windows in batches;

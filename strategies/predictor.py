@@ -127,13 +127,26 @@ class Predictor(Protocol):
 class LivePredictor:
     """Predictions from a causal feature buffer, every member on its latest window."""
 
-    def __init__(self, holder: ModelHolder, spec: FeatureSpec, vol_bars: int) -> None:
+    def __init__(self, holder: ModelHolder, spec: FeatureSpec, vol_bars: int,
+                 on_accepted: Callable[[Candle], None] | None = None) -> None:
         self.holder, self.vol_bars = holder, vol_bars
         self.buffer = FeatureBuffer(holder.symbol, holder.timeframe, spec, n_steps=holder.max_window,
                                     capacity=max(holder.max_window, vol_bars + 1))
+        self._on_accepted = on_accepted  # e.g. feeding this bar to the series reading it as their peer
+
+    def _accept(self, candle: Candle) -> bool:
+        if self.buffer.on_candle(candle) is not None:
+            return False
+        if self._on_accepted is not None:
+            self._on_accepted(candle)
+        return True
 
     def warm(self, candle: Candle) -> None:
-        self.buffer.on_candle(candle)
+        self._accept(candle)
+
+    def on_peer_candle(self, candle: Candle) -> None:
+        """A closed bar of the peer symbol (cross-asset features)."""
+        self.buffer.on_peer_candle(candle)
 
     def on_market(self, event: OrderBook | Trade) -> None:
         """Books and trades feed the buffer's microstructure inputs of the next bar."""
@@ -144,7 +157,7 @@ class LivePredictor:
 
     def predict(self, candle: Candle) -> Prediction | None:
         buf, models = self.buffer, dict(self.holder.models)
-        if buf.on_candle(candle) is not None:
+        if not self._accept(candle):
             return None
         probs = {}
         for n, m in models.items():
@@ -177,9 +190,10 @@ class PredictionTable:
 
 
 def predict_table(holder: ModelHolder, spec: FeatureSpec, history: History, vol_bars: int,
-                  batch_size: int = PREDICT_BATCH) -> PredictionTable:
-    """Every window of ``history`` predicted by every member, in one batch per model."""
-    feats = compute_features(history.arrays, spec)
+                  batch_size: int = PREDICT_BATCH, peer: History | None = None) -> PredictionTable:
+    """Every window of ``history`` predicted by every member, in one batch per model;
+    ``peer``: the peer symbol's history (cross-asset features)."""
+    feats = compute_features(history.arrays, spec, peer=None if peer is None else peer.arrays)
     ts = np.asarray(history.arrays["ts"], dtype=np.int64)
     probs = {name: _batch_predict(m, feats, batch_size) for name, m in holder.models.items()}
     if holder.vol_model is not None:

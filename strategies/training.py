@@ -27,6 +27,7 @@ import structlog
 import torch
 
 from bot.candle_source import CandleSource
+from strategies.cross import peer_symbol
 from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History, load_history
 from strategies.metrics_cls import classification_metrics, regression_metrics
@@ -34,6 +35,7 @@ from strategies.model_config import ModelSpec, TrainConfig
 from strategies.models import Model, build_model
 from strategies.models.base import FitReport
 from strategies.labels import model_labels, uniqueness_weights
+from strategies.selection import PriceSeries
 from strategies.windows import Normalizer, Split, Windows, chronological_split, valid_ends
 
 log = structlog.get_logger(__name__)
@@ -49,8 +51,10 @@ class Dataset:
     features: np.ndarray  # [N, F] float64, raw
 
     @classmethod
-    def build(cls, history: History, spec: FeatureSpec) -> Dataset:
-        return cls(history, spec, compute_features(history.arrays, spec))
+    def build(cls, history: History, spec: FeatureSpec, peer: History | None = None) -> Dataset:
+        """``peer``: the peer symbol's history, for a spec with cross-asset features."""
+        return cls(history, spec, compute_features(history.arrays, spec,
+                                                   peer=None if peer is None else peer.arrays))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +112,10 @@ def train_model(spec: ModelSpec, ds: Dataset, progress: bool = False) -> TrainRe
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
     model = build_model(spec, ds.spec.n_features, p.normalizer)
-    report = model.fit(train_w, val_w, progress=progress)
-    model.calibrate(val_w)
+    select = PriceSeries.of(ds.history.arrays, ds.history.timeframe).score(spec, val_w.end, val_w.y) \
+        if spec.select_by == "net_return" else None
+    report = model.fit(train_w, val_w, progress=progress, select=select)
+    model.calibrate(val_w, select)
     metrics = {
         "train": evaluate(model, train_w.subset(slice(-MAX_EVAL_TRAIN, None))),
         "val": evaluate(model, val_w),
@@ -159,5 +165,8 @@ def iter_train(cfg: TrainConfig, progress: bool = False) -> Iterator[TrainResult
     datasets: dict[str, Dataset] = {}
     for spec in cfg.models:
         if spec.features not in datasets:
-            datasets[spec.features] = Dataset.build(history, get_spec(spec.features))
+            fspec = get_spec(spec.features)
+            peer = load_history(source, peer_symbol(cfg.symbol), cfg.timeframe, cfg.start, cfg.end) \
+                if fspec.needs_peer else None
+            datasets[spec.features] = Dataset.build(history, fspec, peer)
         yield train_model(spec, datasets[spec.features], progress=progress)

@@ -3,8 +3,9 @@
 :class:`EdgeReplayStrategy` is what :class:`strategies.neural.NeuralEnsemble` does
 with a ``decision`` table, driven by the out-of-sample probabilities of the models
 it names instead of models loaded from the registry: the combined P(up) is the
-mean of those models' calibrated forecasts (the strategy's ``weighting = "equal"``),
-the volatility forecast is the trailing 7-day realised volatility (a configured
+mean of those models' calibrated forecasts, weighted as the strategy's ``weighting``
+says (``"log_loss"``: per fold, from that fold's validation forecasts, see
+:func:`bot.evaluation.vote.fold_weights`), the volatility forecast is the trailing 7-day realised volatility (a configured
 ``vol_model`` is not walked forward), and the same :class:`strategies.edge.EdgeLayer`
 decides, built from the same parameters and the models' label settings. It keeps
 the decision layer's own vol-targeted size. With ``enter_margin = "validation"`` the
@@ -33,17 +34,30 @@ from strategies.model_config import ModelSpec
 from strategies.neural import horizon_label
 
 
+def combined(forecasts: Mapping[str, Forecasts], weights: Mapping[int, Mapping[str, float]] | None) -> np.ndarray:
+    """The models' P(up) combined per bar: their mean, or with ``weights`` (per fold, by model)
+    their weighted mean in each fold."""
+    names = list(forecasts)
+    p = np.array([forecasts[n].p for n in names], dtype=np.float64)
+    if not weights:
+        return np.mean(p, axis=0)
+    fold = next(iter(forecasts.values())).fold
+    w = np.array([[float(weights.get(int(k), {}).get(n, 1.0)) for k in fold.tolist()] for n in names])
+    return np.sum(p * w, axis=0) / np.maximum(np.sum(w, axis=0), 1e-12)
+
+
 class EdgeReplayStrategy(Strategy):
     def __init__(self, name: str, symbol: str, timeframe: str, forecasts: Mapping[str, Forecasts],
                  validation: Mapping[str, Forecasts], spec: ModelSpec, decision: Mapping[str, Any],
-                 history_ts: np.ndarray, history_close: np.ndarray, vol_days: float = 7.0) -> None:
+                 history_ts: np.ndarray, history_close: np.ndarray, vol_days: float = 7.0,
+                 weights: Mapping[int, Mapping[str, float]] | None = None) -> None:
         super().__init__(name, (symbol,), timeframe)
         bar_ms = timeframe_ms(timeframe)
         bars = max(1, int(round(vol_days * 86_400_000 / bar_ms)))
         row_of = {int(t): i for i, t in enumerate(np.asarray(history_ts).tolist())}
         vol_all = trailing_vol(history_close, bars)
         first = next(iter(forecasts.values()))
-        mean = np.mean([f.p for f in forecasts.values()], axis=0)
+        mean = combined(forecasts, weights)
         self._rows = {int(t): (float(p), float(vol_all[row_of[int(t)]]), int(k))
                       for t, p, k in zip(first.ts.tolist(), mean.tolist(), first.fold.tolist(), strict=True)
                       if np.isfinite(p) and int(t) in row_of}
@@ -60,7 +74,7 @@ class EdgeReplayStrategy(Strategy):
             if set(validation) != set(forecasts):
                 raise ValueError(f"{name}: enter_margin = 'validation' needs validation forecasts")
             v0 = next(iter(validation.values()))
-            vmean = np.mean([f.p for f in validation.values()], axis=0)
+            vmean = combined(validation, weights)
             for k in np.unique(v0.fold).tolist():
                 sel = np.flatnonzero(v0.fold == k)
                 rows = np.array([row_of[int(t)] for t in v0.ts[sel]])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import numpy as np
 import structlog
 from tqdm.auto import tqdm
 
+from bot.candle_source import CandleSource, NoCandlesError
 from bot.config import Settings
 from bot.data import arrays_to_candles
 from bot.evaluation.backtest import (
@@ -38,7 +40,7 @@ from bot.evaluation.compute import Compute
 from bot.evaluation.edge_replay import EdgeReplayStrategy, MetaReplayStrategy
 from bot.evaluation.regimes import regime_scores
 from bot.evaluation.scoring import score, signal_forecasts
-from bot.evaluation.vote import VoteStrategy
+from bot.evaluation.vote import VoteStrategy, fold_weights
 from bot.evaluation.walkforward import (
     Forecasts,
     WalkForwardConfig,
@@ -46,12 +48,19 @@ from bot.evaluation.walkforward import (
     prepare_specs,
     walk_forward,
 )
+from bot.errors import UserInputError
 from bot.events import timeframe_ms
 from strategies.base import Strategy
-from strategies.history import History
+from strategies.cross import peer_symbol
+from strategies.ensemble import voting_setup
+from strategies.features import get_spec
+from strategies.history import History, clean_history
+from strategies.labels import trailing_vol
 from strategies.model_config import ModelSpec
 
 log = structlog.get_logger(__name__)
+
+VOTING_KEYS = frozenset(inspect.signature(voting_setup).parameters) - {"n_models"}
 
 
 @dataclass
@@ -75,27 +84,54 @@ class AssetEvaluation:
         return out
 
 
-def _cache_key(history: History, cfg: WalkForwardConfig, specs: Sequence[ModelSpec]) -> str:
+def _fingerprint(history: History | None) -> dict[str, Any] | None:
+    if history is None:
+        return None
     a = history.arrays
+    return {"symbol": history.symbol, "tf": history.timeframe, "n": len(history),
+            "first": int(a["ts"][0]) if len(history) else 0, "last": int(a["ts"][-1]) if len(history) else 0,
+            "close_sum": float(np.sum(a["close"]))}
+
+
+def _cache_key(history: History, cfg: WalkForwardConfig, specs: Sequence[ModelSpec],
+               peer: History | None = None) -> str:
     blob = json.dumps({
-        "symbol": history.symbol, "tf": history.timeframe, "n": len(history),
-        "first": int(a["ts"][0]) if len(history) else 0, "last": int(a["ts"][-1]) if len(history) else 0,
-        "close_sum": float(np.sum(a["close"])), "cfg": cfg.model_dump(mode="json", exclude={"cache_dir"}),
+        **(_fingerprint(history) or {}), "peer": _fingerprint(peer),
+        "cfg": cfg.model_dump(mode="json", exclude={"cache_dir"}),
         "specs": [s.model_dump(mode="json") for s in specs],
         "format": 2,  # 2: validation-span forecasts stored too
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def peer_history(source: CandleSource, symbol: str, timeframe: str, specs: Sequence[ModelSpec],
+                 since_ms: int | None, until_ms: int | None) -> History | None:
+    """The peer symbol's candles over ``[since_ms, until_ms)`` when a model's feature spec has
+    cross-asset inputs (``None`` otherwise); a missing series is a config error naming the fix."""
+    needing = [s.name for s in specs if get_spec(s.features).needs_peer]
+    if not needing:
+        return None
+    peer = peer_symbol(symbol)
+    try:
+        arrays = source.load(peer, timeframe, since_ms, until_ms)
+    except (FileNotFoundError, NoCandlesError) as exc:
+        raise UserInputError(
+            f"model(s) {', '.join(needing)} read cross-asset features of {peer} for {symbol}, and {peer}"
+            f" {timeframe} candles are missing ({exc}); add that series to the candle source"
+            f" or set those models' features = \"default\"") from None
+    return clean_history(arrays, peer, timeframe)
+
+
 def cached_walk_forward(
     history: History, cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None, progress: bool = True,
-    compute: Compute | None = None,
+    compute: Compute | None = None, peer: History | None = None,
 ) -> WalkForwardResult:
     """:func:`walk_forward`, memoised on disk under ``cfg.cache_dir`` (keyed by data + config)."""
     specs = prepare_specs(cfg, models)
     path = None
     if cfg.cache_dir:
-        name = f"{history.symbol.replace('/', '_')}-{history.timeframe}-{_cache_key(history, cfg, specs)}"
+        key = _cache_key(history, cfg, specs, peer)
+        name = f"{history.symbol.replace('/', '_')}-{history.timeframe}-{key}"
         path = Path(cfg.cache_dir) / f"{name}.npz"
         if path.exists():
             with np.load(path, allow_pickle=False) as z:
@@ -106,7 +142,7 @@ def cached_walk_forward(
                        for n in meta.get("validation", [])}
             log.info("walk_forward_cached", path=str(path))
             return WalkForwardResult(meta["symbol"], meta["timeframe"], meta["folds"], fc, meta["seconds"], val)
-    result = walk_forward(history, cfg, models, progress=progress, compute=compute)
+    result = walk_forward(history, cfg, models, progress=progress, compute=compute, peer=peer)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
@@ -121,11 +157,12 @@ def cached_walk_forward(
     return result
 
 
-def edge_strategies(history: History, wf: WalkForwardResult,
-                    configured: Sequence[tuple[str, str, dict[str, Any]]],
-                    specs: Sequence[ModelSpec]) -> list[Strategy]:
-    """The configured ``neural`` strategies with a decision layer and ``meta_labeled`` strategies, on
-    the walk-forward forecasts of the models they name (skipped, with a warning, when one of them
+def replay_strategies(history: History, wf: WalkForwardResult,
+                      configured: Sequence[tuple[str, str, dict[str, Any]]],
+                      specs: Sequence[ModelSpec]) -> list[Strategy]:
+    """The configured ``neural`` strategies (the decision layer with a ``decision`` table, else the
+    k-of-n vote with their own voting parameters) and ``meta_labeled`` strategies, on the
+    walk-forward forecasts of the models they name (skipped, with a warning, when one of them
     was not walked forward)."""
     by_name = {s.name: s for s in specs}
     a = history.arrays
@@ -141,12 +178,26 @@ def edge_strategies(history: History, wf: WalkForwardResult,
         if kind == "meta_labeled":
             out.append(MetaReplayStrategy(name, history.symbol, history.timeframe, first.ts,
                                           {m: wf.forecasts[m].p for m in models}, params, a["ts"], a["close"]))
-        else:
+            continue
+        vol_days = float(params.get("vol_days", 7.0))
+        weights = fold_weights({m: wf.validation[m] for m in models if m in wf.validation},
+                               str(params.get("weighting", "equal")))
+        if "decision" in params:
             out.append(EdgeReplayStrategy(name, history.symbol, history.timeframe,
                                           {m: wf.forecasts[m] for m in models},
                                           {m: wf.validation[m] for m in models if m in wf.validation},
                                           by_name[models[0]], params["decision"], a["ts"], a["close"],
-                                          float(params.get("vol_days", 7.0))))
+                                          vol_days, weights))
+            continue
+        try:
+            setup = voting_setup(len(models), **{k: v for k, v in params.items() if k in VOTING_KEYS})
+        except ValueError as exc:
+            raise UserInputError(f"strategy {name!r}: {exc}") from None
+        bars = max(1, round(vol_days * 86_400_000 / timeframe_ms(history.timeframe)))
+        at = np.searchsorted(a["ts"], first.ts)
+        out.append(VoteStrategy(name, history.symbol, history.timeframe, first.ts,
+                                {m: wf.forecasts[m].p for m in models}, setup,
+                                trailing_vol(a["close"], bars)[at], first.fold, weights))
     return out
 
 
@@ -217,12 +268,14 @@ def evaluate_history(
     progress: bool = True,
     configured: Sequence[tuple[str, str, dict[str, Any]]] = (),
     compute: Compute | None = None,
+    peer: History | None = None,
 ) -> AssetEvaluation:
     """Walk forward (cached) and backtest everything on ``history``; synchronous entry point.
-    ``configured``: (kind, name, params) of the config's decision-layer and meta-labeled strategies."""
-    wf = cached_walk_forward(history, cfg, models, progress, compute)
+    ``configured``: (kind, name, params) of the config's neural and meta-labeled strategies;
+    ``peer``: the peer symbol's history for cross-asset features (:func:`peer_history`)."""
+    wf = cached_walk_forward(history, cfg, models, progress, compute, peer)
     specs = prepare_specs(cfg, models)
-    edges = edge_strategies(history, wf, configured, specs)
+    edges = replay_strategies(history, wf, configured, specs)
     meta = frozenset(s.name for s in specs if s.target == "meta_trend")
     return asyncio.run(backtest_all(settings, history, wf, baselines, cfg, progress, edges, meta))
 

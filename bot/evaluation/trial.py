@@ -52,7 +52,7 @@ def evaluate_configuration(settings_data: dict[str, Any], arrays: dict[str, np.n
                            timeframe: str, strategy: str | None, score_from: int | None,
                            score_to: int | None) -> TrialOutcome:
     """Walk forward + backtest ``settings_data`` on ``arrays``; score ``strategy`` on the span."""
-    from bot.commands.evaluation import decision_strategies, model_specs, rule_strategies
+    from bot.commands.evaluation import model_strategies, model_specs, rule_strategies
     from pydantic import ValidationError
 
     from bot.config import Settings
@@ -70,7 +70,7 @@ def evaluate_configuration(settings_data: dict[str, Any], arrays: dict[str, np.n
     history = History(symbol, timeframe, arrays)
     if settings.models or any(s.enabled and s.kind in MODEL_KINDS for s in settings.strategies):
         ev = evaluate_history(settings, history, cfg, baselines, model_specs(settings), progress=False,
-                              configured=decision_strategies(settings))
+                              configured=model_strategies(settings))
     else:  # rules alone: no model to retrain, only the schedule says where scoring starts
         ev = asyncio.run(backtest_all(settings, history, schedule_only(history, cfg), baselines, cfg,
                                       progress=False))

@@ -35,6 +35,7 @@ from strategies.history import History
 from strategies.model_config import ModelSpec, default_models
 from strategies.labels import Labels, model_labels, uniqueness_weights
 from strategies.models import Model, build_model
+from strategies.selection import PriceSeries
 from strategies.windows import Normalizer, Windows, valid_ends
 
 log = structlog.get_logger(__name__)
@@ -149,12 +150,15 @@ def prepare_specs(cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None) ->
 
 
 def fit_windows(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray,
-                train: np.ndarray, val: np.ndarray) -> Model:
+                train: np.ndarray, val: np.ndarray, prices: PriceSeries | None = None) -> Model:
     """Fit ``spec`` on the windows ending at rows ``train``; early-stop and calibrate on ``val``.
 
     Normalisation statistics come from the rows the training windows read; rows without
     a label (meta-labels exist only on primary signals) are skipped; overlapping
     multi-bar labels are weighted by their average uniqueness when the spec says so.
+    With ``spec.select_by = "net_return"`` (and the history's ``prices``) early stopping and
+    the calibration are chosen by the net-of-cost return per unit of risk of the validation
+    forecasts (:class:`strategies.selection.NetScore`): ``val``'s rows, never a later one.
     """
     w, y = spec.window, labels.y
     lo, hi = int(train[0]), int(train[-1])
@@ -167,8 +171,11 @@ def fit_windows(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.nd
     fit_on = _windows(spec, features, y, ts, tr_rows)
     if spec.weighted:
         fit_on = fit_on.with_weights(uniqueness_weights(tr_rows, labels.end[tr_rows]))
-    model.fit(fit_on, _windows(spec, features, y, ts, val_rows))
-    model.calibrate(_windows(spec, features, y, ts, val_rows))
+    val_on = _windows(spec, features, y, ts, val_rows)
+    select = prices.score(spec, val_rows, y[val_rows]) if prices is not None and spec.select_by == "net_return" \
+        else None
+    model.fit(fit_on, val_on, select=select)
+    model.calibrate(val_on, select)
     return model
 
 
@@ -177,21 +184,21 @@ def _windows(spec: ModelSpec, features: np.ndarray, y: np.ndarray, ts: np.ndarra
 
 
 def fit_fold(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray,
-             fold: Fold) -> tuple[np.ndarray, np.ndarray]:
+             fold: Fold, prices: PriceSeries | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``spec`` on the fold's training windows; return P(up) for its test windows and for its
     validation windows (every one of them, labelled or not: what decision settings are chosen on)."""
-    model = fit_windows(spec, features, labels, ts, fold.train, fold.val)
+    model = fit_windows(spec, features, labels, ts, fold.train, fold.val, prices)
     y = labels.y
     return (model.predict_windows(_windows(spec, features, y, ts, fold.test)),
             model.predict_windows(_windows(spec, features, y, ts, fold.val)))
 
 
 def _fit_task(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray, fold: Fold,
-              threads: int) -> tuple[np.ndarray, np.ndarray]:
+              threads: int, prices: PriceSeries | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One (model, fold) fit as a self-contained task (runs the same in a Ray worker)."""
     torch.set_num_threads(threads)
     with threadpool_limits(threads):  # OpenMP/BLAS (scikit-learn) as well as torch
-        return fit_fold(spec, features, labels, ts, fold)
+        return fit_fold(spec, features, labels, ts, fold, prices)
 
 
 def walk_forward(
@@ -201,8 +208,11 @@ def walk_forward(
     feature_spec: FeatureSpec | None = None,
     progress: bool = True,
     compute: Compute | None = None,
+    peer: History | None = None,
 ) -> WalkForwardResult:
     """Train every model fold by fold and collect out-of-sample forecasts (+ their mean).
+
+    ``peer``: the peer symbol's history, for models whose feature spec has cross-asset inputs.
 
     The (model, fold) fits are independent tasks: serial by default, Ray tasks with a
     Ray ``compute``; the forecasts are the same either way (each fit seeds itself).
@@ -223,7 +233,8 @@ def walk_forward(
     max_window = max((s.window for s in specs), default=2)
     horizon = max((s.horizon for s in specs), default=1)
     spec0 = feature_spec or get_spec(specs[0].features if specs else "default")
-    f0 = feats.setdefault(spec0.name, compute_features(arrays, spec0))
+    peer_arrays = peer.arrays if peer is not None else None
+    f0 = feats.setdefault(spec0.name, compute_features(arrays, spec0, peer=peer_arrays))
     ends = valid_ends(f0, None, max_window)
     labels = {s.name: model_labels(arrays, s, history.timeframe) for s in specs}
     # one schedule for every model: a row is fitted on once every model's label has resolved
@@ -237,14 +248,16 @@ def walk_forward(
     jobs: list[tuple[object, ...]] = []
     shared: dict[str, object] = {}
     shared_ts = runner.share(ts)
+    prices = runner.share(PriceSeries.of(arrays, history.timeframe)) \
+        if any(s.select_by == "net_return" for s in specs) else None
     for spec in specs:
         fspec = feature_spec or get_spec(spec.features)
         if fspec.name not in feats:
-            feats[fspec.name] = compute_features(arrays, fspec)
+            feats[fspec.name] = compute_features(arrays, fspec, peer=peer_arrays)
         if fspec.name not in shared:  # into the object store once, not per task
             shared[fspec.name] = runner.share(feats[fspec.name])
         lab = runner.share(labels[spec.name])
-        jobs += [(spec, shared[fspec.name], lab, shared_ts, fold, cfg.threads) for fold in folds]
+        jobs += [(spec, shared[fspec.name], lab, shared_ts, fold, cfg.threads, prices) for fold in folds]
     parts = runner.map(_fit_task, jobs, desc=f"walk-forward {history.symbol} {history.timeframe}")
     rows = np.concatenate([f.test for f in folds]) if folds else np.zeros(0, dtype=np.int64)
     fold_ids = np.concatenate([np.full(len(f.test), f.index) for f in folds]) if folds else np.zeros(0, np.int64)

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from strategies.calibration import Calibrator, IdentityCalibrator, fit_calibrator
 from strategies.model_config import ModelSpec
 from strategies.windows import Normalizer, Windows
+
+if TYPE_CHECKING:
+    from strategies.selection import NetScore
 
 MODEL_API_VERSION = 1
 
@@ -71,8 +74,10 @@ class Model(ABC):
 
     # -- to implement ------------------------------------------------------------
     @abstractmethod
-    def fit(self, train: Windows, val: Windows, progress: bool = False) -> FitReport:
-        """Train on RAW-feature windows; ``val`` drives early stopping."""
+    def fit(self, train: Windows, val: Windows, progress: bool = False,
+            select: NetScore | None = None) -> FitReport:
+        """Train on RAW-feature windows; ``val`` drives early stopping: by its log loss, or with
+        ``select`` by the net-of-cost return per unit of risk of its forecasts (ties: log loss)."""
 
     @abstractmethod
     def _raw_output(self, xn: np.ndarray) -> np.ndarray:
@@ -119,9 +124,13 @@ class Model(ABC):
         out = [self._raw_output(wn.x(slice(i, i + batch_size))) for i in range(0, len(wn), batch_size)]
         return np.concatenate(out) if out else np.zeros(0)
 
-    def calibrate(self, val: Windows) -> None:
-        """Fit the probability calibrator on the validation split (classifiers only)."""
+    def calibrate(self, val: Windows, select: NetScore | None = None) -> None:
+        """Fit the probability calibrator on the validation split (classifiers only); with
+        ``select`` its kind is the one whose cross-fitted forecasts earn the most net of costs per
+        unit of risk (the kind is stored with the calibrator)."""
         if self.task != "classification":
             return
         wn = val.with_features(self.normalizer.transform(val.features))
-        self.calibrator = fit_calibrator(self.spec.calibration, self._raw_windows(wn), val.y)
+        logits = self._raw_windows(wn)
+        kind = self.spec.calibration if select is None else select.choose_calibration(logits)[0]
+        self.calibrator = fit_calibrator(kind, logits, val.y)

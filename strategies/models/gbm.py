@@ -12,13 +12,15 @@ measurable gain on this problem.
 Inputs: the window's rows at ``spec.gbm_lags`` steps back from the last row plus
 the window mean of every feature (trees cannot consume sequences directly).
 The number of boosting rounds is chosen on the CHRONOLOGICAL validation split
-(sklearn's built-in early stopping would carve a random, leaky split from train).
+(sklearn's built-in early stopping would carve a random, leaky split from train):
+by its log loss, or (``select``) by the net-of-cost return per unit of risk of each
+round's forecasts, ties to the log loss.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
@@ -29,6 +31,9 @@ from threadpoolctl import ThreadpoolController
 from strategies.calibration import logit
 from strategies.models.base import FitReport, Model
 from strategies.windows import Windows
+
+if TYPE_CHECKING:
+    from strategies.selection import NetScore
 
 log = structlog.get_logger(__name__)
 
@@ -60,13 +65,14 @@ class GBMModel(Model):
             return HistGradientBoostingClassifier(**kw)
         return HistGradientBoostingRegressor(**kw)
 
-    def fit(self, train: Windows, val: Windows, progress: bool = False) -> FitReport:
+    def fit(self, train: Windows, val: Windows, progress: bool = False,
+            select: NetScore | None = None) -> FitReport:
         # OpenMP threads follow the process's torch setting (busy-waiting extra
         # threads on a loaded 2-core box is many times slower than one thread).
         with _thread_limit():
-            return self._fit(train, val)
+            return self._fit(train, val, select)
 
-    def _fit(self, train: Windows, val: Windows) -> FitReport:
+    def _fit(self, train: Windows, val: Windows, select: NetScore | None = None) -> FitReport:
         t0 = time.perf_counter()
         tr = train.subset(slice(None, None, self.spec.stride))
         xt = self._tabular(tr.with_features(self.normalizer.transform(tr.features)).x())
@@ -81,19 +87,26 @@ class GBMModel(Model):
             xt, yt = self._undersample(xt, yt)
         est = self._make(self.spec.gbm_max_iter).fit(xt, yt)
         losses: list[float] = []
+        nets: list[float] = []
         if self.task == "classification":
             for p in est.staged_predict_proba(xv):
                 q = np.clip(p[:, 1], 1e-7, 1 - 1e-7)
                 losses.append(float(-np.mean(yv * np.log(q) + (1 - yv) * np.log(1 - q))))
+                if select is not None:
+                    nets.append(select.of_logits(logit(q)))
         else:
             losses = [float(np.mean((p - yv) ** 2)) for p in est.staged_predict(xv)]
-        best = int(np.argmin(losses)) + 1
+        if nets:  # the most net return per unit of risk; among equals, the lowest log loss
+            best = max(range(len(losses)), key=lambda i: (round(nets[i], 9), -losses[i])) + 1
+        else:
+            best = int(np.argmin(losses)) + 1
         # Same seed, no subsampling: the first ``best`` trees are identical.
         self.estimator = self._make(best).fit(xt, yt) if best < len(losses) else est
         log.info("gbm_fit", model=self.name, rounds=best, of=len(losses))
         return FitReport(
             epochs_run=len(losses), best_epoch=best, train_loss=(), val_loss=tuple(losses),
             stopped_early=best < len(losses), seconds=time.perf_counter() - t0,
+            extra={"val_net_sharpe": nets[best - 1]} if nets else {},
         )
 
     def _thin(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ calibration is not differentiable; there the uncalibrated sigmoid is returned).
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from strategies.calibration import TemperatureScaler
 from strategies.model_config import ModelSpec
 from strategies.models.base import FitReport, Model
 from strategies.windows import Normalizer, Windows
+
+if TYPE_CHECKING:
+    from strategies.selection import NetScore
 
 
 def dense_head(in_dim: int, dense: tuple[int, ...], out_dim: int = 1) -> nn.Sequential:
@@ -62,10 +65,11 @@ class TorchModel(Model):
             out = self.module(torch.from_numpy(np.ascontiguousarray(xn, dtype=np.float32)))
         return out.double().numpy()
 
-    def fit(self, train: Windows, val: Windows, progress: bool = False) -> FitReport:
+    def fit(self, train: Windows, val: Windows, progress: bool = False,
+            select: NetScore | None = None) -> FitReport:
         from strategies.fit_loop import fit_torch
 
-        return fit_torch(self, train, val, progress)
+        return fit_torch(self, train, val, progress, select)
 
     def get_state(self) -> dict[str, Any]:
         return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
