@@ -172,6 +172,7 @@ def test_the_neural_strategy_reads_its_peer_live_and_in_a_replay_alike(pair) -> 
     from strategies.model_config import ModelSpec
     from strategies.models import build_model
     from strategies.neural import NeuralEnsemble
+    from strategies.predictor import ModelHolder
     from strategies.windows import Normalizer, Windows, valid_ends
 
     eth, btc = pair
@@ -182,9 +183,13 @@ def test_the_neural_strategy_reads_its_peer_live_and_in_a_replay_alike(pair) -> 
     model = build_model(spec, feats.shape[1], Normalizer.fit(feats[ends[0] - 8 : ends[-1] + 1]))
     w = Windows(feats, ends, y[ends], spec.window)
     model.fit(w.subset(slice(0, 1200)), w.subset(slice(1200, None)))
-    kw = {"models": {"gbm": model}, "features": "cross", "vote_k": 1, "threshold": 0.5, "explain": "none"}
+    kw = {"features": "cross", "vote_k": 1, "threshold": 0.5, "explain": "none"}
+
+    def holders(*symbols: str) -> dict[str, ModelHolder]:
+        return {s: ModelHolder("x", s, "1h", {"gbm": model}) for s in symbols}
+
     with pytest.raises(ValueError, match="add BTC/USDT to the strategy's symbols"):
-        NeuralEnsemble("x", ("ETH/USDT",), "1h", **kw)
+        NeuralEnsemble("x", ("ETH/USDT",), "1h", holders("ETH/USDT"), **kw)
     candles = {s: arrays_to_candles(a, "binance", s, "1h") for s, a in (("ETH/USDT", eth), ("BTC/USDT", btc))}
 
     def run(strategy: NeuralEnsemble) -> dict[tuple[str, int], float]:
@@ -197,8 +202,8 @@ def test_the_neural_strategy_reads_its_peer_live_and_in_a_replay_alike(pair) -> 
                     out[(c.symbol, c.ts)] = float(sig.probability)
         return out
 
-    live = run(NeuralEnsemble("x", ("BTC/USDT", "ETH/USDT"), "1h", **kw))
-    replay = NeuralEnsemble("x", ("BTC/USDT", "ETH/USDT"), "1h", **kw)
+    live = run(NeuralEnsemble("x", ("BTC/USDT", "ETH/USDT"), "1h", holders("BTC/USDT", "ETH/USDT"), **kw))
+    replay = NeuralEnsemble("x", ("BTC/USDT", "ETH/USDT"), "1h", holders("BTC/USDT", "ETH/USDT"), **kw)
     for s, cs in candles.items():
         replay.prepare_replay(s, cs)
     fast = run(replay)

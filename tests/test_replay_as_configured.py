@@ -19,6 +19,7 @@ from strategies.features import DEFAULT_SPEC, compute_features
 from strategies.labels import trailing_vol
 from strategies.metrics_cls import log_loss
 from strategies.neural import NeuralEnsemble
+from strategies.predictor import ModelHolder
 from strategies.windows import Windows, valid_ends
 from tests.test_backtest_parity import SYMBOL, TF, fitted  # noqa: F401  (the fixture)
 
@@ -45,7 +46,8 @@ def test_a_configured_vote_replays_as_the_live_strategy_votes(fitted) -> None:  
     vol = trailing_vol(h.arrays["close"], 168)
     replay = VoteStrategy("vote", SYMBOL, TF, ts[ok], {n: p[ok] for n, p in probs.items()},
                           voting_setup(len(models), **VOTING), vol[ok])
-    live = NeuralEnsemble("vote", (SYMBOL,), TF, models=models, explain="none", vol_days=7.0, **VOTING)
+    live = NeuralEnsemble("vote", (SYMBOL,), TF, {SYMBOL: ModelHolder("vote", SYMBOL, TF, models)},
+                          explain="none", vol_days=7.0, **VOTING)
     settings = with_costs(Settings(), 2.0, signal_risk=True)
     candles = arrays_to_candles(h.arrays, "binance", SYMBOL, TF)
     a = asyncio.run(run_strategy(settings, replay, candles, limits=SIGNAL_RISK))
