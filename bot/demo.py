@@ -14,11 +14,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import bot
 from bot.app import run_backtest
 from bot.config import Settings, StrategyConfig, date_to_ms, load_settings, train_config
 from bot.demo_live import LiveSession, live_paper_session
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(bot.__file__).resolve().parent.parent  # the checkout, wherever this module sits
 LIVE_STORE = Path("var/demo-live.sqlite")
 LIVE_CANDLES = 720  # 30 days of hourly bars
 LIVE_MAX_S = 60.0

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO
+from tests.paths import REPO
 from tests.test_paper_live import CONFIG as PAPER_LIVE
 from tests.test_paper_live import START_MS, WAIT_S, rows
 

@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.demo import live_part
-from tests.conftest import REPO
+from tests.paths import REPO
 from tests.test_strategies_helpers import MODEL_NAMES, tiny_models_dir
 
 

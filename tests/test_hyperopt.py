@@ -20,8 +20,8 @@ from bot.evaluation.hyperopt import outer_start_ms, run_hyperopt
 from bot.store_trials import read_trials
 from strategies.history import load_history
 from tests.netns import loopback_only, require_netns
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 SEARCH = """
 [backtest]

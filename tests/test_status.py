@@ -14,7 +14,7 @@ from bot.commands.ops import add_parsers, gather_status, top_attributions
 from bot.config import load_settings
 from bot.events import Direction, EquitySnapshot, PositionChanged, Signal
 from bot.store import Store
-from tests.conftest import REPO
+from tests.paths import REPO
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
