@@ -40,6 +40,7 @@ from bot.evaluation.search_space import HyperoptConfig
 from bot.events import TIMEFRAME_MS
 from bot.ops_config import DaemonConfig, HealthConfig, NotifyConfig, RetrainConfig
 from bot.redaction import redact
+from strategies.catalog import KINDS
 from strategies.model_config import ModelSpec, TrainConfig, default_models
 
 SECRET_KEYS = ("api_key", "api_secret")
@@ -148,8 +149,6 @@ class StrategyConfig(Section):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, v: str) -> str:
-        from strategies.catalog import KINDS
-
         if v not in KINDS:
             raise ValueError(f"unknown strategy kind; expected one of {', '.join(sorted(KINDS))}")
         return v
@@ -413,7 +412,7 @@ def _timeframe(v: str) -> str:
 
 def round_trip_cost(s: Settings) -> float:
     """Entry + exit cost as configured: 2 x (fee + slippage + half the walk-forward spread)."""
-    from strategies.labels import round_trip_cost as cost
+    from strategies.labels import round_trip_cost as cost  # numpy: loading a config never imports it
 
     return cost(s.exchange.fee_rate, s.backtest.slippage_bps, s.walkforward.spread_bps)
 

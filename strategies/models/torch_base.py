@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from strategies.calibration import TemperatureScaler
+from strategies.models.fit_loop import fit_torch
 from strategies.model_config import ModelSpec
 from strategies.models.base import FitReport, Model
 from strategies.windows import Normalizer, Windows
@@ -63,8 +64,6 @@ class TorchModel(Model):
         return out.double().numpy()
 
     def fit(self, train: Windows, val: Windows, progress: bool = False) -> FitReport:
-        from strategies.fit_loop import fit_torch
-
         return fit_torch(self, train, val, progress)
 
     def get_state(self) -> dict[str, Any]:

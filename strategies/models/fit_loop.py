@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import structlog
@@ -19,11 +19,24 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from strategies.model_config import ModelSpec
 from strategies.models.base import PREDICT_BATCH, FitReport
-from strategies.windows import Windows
+from strategies.windows import Normalizer, Windows
 
-if TYPE_CHECKING:
-    from strategies.models.torch_base import TorchModel
+
+class Fittable(Protocol):
+    """What the loop reads from the model it fits (``strategies.models.torch_base.TorchModel``);
+    a regression fit sets its target standardisation ``y_mean`` / ``y_std``."""
+
+    spec: ModelSpec
+    module: nn.Module
+    normalizer: Normalizer
+    y_mean: float
+    y_std: float
+
+    @property
+    def task(self) -> str: ...
+
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +62,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, noise: float, shift: int, s
     return x
 
 
-def _eval_loss(model: TorchModel, w: Windows, loss_fn: nn.Module, y: np.ndarray, batch: int) -> float:
+def _eval_loss(model: Fittable, w: Windows, loss_fn: nn.Module, y: np.ndarray, batch: int) -> float:
     model.module.eval()
     total = 0.0
     with torch.inference_mode():
@@ -59,7 +72,7 @@ def _eval_loss(model: TorchModel, w: Windows, loss_fn: nn.Module, y: np.ndarray,
     return total / max(len(w), 1)
 
 
-def fit_torch(model: TorchModel, train: Windows, val: Windows, progress: bool = False) -> FitReport:
+def fit_torch(model: Fittable, train: Windows, val: Windows, progress: bool = False) -> FitReport:
     s = model.spec
     t0 = time.perf_counter()
     torch.manual_seed(s.seed)
