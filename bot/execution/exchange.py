@@ -40,6 +40,7 @@ from bot.execution.orders import (
     OrderClosed,
     OrderRecord,
     OrderState,
+    Out,
     client_order_id,
     from_ccxt,
 )
@@ -50,7 +51,6 @@ from risk.market import MarketRules
 
 log = structlog.get_logger(__name__)
 
-Out = list[Fact | OrderClosed]
 LIVE = tuple(s.value for s in OrderState if not s.terminal)
 
 
