@@ -16,6 +16,7 @@ from typing import Any
 
 import bot
 from bot.app import run_backtest
+from bot.cli_common import print_summary
 from bot.config import Settings, StrategyConfig, date_to_ms, load_settings, train_config
 from bot.demo_live import LiveSession, live_paper_session
 
@@ -71,8 +72,6 @@ def train_demo_models(settings: Settings) -> None:
 
 
 async def run_demo(config: Path | None = None) -> int:
-    from bot.cli import print_summary
-
     settings = demo_settings(config)
     demo_started = time.perf_counter()
     train_demo_models(settings)
@@ -102,8 +101,6 @@ async def run_demo(config: Path | None = None) -> int:
 async def live_part(settings: Settings, candles: int = LIVE_CANDLES, max_s: float = LIVE_MAX_S,
                     bar_ms: float = LIVE_BAR_MS, store: Path = LIVE_STORE) -> LiveSession:
     """The daemon (paper, exchange feed, real ccxt.pro client) against the loopback exchange."""
-    from bot.cli import print_summary
-
     print(f"the bot over real BTC/USDT hourly data in accelerated time: the loopback exchange replays the\n"
           f"candles at one bar every {bar_ms:.0f} ms ({3_600_000 / bar_ms:,.0f}x); the daemon trades them in paper"
           f" mode through\nthe real ccxt.pro client (websocket klines, REST backfill, paper order book)\n")

@@ -19,11 +19,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.cli_common import load_config_or_exit
+
 if TYPE_CHECKING:
     import numpy as np
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-MODEL_KINDS = frozenset({"neural", "meta_labeled"})  # strategy kinds driven by walk-forward forecasts
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -47,42 +48,6 @@ def add_parsers(subparsers: Any) -> None:
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_evaluate)
-
-
-# -- configuration ------------------------------------------------------------------
-
-
-def model_specs(settings: Any) -> list[Any]:
-    """``[[models]]`` (default: the five defaults), labelled with the configured round-trip cost."""
-    from bot.config import costed_models
-
-    return list(costed_models(settings))
-
-
-def decision_strategies(settings: Any) -> list[tuple[str, str, dict[str, Any]]]:
-    """(kind, name, params) of the enabled ``neural`` strategies with a decision layer and the
-    ``meta_labeled`` ones, as the app builds them (the configured round-trip cost filled in):
-    walk-forward scores them on its forecasts."""
-    from bot.app import strategy_params
-
-    return [(cfg.kind, cfg.name, strategy_params(settings, cfg)) for cfg in settings.strategies
-            if cfg.enabled and (cfg.kind == "meta_labeled" or (cfg.kind == "neural" and "decision" in cfg.params))]
-
-
-def rule_strategies(settings: Any, symbol: str, timeframe: str) -> list[Any]:
-    """The config's enabled non-model strategies, re-targeted at ``symbol``/``timeframe``,
-    and buy-and-hold beside them when the config does not have it (the baseline to beat)."""
-    from strategies.baselines import BuyAndHold
-    from strategies.catalog import build_strategy
-
-    out = []
-    for i, cfg in enumerate(settings.strategies):
-        if cfg.enabled and cfg.kind not in MODEL_KINDS:
-            out.append(build_strategy(cfg.kind, cfg.name, (symbol,), timeframe, cfg.params,
-                                      where=f"strategies[{i}]"))
-    if not any(isinstance(x, BuyAndHold) for x in out):
-        out.append(BuyAndHold("buy_and_hold", (symbol,), timeframe))
-    return out
 
 
 def infer_symbol_timeframe(path: Path, ts: np.ndarray) -> tuple[str, str]:
@@ -141,7 +106,7 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
 
 def cmd_walkforward(args: argparse.Namespace) -> int:
     from bot.candle_source import CandleSource
-    from bot.cli import load_config_or_exit
+    from bot.evaluation import candidates
     from bot.evaluation.compute import Compute
     from bot.evaluation.runner import evaluate_history
     from bot.logging_setup import configure_logging
@@ -165,16 +130,17 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
             except FileNotFoundError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_FAILURE
-            evals.append(evaluate_history(settings, history, cfg, rule_strategies(settings, symbol, timeframe),
-                                          model_specs(settings), progress=not args.no_progress,
-                                          configured=decision_strategies(settings), compute=compute))
+            rules = candidates.rule_strategies(settings, symbol, timeframe)
+            evals.append(evaluate_history(settings, history, cfg, rules, candidates.model_specs(settings),
+                                          progress=not args.no_progress,
+                                          configured=candidates.decision_strategies(settings), compute=compute))
     _emit(evals, args, f"Walk-forward {', '.join(symbols)} {timeframe}", settings, "walkforward")
     return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from bot.cli import load_config_or_exit
     from bot.data import load_ohlcv_arrays
+    from bot.evaluation import candidates
     from bot.evaluation.runner import evaluate_history
     from bot.logging_setup import configure_logging
     from strategies.history import clean_history
@@ -194,8 +160,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     cfg = fit_schedule(settings.walkforward, history.arrays["ts"])
     ev = evaluate_history(settings, history, cfg.model_copy(update={"cache_dir": None}),
-                          rule_strategies(settings, symbol, timeframe), model_specs(settings),
-                          progress=not args.no_progress, configured=decision_strategies(settings))
+                          candidates.rule_strategies(settings, symbol, timeframe),
+                          candidates.model_specs(settings), progress=not args.no_progress,
+                          configured=candidates.decision_strategies(settings))
     if not ev.walkforward.folds:
         print(f"error: {args.data}: too short for a walk-forward fold", file=sys.stderr)
         return EXIT_FAILURE
@@ -267,12 +234,13 @@ async def _backtest_eval(result: Any, settings: Any) -> Any:
 async def _add_alone_runs(ev: Any, settings: Any, first_ts: int, end_ts: int) -> None:
     from bot.candle_source import CandleSource
     from bot.data import arrays_to_candles
+    from bot.evaluation import candidates
     from bot.evaluation.backtest import run_strategy
     from bot.evaluation.scoring import score
 
     symbol, tf = settings.backtest.symbols[0], settings.backtest.timeframe
     arrays = CandleSource.from_settings(settings).load(symbol, tf, first_ts, end_ts)
     candles = arrays_to_candles(arrays, settings.exchange.name, symbol, tf)
-    for strat in rule_strategies(settings, symbol, tf):
+    for strat in candidates.rule_strategies(settings, symbol, tf):
         rec = await run_strategy(settings, strat, candles)
         ev.records[strat.name], ev.scores[strat.name] = rec, score(rec)
