@@ -35,6 +35,7 @@ from bot.feeds.live_settings import LiveFeedSettings
 from bot.candle_source import CandleSource
 from bot.data import arrays_to_candles
 from bot.feeds.replay import ReplayFeed
+from bot.in_sample import check_in_sample
 from bot.store import Store
 from risk.gate import RiskGate, RiskLimits
 from risk.portfolio import Portfolio
@@ -229,8 +230,6 @@ async def run_backtest(
     A span overlapping a model strategy's training span raises
     :class:`bot.in_sample.InSampleError` unless ``allow_in_sample``.
     """
-    from bot.in_sample import check_in_sample
-
     run_id = run_id or uuid.uuid4().hex[:12]
     portfolio_name = f"backtest-{run_id}"
     since, until = date_to_ms(start or settings.backtest.start), date_to_ms(end or settings.backtest.end)

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.cli_common import (  # standard library only: cheap at start-up
     EXIT_CONFIG,

@@ -31,7 +31,8 @@ def add_config_arg(parser: argparse.ArgumentParser) -> None:
 
 def load_config_or_exit(args: argparse.Namespace) -> Settings:
     """Load the configuration named by ``--config``; on error print why and exit 2."""
-    from bot.config import ConfigError, load_settings  # deferred: pydantic is not needed for --help
+    from bot.config import ConfigError  # deferred: pydantic is not needed for --help
+    from bot.config_load import load_settings
 
     try:
         return load_settings(getattr(args, "config", None))

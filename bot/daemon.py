@@ -40,7 +40,8 @@ import structlog
 
 from bot.app import build_strategies, risk_limits, summarize
 from bot.clock import Clock, LiveClock
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings
+from bot.config_load import load_settings
 from bot.daemon_wiring import Wiring, reloaded_engine_settings, wire
 from bot.early_signals import early_sighup_pending
 from bot.engine import Engine

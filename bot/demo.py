@@ -17,7 +17,8 @@ from typing import Any
 import bot
 from bot.app import run_backtest
 from bot.cli_common import print_summary
-from bot.config import Settings, StrategyConfig, date_to_ms, load_settings, train_config
+from bot.config import Settings, StrategyConfig, date_to_ms, train_config
+from bot.config_load import load_settings
 from bot.demo_live import LiveSession, live_paper_session
 
 REPO = Path(bot.__file__).resolve().parent.parent  # the checkout, wherever this module sits

@@ -47,7 +47,7 @@ class CockpitDaemon:
         if seed_bars:
             import asyncio
 
-            from bot.config import load_settings
+            from bot.config_load import load_settings
             from bot.demo_live import seed_history
 
             asyncio.run(seed_history(load_settings(config), "BTC/USDT", "1h", START_MS, seed_bars))

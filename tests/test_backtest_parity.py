@@ -153,7 +153,7 @@ def test_cli_backtest_takes_the_fast_path_with_streaming_results(fitted, tmp_pat
 
     from bot.app import run_backtest
     from bot.cli import main
-    from bot.config import load_settings
+    from bot.config_load import load_settings
     from bot.data import candle_file, load_candles_csv
     from strategies.neural import NeuralEnsemble
     from strategies.registry import model_dir, save_model

@@ -16,6 +16,7 @@ from bot.evaluation.walkforward import walk_forward
 from strategies.history import load_history
 from strategies.model_config import ModelSpec
 from tests.netns import loopback_only, require_netns
+from tests.paths import REPO
 
 
 TINY = [
@@ -44,7 +45,6 @@ from bot.evaluation.schedule import WalkForwardConfig
 from bot.evaluation.walkforward import walk_forward
 from strategies.history import load_history
 from tests.test_compute import TINY, _square_plus
-from tests.paths import REPO
 
 history = load_history(sys.argv[1], "BTC/USDT", "1h", "2019-01-01", "2019-05-01")
 cfg = WalkForwardConfig(min_train_days=60, retrain_every="30d", cache_dir=None)

@@ -10,7 +10,7 @@ import pytest
 
 from bot.app import build_engine, build_strategies, run_backtest
 from bot.clock import SimClock
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.data import candle_file, load_candles_csv
 from bot.events import Candle
 from bot.store import Store

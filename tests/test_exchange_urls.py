@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.daemon_wiring import exchange_feed
 from bot.execution.wiring import make_ccxt_client
 

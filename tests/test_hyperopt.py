@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.evaluation.compute import Compute, ComputeConfig
 from bot.evaluation.hyperopt import outer_start_ms, run_hyperopt
 from bot.store_trials import read_trials

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import run_backtest
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.in_sample import InSampleError, trained_spans
 from tests.paths import REPO
 from tests.test_cli import env_without_overrides

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.daemon import Daemon
 from bot.demo_live import LoopbackExchange
 from bot.events import timeframe_ms

@@ -14,7 +14,7 @@ import torch
 
 from bot.app import build_engine
 from bot.clock import SimClock
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.daemon import Daemon
 from bot.data import candle_file, load_candles_csv
 from bot.events import Direction, Signal

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.daemon import run_daemon
 from strategies.features import DEFAULT_SPEC
 from strategies.model_config import ModelSpec

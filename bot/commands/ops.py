@@ -132,7 +132,8 @@ def render(st: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bot.config import ConfigError, load_settings  # deferred: pydantic is not needed for --help
+    from bot.config import ConfigError  # deferred: pydantic is not needed for --help
+    from bot.config_load import load_settings
     from bot.store import StoreError  # deferred: aiosqlite is not needed to build the CLI parser
 
     try:

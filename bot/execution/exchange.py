@@ -27,7 +27,6 @@ import structlog
 from bot.clock import Clock
 from bot.events import (
     PROTECTIVE_LEGS,
-    Fact,
     MarketEvent,
     OrderDenied,
     OrderFilled,
