@@ -39,7 +39,7 @@ def fitted():
                            gbm_lags=(0, 1, 3)),
                  ModelSpec(name="lstm", kind="lstm", preset="small", window=24, epochs=1, hidden=(8,),
                            dense=(8,), max_train_windows=300)):
-        from strategies.models import build_model
+        from strategies.models.zoo import build_model
         from strategies.windows import Normalizer
 
         lo, hi = int(fold.train[0]), int(fold.train[-1])

@@ -18,7 +18,7 @@ from bot.retrain_job import Verdict
 from strategies.base import BarContext
 from strategies.features import DEFAULT_SPEC
 from strategies.model_config import ModelSpec
-from strategies.models import build_model
+from strategies.models.zoo import build_model
 from strategies.neural import NeuralEnsemble
 from strategies.registry import model_dir, save_model
 

@@ -201,7 +201,7 @@ def test_indicator_values_against_reference() -> None:
 @needs_data
 def test_live_window_prediction_equals_backtest(btc: dict[str, np.ndarray]) -> None:
     from strategies.model_config import ModelSpec
-    from strategies.models import build_model
+    from strategies.models.zoo import build_model
     from strategies.windows import Normalizer, Windows, valid_ends
 
     hist = clean_history(btc, "BTC/USDT", "1h")

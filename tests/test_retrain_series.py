@@ -28,7 +28,7 @@ from strategies.calibration import TemperatureScaler
 from strategies.features import DEFAULT_SPEC, get_spec
 from strategies.history import load_history
 from strategies.model_config import ModelSpec
-from strategies.models import build_model
+from strategies.models.zoo import build_model
 from strategies.neural import NeuralEnsemble
 from strategies.registry import model_dir, save_model
 from strategies.targets import TargetSpec, compute_target
