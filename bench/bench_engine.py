@@ -103,7 +103,7 @@ def quick_default_models() -> tuple[Any, dict[str, Any]]:
     from strategies.features import DEFAULT_SPEC, compute_features
     from strategies.history import load_history
     from strategies.model_config import default_models
-    from strategies.models import build_model
+    from strategies.models.zoo import build_model
     from strategies.targets import TargetSpec, compute_target
     from strategies.windows import Normalizer, Windows, valid_ends
 

@@ -153,7 +153,7 @@ def default_ensemble(models_dir: Path | None) -> tuple[Any, str]:
 
     from strategies.features import DEFAULT_SPEC
     from strategies.model_config import default_models
-    from strategies.models import build_model
+    from strategies.models.zoo import build_model
     from strategies.model_holders import neural_ensemble
 
     if models_dir is not None:

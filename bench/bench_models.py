@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from strategies.features import get_spec  # noqa: E402
 from strategies.history import load_history  # noqa: E402
 from strategies.model_config import TrainConfig  # noqa: E402
-from strategies.models import TorchModel  # noqa: E402
+from strategies.models.torch_base import TorchModel  # noqa: E402
 from strategies.training import Dataset, prepare, train_model  # noqa: E402
 
 

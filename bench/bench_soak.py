@@ -43,7 +43,7 @@ def rss_kb() -> int:
 
 async def soak(url: str, days: float, speed: float, tmp: Path) -> dict[str, Any]:
     from bot.daemon import Daemon
-    from bot.config import load_settings
+    from bot.config_load import load_settings
 
     cfg = tmp / "soak.toml"
     cfg.write_text(f"""

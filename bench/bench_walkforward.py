@@ -30,7 +30,7 @@ from bot.evaluation.schedule import WalkForwardConfig
 from bot.evaluation.walkforward import make_folds, prepare_specs
 from strategies.features import DEFAULT_SPEC, compute_features
 from strategies.history import load_history
-from strategies.models import build_model
+from strategies.models.zoo import build_model
 from strategies.targets import TargetSpec, compute_target
 from strategies.windows import Normalizer, Windows, valid_ends
 

@@ -34,6 +34,7 @@ from bot.data import arrays_to_candles
 from bot.feeds.replay import ReplayFeed
 from bot.kernel import Kernel
 from bot.kernel_settings import feed_series
+from bot.in_sample import check_in_sample
 from bot.store import Store
 from strategies.base import Strategy
 
@@ -106,8 +107,6 @@ async def run_backtest(
     A span overlapping a model strategy's training span raises
     :class:`bot.in_sample.InSampleError` unless ``allow_in_sample``.
     """
-    from bot.in_sample import check_in_sample
-
     run_id = run_id or uuid.uuid4().hex[:12]
     portfolio_name = f"backtest-{run_id}"
     since, until = date_to_ms(start or settings.backtest.start), date_to_ms(end or settings.backtest.end)

@@ -11,15 +11,21 @@ import argparse
 import importlib
 import json
 import sys
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from bot.cli_common import (  # standard library only: cheap at start-up
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    add_config_arg,
+    load_config_or_exit,
+    parse_date,
+    print_summary,
+)
 from bot.errors import UserInputError  # standard library only: cheap at start-up
 
 if TYPE_CHECKING:
     from bot.config import Settings
-
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
 # Modules that contribute subcommands through ``add_parsers(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -31,30 +37,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot.commands.research",
     "bot.commands.plot",
 )
-
-
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def add_config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", metavar="FILE", help="TOML configuration (default: $NEURALBOT_CONFIG)"
-    )
-
-
-def load_config_or_exit(args: argparse.Namespace) -> Settings:
-    """Load the configuration named by ``--config``; on error print why and exit 2."""
-    from bot.config import ConfigError, load_settings  # deferred: pydantic is not needed for --help
-
-    try:
-        return load_settings(getattr(args, "config", None))
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
 
 
 def _setup(settings: Settings, args: argparse.Namespace, mode: str, quiet: bool = False) -> str:
@@ -163,36 +145,6 @@ def load_settings_for_demo(args: argparse.Namespace) -> Settings:
     return load_config_or_exit(args)
 
 
-def print_summary(title: str, s: dict[str, Any]) -> None:
-    from datetime import datetime, timezone
-
-    def when(ms: int | None) -> str:
-        return "-" if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
-
-    rows = [
-        ("period", f"{when(s.get('first_ts'))} -> {when(s.get('last_ts'))} UTC"),
-        ("candles", f"{s['candles']:,} ({s.get('rejected_candles', 0)} rejected)"),
-        ("signals / orders / denied", f"{s['signals']:,} / {s['orders']:,} / {s['denied']:,}"),
-        ("round-trip trades", f"{s['trades']:,}  (win rate {s['win_rate']:.1%})"),
-        ("equity", f"{s['initial_equity']:,.2f} -> {s['final_equity']:,.2f}  ({s['total_return']:+.2%})"),
-        ("annual return", f"{s['annual_return']:+.2%}"),
-        ("sharpe (annualised)", f"{s['sharpe']:.2f}"),
-        ("max drawdown", f"{s['max_drawdown']:.2%}"),
-        ("fees paid", f"{s['fees']:,.2f}"),
-    ]
-    if s.get("denials_by_check"):
-        rows.append(("denials by check", ", ".join(f"{k}={v}" for k, v in s["denials_by_check"].items())))
-    if s.get("store"):
-        rows.append(("stored in", f"{s['store']} (portfolio {s.get('portfolio', '')})"))
-    if s.get("report"):
-        rows.append(("report", s["report"]))
-    width = max(len(k) for k, _ in rows)
-    print(title)
-    print("-" * len(title))
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuralbot",
@@ -204,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arg(bt)
     bt.add_argument("--symbol", help="override the configured symbols with one symbol")
     bt.add_argument("--timeframe", help="override the configured timeframe (e.g. 1h)")
-    bt.add_argument("--from", dest="start", type=_date, help="first day (YYYY-MM-DD, inclusive)")
-    bt.add_argument("--to", dest="end", type=_date, help="last day (YYYY-MM-DD, exclusive)")
+    bt.add_argument("--from", dest="start", type=parse_date, help="first day (YYYY-MM-DD, inclusive)")
+    bt.add_argument("--to", dest="end", type=parse_date, help="last day (YYYY-MM-DD, exclusive)")
     bt.add_argument("--json", action="store_true",
                     help="print the metrics as one JSON object (also per strategy, each replayed alone)")
     bt.add_argument("--report", metavar="DIR", help="also write an HTML report (equity, drawdowns, trades, "

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from bot.evaluation.search_space import check_space
+from strategies.catalog import StrategyParamError, validate_params
+
 if TYPE_CHECKING:
     from bot.config import Settings
 
@@ -84,8 +87,6 @@ def needs_a_strategy(s: Settings) -> tuple[str, str] | None:
 
 
 def strategy_params_accepted(s: Settings) -> tuple[str, str] | None:
-    from strategies.catalog import StrategyParamError, validate_params
-
     for i, st in enumerate(s.strategies):
         try:
             validate_params(st.kind, st.params, where=f"strategies[{i}]")
@@ -105,8 +106,6 @@ def symbol_cap_covers_one_trade(s: Settings) -> tuple[str, str] | None:
 
 
 def hyperopt_space_names_settings(s: Settings) -> tuple[str, str] | None:
-    from bot.evaluation.search_space import check_space
-
     problems = check_space(s.model_dump(mode="json"), s.hyperopt.space)
     return problems[0] if problems else None
 

@@ -40,7 +40,8 @@ import structlog
 
 from bot.app import summarize
 from bot.clock import Clock, LiveClock
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings
+from bot.config_load import load_settings
 from bot.early_signals import early_sighup_pending
 from bot.engine import Engine
 from bot.engine_settings import DURABLE_STATE_POLL_MS

@@ -14,11 +14,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import bot
 from bot.app import run_backtest
-from bot.config import Settings, StrategyConfig, date_to_ms, load_settings, train_config
+from bot.cli_common import print_summary
+from bot.config import Settings, StrategyConfig, date_to_ms, train_config
+from bot.config_load import load_settings
 from bot.demo_live import LiveSession, live_paper_session
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(bot.__file__).resolve().parent.parent  # the checkout, wherever this module sits
 LIVE_STORE = Path("var/demo-live.sqlite")
 LIVE_CANDLES = 720  # 30 days of hourly bars
 LIVE_MAX_S = 60.0
@@ -70,8 +73,6 @@ def train_demo_models(settings: Settings) -> None:
 
 
 async def run_demo(config: Path | None = None) -> int:
-    from bot.cli import print_summary
-
     settings = demo_settings(config)
     demo_started = time.perf_counter()
     train_demo_models(settings)
@@ -101,8 +102,6 @@ async def run_demo(config: Path | None = None) -> int:
 async def live_part(settings: Settings, candles: int = LIVE_CANDLES, max_s: float = LIVE_MAX_S,
                     bar_ms: float = LIVE_BAR_MS, store: Path = LIVE_STORE) -> LiveSession:
     """The daemon (paper, exchange feed, real ccxt.pro client) against the loopback exchange."""
-    from bot.cli import print_summary
-
     print(f"the bot over real BTC/USDT hourly data in accelerated time: the loopback exchange replays the\n"
           f"candles at one bar every {bar_ms:.0f} ms ({3_600_000 / bar_ms:,.0f}x); the daemon trades them in paper"
           f" mode through\nthe real ccxt.pro client (websocket klines, REST backfill, paper order book)\n")

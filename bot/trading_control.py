@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bot.clock import LiveClock
+from bot.daemon_state import daemon_state
+from bot.ops_config import state_file_for
 from bot.store import Store
 from bot.store_lock import StoreLock, StoreLocked
 from risk.breakers import resume_blockers as breach_blockers
@@ -60,7 +62,7 @@ def default_operator() -> str:
 
 async def trading_symbols(settings: Settings, store: Store) -> list[str]:
     """The symbols the strategies trade, plus any the store still holds a position in."""
-    from bot.kernel_settings import build_strategies, feed_series
+    from bot.kernel_settings import build_strategies, feed_series  # the strategy stack (numpy/torch): only to list symbols
 
     held = {r["symbol"] for r in await store.fetch("positions") if r["amount"] > 0}
     return sorted({sym for sym, _ in feed_series(build_strategies(settings))} | held)
@@ -109,6 +111,7 @@ async def _paper_flatten_note(settings: Settings, store: Store) -> str:
 
 
 async def _halt_at_exchange(settings: Settings, store: Store, symbols: list[str], flatten: bool) -> dict[str, Any]:
+    # ccxt and the Engine: only an exchange-mode halt needs them (`neuralbot halt` starts light)
     from bot.execution.exchange import ExchangeExecutor
     from bot.execution.orders import OrderClosed
     from bot.kernel import Kernel
@@ -136,8 +139,6 @@ async def _halt_at_exchange(settings: Settings, store: Store, symbols: list[str]
 
 async def resume_blockers(settings: Settings, store: Store) -> list[str]:
     """Why trading cannot resume now (empty: it can)."""
-    from bot.daemon import state_file_for
-
     stored = await store.load_trading_state()
     state, reason = stored if stored is not None else ("active", "")
     running = _running_state(state_file_for(settings))
@@ -161,8 +162,6 @@ async def resume_blockers(settings: Settings, store: Store) -> list[str]:
 
 def _running_state(path: Path) -> tuple[str, str] | None:
     """The trading state a running daemon reports in its state file (breaker halts are not stored)."""
-    from bot.commands.ops import daemon_state
-
     d = daemon_state(path)
     if not d["running"]:
         return None
@@ -175,6 +174,7 @@ def _running_state(path: Path) -> tuple[str, str] | None:
 
 async def _exchange_mismatches(settings: Settings, store: Store) -> list[str]:
     """Stored positions against the exchange's balances now (read-only requests)."""
+    # ccxt: only an exchange-mode resume asks the exchange
     from bot.execution.exchange import ExchangeExecutor
     from bot.kernel import Kernel
 

@@ -22,10 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from risk.limits import DEFAULT_BREAKERS
 from risk.state import TradingState
 
 if TYPE_CHECKING:
-    from risk.gate import RiskLimits
+    from risk.limits import RiskLimits
 
 DAY_MS = 86_400_000
 
@@ -184,7 +185,6 @@ BREAKERS: dict[str, Callable[[RiskLimits], Breaker]] = {
     MaxDrawdown.name: lambda limits: MaxDrawdown(limits.max_drawdown_pct),
     DailyLoss.name: lambda limits: DailyLoss(limits.daily_loss_limit_pct),
 }
-DEFAULT_BREAKERS = (MaxDrawdown.name, DailyLoss.name)
 
 
 def make_breakers(limits: RiskLimits, names: Sequence[str] | None = None) -> list[Breaker]:

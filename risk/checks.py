@@ -9,16 +9,13 @@ for which reason a denial names; every check is independent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from bot.events import PROTECTIVE_LEGS, OrderIntent, Side
+from risk.limits import RiskContext, RiskLimits
 from risk.market import minimums_problem
 from risk.state import TradingState
 
-if TYPE_CHECKING:
-    from risk.gate import RiskContext, RiskLimits
-
-Check = Callable[[OrderIntent, "RiskContext", "RiskLimits"], str | None]
+Check = Callable[[OrderIntent, RiskContext, RiskLimits], str | None]
 TOL = 1e-9
 
 

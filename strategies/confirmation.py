@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from bot.events import Direction, OrderBook, Signal, Trade
 from strategies.base import BarContext, Strategy
+from strategies.catalog import build_strategy
 
 TESTS = ("above", "below", "rising", "falling")
 _UNITS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -201,8 +202,6 @@ class ConfirmedStrategy(Strategy):
         sources: Sequence[Mapping[str, Any]] = (), min_aligned: int = 2,
         sentiment: Mapping[str, Any] | None = None,
     ) -> None:
-        from strategies.catalog import build_strategy
-
         super().__init__(name, symbols, timeframe)
         if "kind" not in inner:
             raise ValueError("inner: give the wrapped strategy as { kind = ..., params = { ... } }")

@@ -35,6 +35,7 @@ from bot.aggregate import CandleAggregator
 from bot.buffer import CandleBuffer
 from bot.events import Direction, OrderBook, Signal, Trade, timeframe_ms
 from strategies.base import BarContext, Strategy
+from strategies.catalog import build_strategy
 
 log = structlog.get_logger(__name__)
 
@@ -54,8 +55,6 @@ class Confluence(Strategy):
         members: Sequence[Mapping[str, Any]], require: int | str = "all",
         exit_when: str = "lost", horizon: str = "",
     ) -> None:
-        from strategies.catalog import build_strategy
-
         super().__init__(name, symbols, timeframe)
         if not members:
             raise ValueError("members: list at least one { timeframe, kind, params } table")

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from strategies.targets import TargetSpec, compute_target, seven_day_bars
+
 if TYPE_CHECKING:
     from strategies.model_config import ModelSpec
 
@@ -147,6 +149,27 @@ def trailing_vol(close: np.ndarray, bars: int) -> np.ndarray:
     return out
 
 
+def trend_side(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
+    """Primary side per row: True where SMA(fast) > SMA(slow) of the closes up to that row."""
+    c = np.asarray(close, dtype=np.float64)
+    csum = np.concatenate([[0.0], np.cumsum(c)])
+    out = np.zeros(len(c), dtype=bool)
+    if len(c) < slow:
+        return out
+    t = np.arange(slow - 1, len(c))
+    out[t] = (csum[t + 1] - csum[t + 1 - fast]) / fast > (csum[t + 1] - csum[t + 1 - slow]) / slow
+    return out
+
+
+def meta_labels(close: np.ndarray, side: np.ndarray, vol: np.ndarray, spec: BarrierSpec) -> Labels:
+    """1 where the primary is long and the long trade from that bar nets more than the cost, 0 where
+    it does not, NaN where the primary is flat (``end`` is the trade's resolution row everywhere)."""
+    lab = triple_barrier(close, vol, spec)
+    won = (lab.ret > spec.cost).astype(np.float64)
+    y = np.where(np.asarray(side, dtype=bool) & lab.known, won, np.nan)
+    return Labels(y, lab.end, lab.ret, lab.width)
+
+
 def model_labels(arrays: Mapping[str, np.ndarray], spec: ModelSpec, timeframe: str) -> Labels:
     """The training labels of ``spec`` over a history, with each label's resolution row.
 
@@ -156,8 +179,6 @@ def model_labels(arrays: Mapping[str, np.ndarray], spec: ModelSpec, timeframe: s
     forecast the strategy falls back on live; ``net_return`` beats ``spec.cost``;
     ``meta_trend`` is the meta-label of the trend rule's longs (:mod:`strategies.meta`).
     """
-    from strategies.targets import TargetSpec, compute_target, seven_day_bars
-
     close = np.asarray(arrays["close"], dtype=np.float64)
     h = spec.horizon
     if spec.target == "triple_barrier":
@@ -167,8 +188,6 @@ def model_labels(arrays: Mapping[str, np.ndarray], spec: ModelSpec, timeframe: s
     if spec.target == "net_return":
         return net_return_beats_cost(close, h, spec.cost)
     if spec.target == "meta_trend":
-        from strategies.meta import meta_labels, trend_side
-
         vol = trailing_vol(close, seven_day_bars(timeframe))
         return meta_labels(close, trend_side(close, spec.meta_fast, spec.meta_slow), vol,
                            BarrierSpec(h, spec.barrier_k, spec.barrier_floor, spec.cost))

@@ -2,7 +2,7 @@
 
 * **Primary**: a simple trend rule, long while the ``fast``-bar SMA of the closes is
   above the ``slow``-bar SMA (computed from closes up to the bar: causal).
-* **Meta-label** (training, :func:`meta_labels`): for every bar where the primary is
+* **Meta-label** (training, :func:`strategies.labels.meta_labels`): for every bar where the primary is
   long, "did a long opened at this close make money after costs": the triple-barrier
   trade from that bar (barriers at k x forecast vol, floored at m x cost, time-out H)
   resolves with a log return above the round-trip cost -> 1, else 0; bars where the
@@ -35,27 +35,6 @@ from strategies.labels import BarrierSpec, Labels, triple_barrier
 from strategies.neural import NeuralEnsemble
 from strategies.predictor import ModelHolder
 from strategies.signals import annualised_vol, risk_level
-
-
-def trend_side(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
-    """Primary side per row: True where SMA(fast) > SMA(slow) of the closes up to that row."""
-    c = np.asarray(close, dtype=np.float64)
-    csum = np.concatenate([[0.0], np.cumsum(c)])
-    out = np.zeros(len(c), dtype=bool)
-    if len(c) < slow:
-        return out
-    t = np.arange(slow - 1, len(c))
-    out[t] = (csum[t + 1] - csum[t + 1 - fast]) / fast > (csum[t + 1] - csum[t + 1 - slow]) / slow
-    return out
-
-
-def meta_labels(close: np.ndarray, side: np.ndarray, vol: np.ndarray, spec: BarrierSpec) -> Labels:
-    """1 where the primary is long and the long trade from that bar nets more than the cost, 0 where
-    it does not, NaN where the primary is flat (``end`` is the trade's resolution row everywhere)."""
-    lab = triple_barrier(close, vol, spec)
-    won = (lab.ret > spec.cost).astype(np.float64)
-    y = np.where(np.asarray(side, dtype=bool) & lab.known, won, np.nan)
-    return Labels(y, lab.end, lab.ret, lab.width)
 
 
 def bet_size(q: float, min_probability: float = 0.5) -> float:

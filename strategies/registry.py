@@ -35,7 +35,9 @@ from bot.errors import UserInputError
 from strategies.calibration import calibrator_from_dict
 from strategies.features import FeatureSpec
 from strategies.model_config import ModelSpec
-from strategies.models import MODEL_API_VERSION, Model, TorchModel, build_model
+from strategies.models.base import MODEL_API_VERSION, Model
+from strategies.models.torch_base import TorchModel
+from strategies.models.zoo import build_model
 from strategies.windows import Normalizer
 
 log = structlog.get_logger(__name__)

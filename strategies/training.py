@@ -32,7 +32,8 @@ from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History, load_history
 from strategies.metrics_cls import classification_metrics, regression_metrics
 from strategies.model_config import ModelSpec, TrainConfig
-from strategies.models import Model, build_model
+from strategies.models.base import Model
+from strategies.models.zoo import build_model
 from strategies.models.base import FitReport
 from strategies.labels import model_labels, uniqueness_weights
 from strategies.selection import PriceSeries

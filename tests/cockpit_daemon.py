@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO
+from tests.paths import REPO
 from tests.test_paper_live import CONFIG as PAPER_LIVE
 from tests.test_paper_live import START_MS, WAIT_S, rows
 
@@ -47,7 +47,7 @@ class CockpitDaemon:
         if seed_bars:
             import asyncio
 
-            from bot.config import load_settings
+            from bot.config_load import load_settings
             from bot.demo_live import seed_history
 
             asyncio.run(seed_history(load_settings(config), "BTC/USDT", "1h", START_MS, seed_bars))

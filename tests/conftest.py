@@ -4,9 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.paths import SHARED_DATA
 
-REPO = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("NEURALBOT_DATA__DIR", REPO.parent / "shared" / "data")).resolve()
+DATA_DIR = Path(os.environ.get("NEURALBOT_DATA__DIR", SHARED_DATA)).resolve()
 BTC_1H = DATA_DIR / "ohlcv" / "binance" / "BTC_USDT-1h.csv.gz"
 
 

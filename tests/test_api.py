@@ -18,7 +18,7 @@ from bot.api.openapi import PREFIX, openapi_document
 from bot.api.routes import ROUTES
 from bot.demo_live import LoopbackExchange, replay_settings
 from tests.cockpit_daemon import START_MS, CockpitDaemon, rows
-from tests.conftest import REPO
+from tests.paths import REPO
 
 TOKEN = "cockpit-token-0123456789abcdef"
 SECRETS = {"NEURALBOT_API__TOKEN": TOKEN, "NEURALBOT_API_KEY": "key-ABCDEFGH12345",

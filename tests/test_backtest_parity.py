@@ -40,7 +40,7 @@ def fitted():
                            gbm_lags=(0, 1, 3)),
                  ModelSpec(name="lstm", kind="lstm", preset="small", window=24, epochs=1, hidden=(8,),
                            dense=(8,), max_train_windows=300)):
-        from strategies.models import build_model
+        from strategies.models.zoo import build_model
         from strategies.windows import Normalizer
 
         lo, hi = int(fold.train[0]), int(fold.train[-1])
@@ -181,7 +181,7 @@ def test_cli_backtest_takes_the_fast_path_with_streaming_results(fitted, tmp_pat
 
     from bot.app import run_backtest
     from bot.cli import main
-    from bot.config import load_settings
+    from bot.config_load import load_settings
     from bot.data import candle_file, load_candles_csv
     from strategies.neural import NeuralEnsemble
     from strategies.registry import model_dir, save_model

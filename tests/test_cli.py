@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def env_without_overrides() -> dict[str, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from strategies.catalog import KINDS
-from tests.conftest import REPO
+from tests.paths import REPO
 from tests.test_status import seed_store
 
 MODEL_STACK = ("torch", "sklearn", "ccxt", "matplotlib", "pandas", "aiohttp")

@@ -16,7 +16,7 @@ import pytest
 
 from bot.demo_live import LoopbackExchange, replay_settings
 from tests.cockpit_daemon import START_MS, CockpitDaemon, rows
-from tests.conftest import REPO
+from tests.paths import REPO
 
 CHROMIUM = next((p for p in (os.environ.get("NEURALBOT_CHROMIUM"), "/usr/bin/chromium",
                              shutil.which("chromium")) if p and Path(p).exists()), None)

@@ -16,8 +16,8 @@ from bot.evaluation.walkforward import walk_forward
 from strategies.history import load_history
 from strategies.model_config import ModelSpec
 from tests.netns import loopback_only, require_netns
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 TINY = [
     ModelSpec(name="gbm", kind="gbm", preset="gbm", window=24, gbm_max_iter=5, gbm_lags=(0, 1)),

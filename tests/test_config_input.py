@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError
+from bot.config_load import load_settings
 from bot.health import HealthServer, OpsMetrics
 from bot.ops_config import HealthConfig
 from tests.test_config import run_cli

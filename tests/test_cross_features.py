@@ -170,7 +170,7 @@ def test_the_neural_strategy_reads_its_peer_live_and_in_a_replay_alike(pair) -> 
     from bot.buffer import CandleBuffer
     from strategies.base import BarContext
     from strategies.model_config import ModelSpec
-    from strategies.models import build_model
+    from strategies.models.zoo import build_model
     from strategies.neural import NeuralEnsemble
     from strategies.predictor import ModelHolder
     from strategies.windows import Normalizer, Windows, valid_ends

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests.paths import REPO
 
 WAIT_S = 60.0  # generous ceilings for a loaded 2-core machine; never a pass/fail timing
 

@@ -215,7 +215,7 @@ class Webhook:
 
 
 def test_a_reload_takes_risk_and_stops_but_keeps_what_the_wiring_decided(write_config: Callable[..., Path]) -> None:
-    from bot.config import load_settings
+    from bot.config_load import load_settings
     from bot.engine_settings import EngineSettings
     from bot.kernel import Kernel
 

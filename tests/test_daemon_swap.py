@@ -19,7 +19,7 @@ from bot.retrain_job import Verdict
 from strategies.base import BarContext
 from strategies.features import DEFAULT_SPEC
 from strategies.model_config import ModelSpec
-from strategies.models import build_model
+from strategies.models.zoo import build_model
 from strategies.model_holders import neural_ensemble
 from strategies.registry import model_dir, save_model
 

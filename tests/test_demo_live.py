@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.demo import live_part
-from tests.conftest import REPO
+from tests.paths import REPO
 from tests.test_strategies_helpers import MODEL_NAMES, tiny_models_dir
 
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from bot.app import run_backtest
-from bot.config import date_to_ms, load_settings
+from bot.config import date_to_ms
+from bot.config_load import load_settings
 from bot.data import candle_file, load_candles_csv
 from bot.store import Store
 

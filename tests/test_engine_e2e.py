@@ -11,7 +11,7 @@ import pytest
 from bot.app import run_backtest
 from bot.kernel import Kernel
 from bot.clock import SimClock
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.data import candle_file, load_candles_csv
 from bot.events import Candle
 from bot.store import Store

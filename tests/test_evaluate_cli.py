@@ -12,6 +12,7 @@ import pytest
 
 from bot.commands import evaluation as cmd
 from bot.data import load_ohlcv_arrays
+from bot.evaluation import candidates
 from strategies.model_config import ModelSpec
 from tests.conftest import BTC_1H
 
@@ -45,7 +46,7 @@ def test_evaluate_small_unseen_file_end_to_end(
     small_file: Path, write_config, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY)
+    monkeypatch.setattr(candidates, "model_specs", lambda settings: TINY)
     config = write_config(
         '[[strategies]]\nname = "ma"\nkind = "ma_crossover"\nparams = { fast = 10, slow = 30 }\n\n'
         '[[strategies]]\nname = "hold"\nkind = "buy_and_hold"\n'
@@ -88,7 +89,7 @@ def test_symbol_and_timeframe_from_the_file_name() -> None:
 def test_walkforward_command_on_configured_symbol(
     write_config, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY[:1])
+    monkeypatch.setattr(candidates, "model_specs", lambda settings: TINY[:1])
     config = write_config("[backtest]\nstart = 2019-01-01\nend = 2019-05-01\n"
                           f'[walkforward]\nmin_train_days = 60\nretrain_every = "30d"\n'
                           f'cache_dir = "{tmp_path / "wf-cache"}"\n')
@@ -104,7 +105,7 @@ def test_walkforward_records_every_strategy_in_the_ledger_and_deflates(
     """Each run appends its strategies to the trial ledger; the deflated Sharpe counts them all."""
     from bot.store_trials import read_trials
 
-    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY[:1])
+    monkeypatch.setattr(candidates, "model_specs", lambda settings: TINY[:1])
     outs = []
     for fast in (10, 12):  # a second configuration tried on the same series
         config = write_config("[backtest]\nstart = 2019-01-01\nend = 2019-05-01\n"
@@ -129,7 +130,7 @@ def test_evaluate_scores_a_configured_decision_layer_strategy_and_every_regime(
 ) -> None:
     meta = ModelSpec(name="meta", kind="gbm", target="meta_trend", horizon=6, window=24, gbm_max_iter=5,
                      gbm_lags=(0, 1), meta_fast=10, meta_slow=30)
-    monkeypatch.setattr(cmd, "model_specs", lambda settings: [*TINY, meta])
+    monkeypatch.setattr(candidates, "model_specs", lambda settings: [*TINY, meta])
     config = write_config(
         '[[strategies]]\nname = "metalabeled"\nkind = "meta_labeled"\n'
         'params = { models = ["meta"], fast = 10, slow = 30 }\n\n'

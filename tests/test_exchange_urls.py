@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.kernel import Kernel
 
 

@@ -26,9 +26,9 @@ import pytest
 from bot.exchange_sim import FaultSettings, SimExchange, SimSettings
 from bot.exchange_sim.filters import filters_for
 from bot.store import Store
+from tests.paths import REPO
 
 SYM = "BTC/USDT"
-REPO = Path(__file__).resolve().parent.parent
 CYCLES = int(os.environ.get("NEURALBOT_KILL_CYCLES", "50"))
 
 

@@ -14,8 +14,9 @@ from bot.events import Candle, OrderBook, Side, Trade
 from bot.feature_buffer import FeatureBuffer
 from strategies.features import DEFAULT_SPEC, FULL_SPEC, FeatureSpec, compute_features, get_spec
 from strategies.history import clean_history
+from tests.paths import SHARED_DATA
 
-DATA_DIR = Path(os.environ.get("NEURALBOT_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA_DIR = Path(os.environ.get("NEURALBOT_DATA_DIR", SHARED_DATA))
 BTC_1H = DATA_DIR / "ohlcv" / "binance" / "BTC_USDT-1h.csv.gz"
 needs_data = pytest.mark.skipif(not BTC_1H.exists(), reason=f"real data not found at {BTC_1H}")
 
@@ -200,7 +201,7 @@ def test_indicator_values_against_reference() -> None:
 @needs_data
 def test_live_window_prediction_equals_backtest(btc: dict[str, np.ndarray]) -> None:
     from strategies.model_config import ModelSpec
-    from strategies.models import build_model
+    from strategies.models.zoo import build_model
     from strategies.windows import Normalizer, Windows, valid_ends
 
     hist = clean_history(btc, "BTC/USDT", "1h")

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.evaluation.compute import Compute, ComputeConfig
 from bot.evaluation.hyperopt import outer_start_ms, run_hyperopt
 from bot.store_trials import read_trials
 from strategies.history import load_history
 from tests.netns import loopback_only, require_netns
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 SEARCH = """
 [backtest]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.app import run_backtest
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.in_sample import InSampleError, trained_spans
-from tests.conftest import REPO
+from tests.paths import REPO
 from tests.test_cli import env_without_overrides
 from tests.test_strategies_helpers import MODEL_NAMES, tiny_models_dir
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from bot.clock import LiveClock, SimClock
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings
+from bot.config_load import load_settings
 from bot.execution.simulated import SimulatedExecutor
 from bot.feeds.live import LiveFeed
 from bot.feeds.live_settings import LiveFeedSettings

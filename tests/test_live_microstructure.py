@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.daemon import Daemon
 from bot.demo_live import LoopbackExchange
 from bot.events import timeframe_ms
 from bot.exchange_sim.settings import SimSettings
 from strategies.features import FULL_SPEC, get_spec
 from strategies.model_config import ModelSpec
-from strategies.models import build_model
+from strategies.models.zoo import build_model
 from strategies.registry import model_dir, save_model
 
 START_MS = 1_609_459_200_000  # 2021-01-01

@@ -15,8 +15,8 @@ from bot.events import Direction
 from strategies.base import BarContext
 from strategies.catalog import build_strategy
 from strategies.features import DEFAULT_SPEC, compute_features
-from strategies.labels import BarrierSpec, model_labels
-from strategies.meta import bet_size, meta_labels, trend_side
+from strategies.labels import BarrierSpec, meta_labels, model_labels, trend_side
+from strategies.meta import bet_size
 from strategies.model_config import ModelSpec
 from strategies.registry import model_dir, save_model
 from strategies.training import Dataset, train_model

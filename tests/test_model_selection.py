@@ -14,7 +14,7 @@ from strategies.features import DEFAULT_SPEC, compute_features
 from strategies.history import History, load_history
 from strategies.labels import model_labels
 from strategies.model_config import ModelSpec
-from strategies.models import build_model
+from strategies.models.zoo import build_model
 from strategies.selection import PriceSeries
 from strategies.windows import Normalizer, Windows, valid_ends
 from tests.conftest import DATA_DIR

@@ -8,7 +8,8 @@ import torch
 
 from strategies.metrics_cls import accuracy
 from strategies.model_config import ModelSpec
-from strategies.models import TorchModel, build_model
+from strategies.models.torch_base import TorchModel
+from strategies.models.zoo import build_model
 from strategies.synthetic import noise_features, planted_features
 from strategies.windows import Normalizer, Windows, chronological_split
 

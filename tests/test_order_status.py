@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.app import run_backtest
 from bot.clock import SimClock
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.execution.paper_restart import restore_paper
 from bot.engine import Engine, EngineSettings
 from bot.events import Candle, Direction, Signal

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from bot.demo_live import LoopbackExchange, replay_settings
-from tests.conftest import REPO
+from tests.paths import REPO
 
 WAIT_S = 60.0  # ceilings on a loaded 2-core machine; never a pass/fail timing
 START_MS = 1_609_459_200_000  # 2021-01-01

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 
-from tests.conftest import REPO
+from tests.paths import REPO
 from tests.test_cockpit_browser import CHROMIUM
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from bot.clock import SimClock
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.daemon import Daemon
 from bot.data import candle_file, load_candles_csv
 from bot.events import Direction, Signal
@@ -29,7 +29,7 @@ from strategies.features import DEFAULT_SPEC, get_spec
 from strategies.history import load_history
 from strategies.model_config import ModelSpec
 from strategies.model_holders import neural_ensemble
-from strategies.models import build_model
+from strategies.models.zoo import build_model
 from strategies.predictor import ModelHolder
 from strategies.registry import model_dir, save_model
 from strategies.targets import TargetSpec, compute_target

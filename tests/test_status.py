@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from bot.commands.ops import add_parsers, gather_status, top_attributions
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.events import Direction, EquitySnapshot, PositionChanged, Signal
 from bot.store import Store
-from tests.conftest import REPO
+from tests.paths import REPO
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import run_backtest
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.store import Store
 from strategies.catalog import KINDS
 from tests.test_confluence import daily_models_dir

@@ -19,8 +19,8 @@ from strategies.history import History, load_history
 from strategies.model_config import ModelSpec
 from strategies.registry import model_dir, save_model
 from strategies.training import Dataset, train_model
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = (REPO.parent / "shared" / "data").resolve()
 SYMBOL = "BTC/USDT"
 TRAIN_START, TRAIN_END = "2020-06-01", "2020-10-01"  # ~2,900 hourly bars

@@ -21,7 +21,7 @@ from bot.health import HealthServer, OpsMetrics
 from bot.ops_config import HealthConfig
 from bot.store import Store
 from risk.breakers import BreakerMemory
-from tests.conftest import REPO
+from tests.paths import REPO
 from tests.test_daemon import Daemon, get, wait_for
 
 TS = 1_700_000_000_000

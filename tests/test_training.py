@@ -9,7 +9,7 @@ import torch
 from strategies import metrics_cls as M
 from strategies.calibration import IsotonicCalibrator, TemperatureScaler, sigmoid
 from strategies.features import DEFAULT_SPEC
-from strategies.fit_loop import augment
+from strategies.models.fit_loop import augment
 from strategies.history import History
 from strategies.model_config import ModelSpec
 from strategies.synthetic import hourly_pattern_history, random_walk_history

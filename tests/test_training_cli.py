@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from bot.commands.train import add_parsers
-from bot.config import load_settings, train_config
+from bot.config import train_config
+from bot.config_load import load_settings
 from strategies.registry import list_models, load_model
 from strategies.features import DEFAULT_SPEC
 

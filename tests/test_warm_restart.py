@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import torch
 
-from bot.config import load_settings
+from bot.config_load import load_settings
 from bot.daemon import run_daemon
 from strategies.features import DEFAULT_SPEC
 from strategies.model_config import ModelSpec
-from strategies.models import build_model
+from strategies.models.zoo import build_model
 from strategies.registry import model_dir, save_model
 
 START, RESTART, END = "2021-01-01", "2021-01-20", "2021-02-05"

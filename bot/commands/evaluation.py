@@ -19,11 +19,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.cli_common import load_config_or_exit
+
 if TYPE_CHECKING:
     import numpy as np
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
-MODEL_KINDS = frozenset({"neural", "meta_labeled"})  # strategy kinds driven by walk-forward forecasts
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -47,89 +48,6 @@ def add_parsers(subparsers: Any) -> None:
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_evaluate)
-
-
-# -- configuration ------------------------------------------------------------------
-
-
-def model_specs(settings: Any) -> list[Any]:
-    """``[[models]]`` (default: the five defaults), labelled with the configured round-trip cost."""
-    from bot.config import costed_models
-
-    return list(costed_models(settings))
-
-
-def model_strategies(settings: Any) -> list[tuple[str, str, dict[str, Any]]]:
-    """(kind, name, params) of the enabled ``neural`` and ``meta_labeled`` strategies, as the app
-    builds them (the configured round-trip cost filled in): walk-forward replays each, as
-    configured, on the forecasts of the models it names. A ``neural`` strategy whose
-    ``features`` differ from its models' is a config error, as it is live."""
-    from bot.kernel_settings import strategy_params
-    from bot.errors import UserInputError
-
-    trained_on = {s.name: s.features for s in model_specs(settings)}
-    out = []
-    for cfg in settings.strategies:
-        if not (cfg.enabled and cfg.kind in MODEL_KINDS):
-            continue
-        features = str(cfg.params.get("features", "default"))
-        wrong = [m for m in cfg.params.get("models") or () if cfg.kind == "neural"
-                 and trained_on.get(str(m), features) != features]
-        if wrong:  # live, the strategy could not load them either: refused before any training
-            raise UserInputError(
-                f"strategy {cfg.name!r} reads feature spec {features!r} but its model(s) {', '.join(wrong)}"
-                f" are trained on {trained_on[wrong[0]]!r}; set the strategy's features ="
-                f" {trained_on[wrong[0]]!r} or the models' features = {features!r}")
-        out.append((cfg.kind, cfg.name, strategy_params(settings, cfg)))
-    return out
-
-
-def rule_strategies(settings: Any, symbol: str, timeframe: str) -> list[Any]:
-    """The config's enabled non-model strategies, re-targeted at ``symbol``/``timeframe``,
-    and buy-and-hold beside them when the config does not have it (the baseline to beat)."""
-    from strategies.baselines import BuyAndHold
-    from strategies.catalog import build_strategy
-
-    from bot.errors import UserInputError
-
-    out = []
-    for i, cfg in enumerate(settings.strategies):
-        if cfg.enabled and cfg.kind not in MODEL_KINDS:
-            nested = _model_members(cfg.params)
-            if nested:  # their registry models were trained on some span: scoring them would leak
-                raise UserInputError(
-                    f"strategies[{i}] ({cfg.name!r}, kind {cfg.kind!r}) wraps {', '.join(sorted(nested))}"
-                    " member(s), which walkforward/evaluate cannot retrain fold by fold; set enabled = false"
-                    " on it for the evaluation, or score it with `neuralbot backtest` after the models'"
-                    " training span")
-            out.append(build_strategy(cfg.kind, cfg.name, (symbol,), timeframe, cfg.params,
-                                      where=f"strategies[{i}]"))
-    if not any(isinstance(x, BuyAndHold) for x in out):
-        out.append(BuyAndHold("buy_and_hold", (symbol,), timeframe))
-    return out
-
-
-def peer_of(settings: Any, history: Any) -> Any:
-    """The peer symbol's candles over ``history``'s span from the config's candle source, when a
-    configured model reads cross-asset features (a missing series exits 2 naming the fix)."""
-    from bot.candle_source import CandleSource
-    from bot.evaluation.runner import peer_history
-
-    ts = history.arrays["ts"]
-    if not len(ts):
-        return None
-    return peer_history(CandleSource.from_settings(settings), history.symbol, history.timeframe,
-                        model_specs(settings), int(ts[0]), int(ts[-1]) + 1)
-
-
-def _model_members(params: Any) -> set[str]:
-    """Model-driven kinds nested anywhere in a strategy's params (confluence members, a wrapped inner)."""
-    if isinstance(params, dict):
-        own = {str(params["kind"])} & MODEL_KINDS if "kind" in params else set()
-        return own.union(*(_model_members(v) for v in params.values()))
-    if isinstance(params, list | tuple):
-        return set().union(*(_model_members(v) for v in params))
-    return set()
 
 
 def infer_symbol_timeframe(path: Path, ts: np.ndarray) -> tuple[str, str]:
@@ -188,7 +106,7 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
 
 def cmd_walkforward(args: argparse.Namespace) -> int:
     from bot.candle_source import CandleSource
-    from bot.cli import load_config_or_exit
+    from bot.evaluation import candidates
     from bot.evaluation.compute import Compute
     from bot.evaluation.runner import evaluate_history
     from bot.logging_setup import configure_logging
@@ -212,17 +130,18 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
             except FileNotFoundError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_FAILURE
-            evals.append(evaluate_history(settings, history, cfg, rule_strategies(settings, symbol, timeframe),
-                                          model_specs(settings), progress=not args.no_progress,
-                                          configured=model_strategies(settings), compute=compute,
-                                          peer=peer_of(settings, history)))
+            rules = candidates.rule_strategies(settings, symbol, timeframe)
+            evals.append(evaluate_history(settings, history, cfg, rules, candidates.model_specs(settings),
+                                          progress=not args.no_progress,
+                                          configured=candidates.model_strategies(settings), compute=compute,
+                                          peer=candidates.peer_of(settings, history)))
     _emit(evals, args, f"Walk-forward {', '.join(symbols)} {timeframe}", settings, "walkforward")
     return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from bot.cli import load_config_or_exit
     from bot.data import load_ohlcv_arrays
+    from bot.evaluation import candidates
     from bot.evaluation.runner import evaluate_history
     from bot.logging_setup import configure_logging
     from strategies.history import clean_history
@@ -242,9 +161,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     cfg = fit_schedule(settings.walkforward, history.arrays["ts"])
     ev = evaluate_history(settings, history, cfg.model_copy(update={"cache_dir": None}),
-                          rule_strategies(settings, symbol, timeframe), model_specs(settings),
-                          progress=not args.no_progress, configured=model_strategies(settings),
-                          peer=peer_of(settings, history))
+                          candidates.rule_strategies(settings, symbol, timeframe),
+                          candidates.model_specs(settings), progress=not args.no_progress,
+                          configured=candidates.model_strategies(settings),
+                          peer=candidates.peer_of(settings, history))
     if not ev.walkforward.folds:
         print(f"error: {args.data}: too short for a walk-forward fold", file=sys.stderr)
         return EXIT_FAILURE
@@ -316,12 +236,13 @@ async def _backtest_eval(result: Any, settings: Any) -> Any:
 async def _add_alone_runs(ev: Any, settings: Any, first_ts: int, end_ts: int) -> None:
     from bot.candle_source import CandleSource
     from bot.data import arrays_to_candles
+    from bot.evaluation import candidates
     from bot.evaluation.backtest import run_strategy
     from bot.evaluation.scoring import score
 
     symbol, tf = settings.backtest.symbols[0], settings.backtest.timeframe
     arrays = CandleSource.from_settings(settings).load(symbol, tf, first_ts, end_ts)
     candles = arrays_to_candles(arrays, settings.exchange.name, symbol, tf)
-    for strat in rule_strategies(settings, symbol, tf):
+    for strat in candidates.rule_strategies(settings, symbol, tf):
         rec = await run_strategy(settings, strat, candles)
         ev.records[strat.name], ev.scores[strat.name] = rec, score(rec)

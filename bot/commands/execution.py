@@ -16,6 +16,8 @@ import asyncio
 import sys
 from typing import Any
 
+from bot.cli_common import EXIT_FAILURE, EXIT_OK, load_config_or_exit
+
 
 def add_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser("halt", help="halt trading: cancel open entries, optionally flatten")
@@ -32,7 +34,6 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _prepare(args: argparse.Namespace, what: str) -> Any:
-    from bot.cli import load_config_or_exit
     from bot.logging_setup import configure_logging
 
     settings = load_config_or_exit(args)
@@ -41,7 +42,6 @@ def _prepare(args: argparse.Namespace, what: str) -> Any:
 
 
 def halt_handler(args: argparse.Namespace) -> int:
-    from bot.cli import EXIT_FAILURE, EXIT_OK
     from bot.trading_control import default_operator, halt_trading
 
     settings = _prepare(args, "halt")
@@ -56,7 +56,6 @@ def halt_handler(args: argparse.Namespace) -> int:
 
 
 def resume_handler(args: argparse.Namespace) -> int:
-    from bot.cli import EXIT_FAILURE, EXIT_OK
     from bot.trading_control import ResumeRefused, default_operator, resume_trading
 
     settings = _prepare(args, "resume")

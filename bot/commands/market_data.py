@@ -46,7 +46,8 @@ def _count(minimum: int) -> Any:
 def _config(args: argparse.Namespace) -> Any | None:
     if not getattr(args, "config", None):
         return None
-    from bot.config import ConfigError, load_settings
+    from bot.config import ConfigError
+    from bot.config_load import load_settings
 
     try:
         return load_settings(args.config)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from bot.daemon_state import daemon_state
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 OPERATOR_ACTIONS_V = 7  # the schema version that added operator_actions
@@ -30,29 +31,6 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--top", type=int, default=3, metavar="K", help="top K attributions per signal")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_status)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def daemon_state(path: Path) -> dict[str, Any]:
-    """The daemon's last state file, with ``running`` judged from its pid."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {"state": "unknown", "running": False}
-    running = data.get("status") not in ("stopped",) and _alive(int(data.get("pid", 0) or 0))
-    return {"state": data.get("trading_state", "unknown") if running else "stopped", "running": running,
-            "status": data.get("status"), "pid": data.get("pid"), "run_id": data.get("run_id"),
-            "updated_ms": data.get("updated_ms"), "health_port": data.get("health_port"),
-            "last_trading_state": data.get("trading_state")}
 
 
 def top_attributions(raw: str | None, k: int) -> list[tuple[str, float]]:
@@ -154,7 +132,8 @@ def render(st: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bot.config import ConfigError, load_settings  # deferred: pydantic is not needed for --help
+    from bot.config import ConfigError  # deferred: pydantic is not needed for --help
+    from bot.config_load import load_settings
     from bot.store import StoreError  # deferred: aiosqlite is not needed to build the CLI parser
 
     try:

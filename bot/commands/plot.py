@@ -13,27 +13,25 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from bot.cli_common import EXIT_FAILURE, EXIT_OK, add_config_arg, load_config_or_exit, parse_date
+
 CHARTS_JS = Path(__file__).resolve().parent.parent / "api" / "static" / "charts.js"
 MAX_ROWS = 1_000_000
 
 
 def add_parsers(subparsers: Any) -> None:
-    from bot.cli import _date, add_config_arg
-
     p = subparsers.add_parser("plot", help="interactive HTML chart: candles, entries/exits, signals, equity")
     add_config_arg(p)
     p.add_argument("--symbol", required=True, help="e.g. BTC/USDT")
     p.add_argument("--timeframe", help="default: the timeframe the symbol is traded on")
-    p.add_argument("--from", dest="start", type=_date, help="first day (YYYY-MM-DD, inclusive)")
-    p.add_argument("--to", dest="end", type=_date, help="last day (YYYY-MM-DD, exclusive)")
+    p.add_argument("--from", dest="start", type=parse_date, help="first day (YYYY-MM-DD, inclusive)")
+    p.add_argument("--to", dest="end", type=parse_date, help="last day (YYYY-MM-DD, exclusive)")
     p.add_argument("--portfolio", help="the store's portfolio (default: store.portfolio; a backtest prints its own)")
     p.add_argument("--out", metavar="FILE", help="default: var/plots/<SYMBOL>_<tf>.html")
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
-    from bot.cli import EXIT_FAILURE, EXIT_OK, load_config_or_exit
-
     settings = load_config_or_exit(args)
     tf = args.timeframe or traded_timeframe(settings, args.symbol)
     out = Path(args.out or f"var/plots/{args.symbol.replace('/', '_')}_{tf}.html")

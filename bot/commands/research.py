@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.cli_common import load_config_or_exit
+
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
 
@@ -32,9 +34,8 @@ def add_parsers(subparsers: Any) -> None:
 
 def cmd_hyperopt(args: argparse.Namespace) -> int:
     from bot.candle_source import CandleSource
-    from bot.cli import load_config_or_exit
     from bot.evaluation.compute import Compute
-    from bot.evaluation.hyperopt import run_hyperopt
+    from bot.evaluation.hyperopt import result_dict, run_hyperopt
     from bot.evaluation.trial import UnknownStrategy
     from bot.logging_setup import configure_logging
     from strategies.history import load_history
@@ -84,34 +85,10 @@ def cmd_hyperopt(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def result_dict(r: Any) -> dict[str, Any]:
-    return {
-        "study": r.study, "outer_start_ts": r.outer_start_ms, "trials": r.n_trials,
-        "best_params": r.best_params, "best_toml": toml_snippet(r.best_params),
-        "inner": r.best_inner, "outer": r.outer,
-        "inner_stats": r.inner_stats.as_dict(), "outer_stats": r.outer_stats.as_dict(),
-        "pbo": None if r.pbo is None else {"pbo": r.pbo.pbo, "splits": r.pbo.n_splits,
-                                           "flagged": r.pbo.flagged},
-        "trial_sharpes_per_day": r.trial_sharpes, "flagged": r.flagged, "seconds": round(r.seconds, 1),
-    }
-
-
-def toml_snippet(params: dict[str, Any]) -> str:
-    """The winning values as TOML to paste into the config (list entries by their name)."""
-    sections: dict[str, list[str]] = {}
-    for key, value in sorted(params.items()):
-        parts = key.split(".")
-        if parts[0] in ("strategies", "models") and len(parts) > 2:
-            head = f"[[{parts[0]}]]  # the entry with name = {parts[1]!r}"
-            leaf = ".".join(parts[2:])
-        else:
-            head, leaf = f"[{'.'.join(parts[:-1])}]", parts[-1]
-        sections.setdefault(head, []).append(f"{leaf} = {json.dumps(value)}")
-    return "\n".join(f"{h}\n" + "\n".join(lines) + "\n" for h, lines in sections.items()).strip()
-
-
 def print_result(r: Any) -> None:
     from datetime import UTC, datetime
+
+    from bot.evaluation.hyperopt import toml_snippet  # numpy: deferred, as in every handler
 
     day = datetime.fromtimestamp(r.outer_start_ms / 1000, UTC).strftime("%Y-%m-%d")
     i, o = r.inner_stats, r.outer_stats

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.cli_common import load_config_or_exit
+
 
 def add_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train the configured models and print test-split metrics")
@@ -53,7 +55,6 @@ def handler(args: argparse.Namespace) -> int:
     from strategies.registry import model_dir, save_model
     from strategies.training import iter_train
 
-    from bot.cli import load_config_or_exit
     from bot.config import train_config
 
     cfg = train_config(load_config_or_exit(args))

@@ -27,9 +27,9 @@ from bot.events import Signal, timeframe_ms
 from strategies.base import BarContext, Strategy
 from strategies.decision import EdgePolicy
 from strategies.edge import EdgeLayer, edge_policy, move_function
-from strategies.meta import MetaDecider, trend_side
+from strategies.meta import MetaDecider
 from strategies.selection import select_enter_margin
-from strategies.labels import trailing_vol
+from strategies.labels import trailing_vol, trend_side
 from strategies.model_config import ModelSpec
 from strategies.neural import horizon_label
 

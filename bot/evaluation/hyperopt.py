@@ -18,6 +18,7 @@ is told to the study again instead of being re-run.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -208,3 +209,29 @@ def _seed(settings: Any) -> int | None:
 
 def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def result_dict(r: HyperoptResult) -> dict[str, Any]:
+    return {
+        "study": r.study, "outer_start_ts": r.outer_start_ms, "trials": r.n_trials,
+        "best_params": r.best_params, "best_toml": toml_snippet(r.best_params),
+        "inner": r.best_inner, "outer": r.outer,
+        "inner_stats": r.inner_stats.as_dict(), "outer_stats": r.outer_stats.as_dict(),
+        "pbo": None if r.pbo is None else {"pbo": r.pbo.pbo, "splits": r.pbo.n_splits,
+                                           "flagged": r.pbo.flagged},
+        "trial_sharpes_per_day": r.trial_sharpes, "flagged": r.flagged, "seconds": round(r.seconds, 1),
+    }
+
+
+def toml_snippet(params: dict[str, Any]) -> str:
+    """The winning values as TOML to paste into the config (list entries by their name)."""
+    sections: dict[str, list[str]] = {}
+    for key, value in sorted(params.items()):
+        parts = key.split(".")
+        if parts[0] in ("strategies", "models") and len(parts) > 2:
+            head = f"[[{parts[0]}]]  # the entry with name = {parts[1]!r}"
+            leaf = ".".join(parts[2:])
+        else:
+            head, leaf = f"[{'.'.join(parts[:-1])}]", parts[-1]
+        sections.setdefault(head, []).append(f"{leaf} = {json.dumps(value)}")
+    return "\n".join(f"{h}\n" + "\n".join(lines) + "\n" for h, lines in sections.items()).strip()

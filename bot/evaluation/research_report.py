@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bot.evaluation.hyperopt import result_dict
 from bot.evaluation.overfitting import expected_max_sharpe
 from bot.evaluation.report import json_safe, save_figure
 
@@ -54,8 +55,6 @@ def plot_pbo(r: Any, path: Path) -> str | None:
 
 
 def write_hyperopt_report(results: Sequence[Any], out_dir: Path | str) -> Path:
-    from bot.commands.research import result_dict
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     parts = ["<!doctype html><meta charset='utf-8'><title>Hyperopt</title>",

@@ -20,7 +20,6 @@ from bot.evaluation.backtest import RunRecord
 from bot.evaluation.metrics import MS_PER_YEAR
 
 DAY_MS = 86_400_000
-MODEL_KINDS = frozenset({"neural", "meta_labeled"})  # strategies that read walk-forward forecasts
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +51,10 @@ def evaluate_configuration(settings_data: dict[str, Any], arrays: dict[str, np.n
                            timeframe: str, strategy: str | None, score_from: int | None,
                            score_to: int | None) -> TrialOutcome:
     """Walk forward + backtest ``settings_data`` on ``arrays``; score ``strategy`` on the span."""
-    from bot.commands.evaluation import model_strategies, model_specs, rule_strategies
     from pydantic import ValidationError
 
     from bot.config import Settings
+    from bot.evaluation.candidates import MODEL_KINDS, model_specs, model_strategies, rule_strategies
     from bot.evaluation.runner import backtest_all, evaluate_history
     from strategies.history import History
 

@@ -34,7 +34,8 @@ from strategies.features import FeatureSpec, compute_features, get_spec
 from strategies.history import History
 from strategies.model_config import ModelSpec, default_models
 from strategies.labels import Labels, model_labels, uniqueness_weights
-from strategies.models import Model, build_model
+from strategies.models.base import Model
+from strategies.models.zoo import build_model
 from strategies.selection import PriceSeries
 from strategies.windows import Normalizer, Windows, valid_ends
 

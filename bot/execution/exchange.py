@@ -26,6 +26,7 @@ import structlog
 
 from bot.clock import Clock
 from bot.events import (
+    PROTECTIVE_LEGS,
     Fact,
     MarketEvent,
     OrderDenied,
@@ -39,6 +40,7 @@ from bot.execution.orders import (
     OrderClosed,
     OrderRecord,
     OrderState,
+    Out,
     client_order_id,
     from_ccxt,
     stays_at_cancel,
@@ -50,7 +52,6 @@ from risk.market import MarketRules
 
 log = structlog.get_logger(__name__)
 
-Out = list[Fact | OrderClosed]
 LIVE = tuple(s.value for s in OrderState if not s.terminal)
 
 

@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from bot.events import PROTECTIVE_LEGS, OrderIntent, OrderType, Side
+from bot.events import PROTECTIVE_LEGS, Fact, OrderIntent, OrderType, Side
 
 
 class OrderState(str, Enum):
@@ -157,3 +157,6 @@ class OrderClosed:
     filled: float
     ts: int
     reason: str = ""
+
+
+Out = list[Fact | OrderClosed]  # what an executor call returns: facts and closed orders

@@ -28,7 +28,8 @@ from typing import Any
 import structlog
 
 from bot.events import OrderFilled, Side
-from bot.execution.exchange import ExchangeExecutor, Out
+from bot.execution.exchange import ExchangeExecutor
+from bot.execution.orders import Out
 from bot.store import Store
 from risk.market import MarketRules
 from risk.portfolio import Portfolio, Position

@@ -14,22 +14,37 @@ that mirrors the engine's stop, so a position stays protected while the bot is d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import ccxt.async_support as ccxt
 import structlog
 
+from bot.clock import Clock
 from bot.events import OrderIntent, OrderType, Side
-from bot.execution.orders import PROTECTIVE_PREFIX, OrderRecord, client_order_id
-
-if TYPE_CHECKING:
-    from bot.execution.exchange import ExchangeExecutor, Out
+from bot.execution.orders import PROTECTIVE_PREFIX, OrderRecord, Out, client_order_id
+from risk.market import MarketRules
 
 log = structlog.get_logger(__name__)
 
 
+class OrderVenue(Protocol):
+    """What the stops use of the exchange executor (``bot.execution.exchange.ExchangeExecutor``)."""
+
+    client: Any  # the ccxt client
+    clock: Clock
+    prefix: str
+    orders: dict[str, OrderRecord]  # client order id -> record
+    rules: dict[str, MarketRules]
+
+    async def submit(self, intent: OrderIntent, now_ms: int) -> Out: ...
+
+    async def resolve(self, rec: OrderRecord) -> Out: ...
+
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+
 class ExchangeStops:
-    def __init__(self, executor: ExchangeExecutor, limit_offset_bps: float = 50.0,
+    def __init__(self, executor: OrderVenue, limit_offset_bps: float = 50.0,
                  min_move_pct: float = 0.1) -> None:
         self.executor = executor
         self.limit_offset = limit_offset_bps / 10_000.0

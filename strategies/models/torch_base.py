@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from strategies.calibration import TemperatureScaler
+from strategies.models.fit_loop import fit_torch
 from strategies.model_config import ModelSpec
 from strategies.models.base import FitReport, Model
 from strategies.windows import Normalizer, Windows
@@ -67,8 +68,6 @@ class TorchModel(Model):
 
     def fit(self, train: Windows, val: Windows, progress: bool = False,
             select: NetScore | None = None) -> FitReport:
-        from strategies.fit_loop import fit_torch
-
         return fit_torch(self, train, val, progress, select)
 
     def get_state(self) -> dict[str, Any]:

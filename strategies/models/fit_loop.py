@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import structlog
@@ -21,11 +21,25 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from strategies.model_config import ModelSpec
 from strategies.models.base import PREDICT_BATCH, FitReport
-from strategies.windows import Windows
+from strategies.windows import Normalizer, Windows
+
+
+class Fittable(Protocol):
+    """What the loop reads from the model it fits (``strategies.models.torch_base.TorchModel``);
+    a regression fit sets its target standardisation ``y_mean`` / ``y_std``."""
+
+    spec: ModelSpec
+    module: nn.Module
+    normalizer: Normalizer
+    y_mean: float
+    y_std: float
+
+    @property
+    def task(self) -> str: ...
 
 if TYPE_CHECKING:
-    from strategies.models.torch_base import TorchModel
     from strategies.selection import NetScore
 
 log = structlog.get_logger(__name__)
@@ -52,7 +66,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, noise: float, shift: int, s
     return x
 
 
-def _eval_loss(model: TorchModel, w: Windows, loss_fn: nn.Module, y: np.ndarray,
+def _eval_loss(model: Fittable, w: Windows, loss_fn: nn.Module, y: np.ndarray,
                batch: int) -> tuple[float, np.ndarray]:
     """Mean validation loss and the raw outputs it was computed from."""
     model.module.eval()
@@ -66,7 +80,7 @@ def _eval_loss(model: TorchModel, w: Windows, loss_fn: nn.Module, y: np.ndarray,
     return total / max(len(w), 1), (np.concatenate(outs) if outs else np.zeros(0))
 
 
-def fit_torch(model: TorchModel, train: Windows, val: Windows, progress: bool = False,
+def fit_torch(model: Fittable, train: Windows, val: Windows, progress: bool = False,
               select: NetScore | None = None) -> FitReport:
     s = model.spec
     t0 = time.perf_counter()
