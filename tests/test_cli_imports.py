@@ -50,3 +50,12 @@ async def test_status_with_a_neural_config_imports_no_model_stack(
 def test_param_names_read_from_source_match_the_signature(kind: str) -> None:
     factory = KINDS[kind]
     assert factory.parameters == set(inspect.signature(factory.target()).parameters)
+
+
+def test_backtest_of_a_model_free_strategy_imports_no_model_stack(
+        write_config: Callable[..., Path]) -> None:
+    # the in-sample guard reads model metadata: for an MA cross there is none to read
+    config = write_config('[backtest]\nstart = 2020-01-01\nend = 2020-01-15\n')
+    loaded = loaded_after(f"from bot.cli import main\nassert main(['backtest', '--config', {str(config)!r}]) == 0")
+    assert "numpy" in loaded and "aiosqlite" in loaded  # it did run the Engine over the store
+    assert loaded.isdisjoint(MODEL_STACK), sorted(loaded & set(MODEL_STACK))
