@@ -12,7 +12,6 @@ be reached, 2 bad config.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -41,6 +40,7 @@ def _prepare(args: argparse.Namespace, what: str) -> Any:
 
 
 def halt_handler(args: argparse.Namespace) -> int:
+    import asyncio
     from bot.cli import EXIT_FAILURE, EXIT_OK
     from bot.trading_control import default_operator, halt_trading
 
@@ -56,6 +56,7 @@ def halt_handler(args: argparse.Namespace) -> int:
 
 
 def resume_handler(args: argparse.Namespace) -> int:
+    import asyncio
     from bot.cli import EXIT_FAILURE, EXIT_OK
     from bot.trading_control import ResumeRefused, default_operator, resume_trading
 

@@ -11,7 +11,6 @@ safe to run next to a daemon.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -154,6 +153,7 @@ def render(st: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    import asyncio
     from bot.config import ConfigError, load_settings  # deferred: pydantic is not needed for --help
     from bot.store import StoreError  # deferred: aiosqlite is not needed to build the CLI parser
 

@@ -6,7 +6,6 @@ the signals' probability and strength underneath, and equity. Offline: the chart
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from datetime import date
@@ -32,6 +31,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    import asyncio
     from bot.cli import EXIT_FAILURE, EXIT_OK, load_config_or_exit
 
     settings = load_config_or_exit(args)
