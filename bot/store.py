@@ -17,7 +17,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,7 @@ class Store:
                     0 if denial else 1,
                     denial.check if denial else None,
                     denial.reason if denial else None,
-                    json.dumps(asdict(intent), default=str),
+                    json.dumps({name: getattr(intent, name) for name in _INTENT_FIELDS}, default=str),
                 ),
             )
         )
@@ -155,6 +155,12 @@ class Store:
 
     def _row_for(self, item: Fact | Signal) -> tuple[str, tuple[Any, ...]]:
         p = self.portfolio
+        if isinstance(item, EquitySnapshot):  # one per bar: the commonest row first
+            return (
+                "INSERT OR REPLACE INTO equity (portfolio, ts, cash, equity, exposure, heat)"
+                " VALUES (?,?,?,?,?,?)",
+                (p, item.ts, item.cash, item.equity, item.exposure, item.heat),
+            )
         if isinstance(item, Signal):
             return (
                 "INSERT OR REPLACE INTO signals VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -206,12 +212,6 @@ class Store:
                     p, item.symbol, item.amount, item.avg_price, item.stop_price,
                     item.take_profit, item.realized_pnl, item.ts,
                 ),
-            )
-        if isinstance(item, EquitySnapshot):
-            return (
-                "INSERT OR REPLACE INTO equity (portfolio, ts, cash, equity, exposure, heat)"
-                " VALUES (?,?,?,?,?,?)",
-                (p, item.ts, item.cash, item.equity, item.exposure, item.heat),
             )
         if isinstance(item, StrategyFailed):
             return (
@@ -454,6 +454,8 @@ class Store:
             return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
 
 
+# an intent is flat (strings, numbers, enums): its fields as they are, no dataclasses.asdict deep copy
+_INTENT_FIELDS = tuple(f.name for f in fields(OrderIntent))
 _TABLE = re.compile(r"\b(?:INTO|UPDATE|FROM)\s+(\w+)", re.IGNORECASE)
 
 

@@ -114,3 +114,21 @@ async def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
         finally:
             for s in stores:
                 await s.close()
+
+
+async def test_a_decision_stores_the_whole_intent_as_json(tmp_path: Path) -> None:
+    import json
+    from dataclasses import asdict
+
+    from bot.events import OrderDenied
+
+    intent = OrderIntent("s1:exit", "s1", "BTC/USDT", Side.SELL, 0.25, OrderType.LIMIT, 101.5, True,
+                         None, 120.0, 71.5, 3_600_000, "exit")
+    async with await Store.open(tmp_path / "s.sqlite") as store:
+        store.record_decision(intent, OrderDenied(intent.intent_id, intent.symbol, "max_heat", "too hot", 1))
+        await store.flush()
+        rows = await store.fetch("risk_decisions")
+    assert [(r["approved"], r["check_name"]) for r in rows] == [(0, "max_heat")]
+    # every field, enums as their values, None as null: what dataclasses.asdict would give
+    assert rows[0]["intent_json"] == json.dumps(asdict(intent), default=str)
+    assert json.loads(rows[0]["intent_json"])["side"] == "sell"
