@@ -13,6 +13,7 @@ before the request leaves).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -463,6 +464,13 @@ def _json(d: dict[str, Any]) -> str:
     return json.dumps(d) if d else "{}"  # most signals carry none: skip the encoder
 
 
+@functools.lru_cache(maxsize=256)
+def _table_of(sql: str) -> str:
+    """The table a statement writes (its text when none is named); a handful of distinct statements."""
+    match = _TABLE.search(sql)
+    return match.group(1) if match else sql
+
+
 def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """Group rows into executemany batches: per table in queue order, consecutive same-SQL runs.
 
@@ -471,8 +479,7 @@ def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tu
     """
     per_table: dict[str, list[tuple[str, list[tuple[Any, ...]]]]] = {}
     for sql, params in rows:
-        match = _TABLE.search(sql)
-        runs = per_table.setdefault(match.group(1) if match else sql, [])
+        runs = per_table.setdefault(_table_of(sql), [])
         if runs and runs[-1][0] == sql:
             runs[-1][1].append(params)
         else:
