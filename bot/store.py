@@ -310,16 +310,28 @@ class Store:
 
     async def fetch(self, table: str, where: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of one of this portfolio's tables as dicts (for reports, status, tests)."""
+        async with self._db.execute(*self._select(table, "*", where, params)) as cur:
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+
+    async def column(self, table: str, column: str) -> list[Any]:
+        """One column of this portfolio's rows of ``table``, in :meth:`fetch`'s order: a backtest's
+        equity curve without a dict per bar."""
+        if not column.isidentifier():
+            raise ValueError(f"not a column name: {column!r}")
+        async with self._db.execute(*self._select(table, column)) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    def _select(self, table: str, what: str, where: str = "", params: Sequence[Any] = ()
+                ) -> tuple[str, tuple[Any, ...]]:
         if table not in {"signals", "risk_decisions", "orders", "fills", "positions", "equity",
                          "strategy_failures", "operator_actions"}:
             raise ValueError(f"unknown table {table!r}")
-        sql = f"SELECT * FROM {table} WHERE portfolio = ?"
+        sql = f"SELECT {what} FROM {table} WHERE portfolio = ?"
         if where:
             sql += f" AND ({where})"
         order = "ts, rowid" if table != "positions" else "symbol"
-        async with self._db.execute(sql + f" ORDER BY {order}", (self.portfolio, *params)) as cur:
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+        return sql + f" ORDER BY {order}", (self.portfolio, *params)
 
     async def count(self, table: str) -> int:
         return len(await self.fetch(table))

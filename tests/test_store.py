@@ -132,3 +132,14 @@ async def test_a_decision_stores_the_whole_intent_as_json(tmp_path: Path) -> Non
     # every field, enums as their values, None as null: what dataclasses.asdict would give
     assert rows[0]["intent_json"] == json.dumps(asdict(intent), default=str)
     assert json.loads(rows[0]["intent_json"])["side"] == "sell"
+
+
+async def test_a_column_reads_what_fetch_reads_in_the_same_order(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "s.sqlite", portfolio="a") as store:
+        for ts in (3, 1, 2):  # queued out of time order: both read in time order
+            store.record(EquitySnapshot(ts, 10.0 * ts, 100.0 + ts, 0.0, 0.0))
+        await store.flush()
+        assert await store.column("equity", "equity") == [r["equity"] for r in await store.fetch("equity")]
+        assert await store.column("equity", "equity") == [101.0, 102.0, 103.0]
+        with pytest.raises(ValueError):
+            await store.column("equity", "equity; DROP TABLE equity")
