@@ -7,6 +7,11 @@ its exit (``total``); ``min`` and ``median`` over ``--repeat`` runs. The ratio c
 median total by the baseline's, a bare ``python -c "print()"`` timed in the same run, so figures
 from a loaded machine stay comparable.
 
+``--against DIR`` also times every row with the code of another checkout (``git worktree add
+DIR <commit>``; it runs as ``python -m bot`` from DIR with this venv), interleaved with this
+tree's runs, and adds the speed-up of this tree over it (its median / ours, first line for
+help and status, total for the rest).
+
 * ``help``: ``neuralbot --help``;
 * ``status``: ``neuralbot status`` of a seeded store with a ``kind = "neural"`` config;
 * ``ma``: ``neuralbot backtest`` of the SMA(20/50) cross over BTC/USDT 1h 2017-2021, SQLite store;
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,19 +42,21 @@ TARGETS = {"help": 0.3, "status": 0.3, "ma": 1.5, "neural": 10.0}
 SPAN = ["--from", "2017-08-17", "--to", "2022-01-01"]
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
-    """(seconds to the first line of stdout, seconds to exit) of one fresh process."""
+def timed(argv: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
+    """(seconds to the first line of stdout, seconds to exit, CPU seconds) of one fresh process."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env)
     assert proc.stdout is not None
     proc.stdout.readline()
     first = time.perf_counter() - t0
     _, err = proc.communicate(timeout=900)
     total = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return first, total
+    return first, total, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def write_configs(tmp: Path) -> dict[str, Path]:
@@ -85,6 +93,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--only", default="help,status,ma,neural")
+    ap.add_argument("--against", metavar="DIR", type=Path, help="another checkout to time beside this one")
     args = ap.parse_args()
     rows = [r for r in args.only.split(",") if r]
     with tempfile.TemporaryDirectory() as d:
@@ -92,31 +101,44 @@ def main() -> None:
         configs = write_configs(tmp)
         if "neural" in rows:
             save_default_models(tmp / "models")
-        cmds = {
-            "baseline": [sys.executable, "-c", "print()"],
-            "help": [str(BIN / "neuralbot"), "--help"],
-            "status": [str(BIN / "neuralbot"), "status", "--config", str(configs["status"])],
-            "ma": [str(BIN / "neuralbot"), "backtest", "--config", str(configs["ma"]), *SPAN],
-            "neural": [str(BIN / "neuralbot"), "backtest", "--config", str(configs["neural"]), *SPAN],
+        argv = {
+            "help": ["--help"],
+            "status": ["status", "--config", str(configs["status"])],
+            "ma": ["backtest", "--config", str(configs["ma"]), *SPAN],
+            "neural": ["backtest", "--config", str(configs["neural"]), *SPAN],
         }
-        results: dict[str, list[tuple[float, float]]] = {}
+        cmds = {"baseline": ([sys.executable, "-c", "print()"], REPO),
+                **{r: ([str(BIN / "neuralbot"), *argv[r]], REPO) for r in rows}}
+        if args.against:
+            cmds |= {f"{r}@{args.against.name}": ([sys.executable, "-m", "bot", *argv[r]], args.against)
+                     for r in rows}
+        results: dict[str, list[tuple[float, float, float]]] = {}
         for i in range(args.repeat):  # interleaved, so a burst of load hits every row alike
-            for name in ["baseline", *rows]:
-                if name == "neural" and i >= 2:
+            for name, (cmd, cwd) in cmds.items():
+                if name.startswith("neural") and i >= 2:
                     continue  # two runs of the long row are enough
-                results.setdefault(name, []).append(timed(cmds[name]))
-    base = statistics.median(t for _, t in results["baseline"])
-    print(f"{'row':<10}{'first min':>10}{'first med':>10}{'total min':>10}{'total med':>10}"
-          f"{'x baseline':>11}{'target':>8}  met")
+                results.setdefault(name, []).append(timed(cmd, cwd))
+    base = statistics.median(t for _, t, _ in results["baseline"])
+    def judged(name: str) -> float:  # what the target is about: first line, or the whole run
+        runs = results[name]
+        return statistics.median([f for f, _, _ in runs] if name.split("@")[0] in ("help", "status")
+                                 else [t for _, t, _ in runs])
+
+    width = max(10, *(len(n) + 2 for n in results))
+    print(f"{'row':<{width}}{'first min':>10}{'first med':>10}{'total min':>10}{'total med':>10}"
+          f"{'x baseline':>11}{'cpu med':>9}{'target':>8}  met" + ("  speed-up" if args.against else ""))
     for name, runs in results.items():
-        first, total = [f for f, _ in runs], [t for _, t in runs]
+        first, total, cpu = [f for f, _, _ in runs], [t for _, t, _ in runs], [c for _, _, c in runs]
         target = TARGETS.get(name)
-        judged = statistics.median(first if name in ("help", "status") else total)
-        met = "-" if target is None else ("yes" if judged <= target else "NO")
-        print(f"{name:<10}{min(first):>10.3f}{statistics.median(first):>10.3f}{min(total):>10.3f}"
+        met = "-" if target is None else ("yes" if judged(name) <= target else "NO")
+        twin = f"{name}@{args.against.name}" if args.against else ""
+        gain = f"{judged(twin) / judged(name):>8.2f}x" if twin in results else ""
+        print(f"{name:<{width}}{min(first):>10.3f}{statistics.median(first):>10.3f}{min(total):>10.3f}"
               f"{statistics.median(total):>10.3f}{statistics.median(total) / base:>11.1f}"
-              f"{'' if target is None else f'{target:.1f}':>8}  {met}")
-    print(f"(seconds; {args.repeat} runs each, neural at most 2; ratio = median total / baseline median total)")
+              f"{statistics.median(cpu):>9.3f}{'' if target is None else f'{target:.1f}':>8}  {met:<3}{gain}")
+    print(f"(seconds; {args.repeat} runs each, neural at most 2; ratio = median total / baseline median total;"
+          f" cpu = user + system seconds of the process; load average {os.getloadavg()[0]:.1f}"
+          + ("; speed-up = the other checkout's median / this one's" if args.against else "") + ")")
 
 
 if __name__ == "__main__":

@@ -50,8 +50,7 @@ class BacktestResult:
 
 async def summarize(engine: Engine, store: Store, timeframe: str, initial: float) -> dict[str, Any]:
     """Headline figures of a finished run, computed from what the store recorded."""
-    equity_rows = await store.fetch("equity")
-    equity = np.array([initial] + [r["equity"] for r in equity_rows])
+    equity = np.array([initial, *await store.column("equity", "equity")])
     trips = round_trips(await store.fetch("fills"))
     stats = engine.stats
     span = (stats.last_ts or 0) - (stats.first_ts or 0) + timeframe_ms(timeframe)

@@ -44,6 +44,8 @@ class CandleBuffer:
         self.capacity = capacity
         # Twice the capacity so any window is one contiguous slice (no copies on read).
         self._data = np.zeros((6, 2 * capacity), dtype=np.float64)
+        # read-only views of the six columns, made once: a window is six slices of them
+        self._columns = tuple(self._readonly(self._data[i]) for i in range(6))
         self._start = 0
         self._len = 0
         self.last_ts: int | None = None
@@ -91,10 +93,16 @@ class CandleBuffer:
     def window(self, n: int | None = None) -> OHLCV:
         """The last ``n`` candles (all if ``None``), oldest first, as read-only views."""
         n = self._len if n is None else min(n, self._len)
-        block = self._data[:, self._start + self._len - n : self._start + self._len]
-        block = block.view()
-        block.flags.writeable = False
-        return OHLCV(block[0], block[1], block[2], block[3], block[4], block[5])
+        end = self._start + self._len
+        ts, o, h, lo, c, v = self._columns
+        return OHLCV(ts[end - n : end], o[end - n : end], h[end - n : end], lo[end - n : end],
+                     c[end - n : end], v[end - n : end])
+
+    @staticmethod
+    def _readonly(column: np.ndarray) -> np.ndarray:
+        view = column.view()
+        view.flags.writeable = False
+        return view
 
     @property
     def last_close(self) -> float | None:

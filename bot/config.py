@@ -34,9 +34,9 @@ from bot.errors import UserInputError
 from bot.evaluation.compute import ComputeConfig
 from bot.evaluation.schedule import WalkForwardConfig
 from bot.evaluation.search_space import HyperoptConfig
-from bot.events import TIMEFRAME_MS
 from bot.ops_config import DaemonConfig, HealthConfig, NotifyConfig, RetrainConfig
 from bot.redaction import redact
+from bot.timeframes import TIMEFRAME_MS
 from risk.breakers import BREAKERS, DEFAULT_BREAKERS
 from strategies.catalog import KINDS
 from strategies.model_config import ModelSpec, TrainConfig, default_models

@@ -33,7 +33,7 @@ class InSampleError(ValueError):
 def trained_spans(settings: Settings, symbols: list[str] | None = None,
                   timeframe: str | None = None) -> list[TrainedSpan]:
     """Training spans of every model of every enabled ``neural`` strategy (registry metadata)."""
-    from strategies.registry import model_dir, read_meta  # torch: only a neural strategy's spans need it
+    from strategies.registry_files import model_dir, read_meta
 
     out = []
     for cfg in settings.strategies:

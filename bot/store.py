@@ -13,11 +13,12 @@ before the request leaves).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ class Store:
                     0 if denial else 1,
                     denial.check if denial else None,
                     denial.reason if denial else None,
-                    json.dumps(asdict(intent), default=str),
+                    json.dumps({name: getattr(intent, name) for name in _INTENT_FIELDS}, default=str),
                 ),
             )
         )
@@ -156,6 +157,12 @@ class Store:
 
     def _row_for(self, item: Fact | Signal) -> tuple[str, tuple[Any, ...]]:
         p = self.portfolio
+        if isinstance(item, EquitySnapshot):  # one per bar: the commonest row first
+            return (
+                "INSERT OR REPLACE INTO equity (portfolio, ts, cash, equity, exposure, heat)"
+                " VALUES (?,?,?,?,?,?)",
+                (p, item.ts, item.cash, item.equity, item.exposure, item.heat),
+            )
         if isinstance(item, Signal):
             return (
                 "INSERT OR REPLACE INTO signals VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -207,12 +214,6 @@ class Store:
                     p, item.symbol, item.amount, item.avg_price, item.stop_price,
                     item.take_profit, item.realized_pnl, item.ts,
                 ),
-            )
-        if isinstance(item, EquitySnapshot):
-            return (
-                "INSERT OR REPLACE INTO equity (portfolio, ts, cash, equity, exposure, heat)"
-                " VALUES (?,?,?,?,?,?)",
-                (p, item.ts, item.cash, item.equity, item.exposure, item.heat),
             )
         if isinstance(item, StrategyFailed):
             return (
@@ -315,16 +316,28 @@ class Store:
 
     async def fetch(self, table: str, where: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of one of this portfolio's tables as dicts (for reports, status, tests)."""
+        async with self._db.execute(*self._select(table, "*", where, params)) as cur:
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+
+    async def column(self, table: str, column: str) -> list[Any]:
+        """One column of this portfolio's rows of ``table``, in :meth:`fetch`'s order: a backtest's
+        equity curve without a dict per bar."""
+        if not column.isidentifier():
+            raise ValueError(f"not a column name: {column!r}")
+        async with self._db.execute(*self._select(table, column)) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    def _select(self, table: str, what: str, where: str = "", params: Sequence[Any] = ()
+                ) -> tuple[str, tuple[Any, ...]]:
         if table not in {"signals", "risk_decisions", "orders", "fills", "positions", "equity",
                          "strategy_failures", "operator_actions", "trading_state_changes"}:
             raise ValueError(f"unknown table {table!r}")
-        sql = f"SELECT * FROM {table} WHERE portfolio = ?"
+        sql = f"SELECT {what} FROM {table} WHERE portfolio = ?"
         if where:
             sql += f" AND ({where})"
         order = "ts, rowid" if table != "positions" else "symbol"
-        async with self._db.execute(sql + f" ORDER BY {order}", (self.portfolio, *params)) as cur:
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+        return sql + f" ORDER BY {order}", (self.portfolio, *params)
 
     async def count(self, table: str) -> int:
         return len(await self.fetch(table))
@@ -460,11 +473,20 @@ class Store:
             return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
 
 
+# an intent is flat (strings, numbers, enums): its fields as they are, no dataclasses.asdict deep copy
+_INTENT_FIELDS = tuple(f.name for f in fields(OrderIntent))
 _TABLE = re.compile(r"\b(?:INTO|UPDATE|FROM)\s+(\w+)", re.IGNORECASE)
 
 
 def _json(d: dict[str, Any]) -> str:
     return json.dumps(d) if d else "{}"  # most signals carry none: skip the encoder
+
+
+@functools.lru_cache(maxsize=256)
+def _table_of(sql: str) -> str:
+    """The table a statement writes (its text when none is named); a handful of distinct statements."""
+    match = _TABLE.search(sql)
+    return match.group(1) if match else sql
 
 
 def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
@@ -475,8 +497,7 @@ def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tu
     """
     per_table: dict[str, list[tuple[str, list[tuple[Any, ...]]]]] = {}
     for sql, params in rows:
-        match = _TABLE.search(sql)
-        runs = per_table.setdefault(match.group(1) if match else sql, [])
+        runs = per_table.setdefault(_table_of(sql), [])
         if runs and runs[-1][0] == sql:
             runs[-1][1].append(params)
         else:

@@ -31,13 +31,13 @@ import torch
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.errors import UserInputError
 from strategies.calibration import calibrator_from_dict
 from strategies.features import FeatureSpec
 from strategies.model_config import ModelSpec
 from strategies.models.base import MODEL_API_VERSION, Model
 from strategies.models.torch_base import TorchModel
 from strategies.models.zoo import build_model
+from strategies.registry_files import RETRAIN, RegistryError, meta_error, model_dir, read_meta
 from strategies.windows import Normalizer
 
 log = structlog.get_logger(__name__)
@@ -45,19 +45,8 @@ log = structlog.get_logger(__name__)
 REGISTRY_FORMAT = 1
 
 
-class RegistryError(UserInputError):
-    """A model directory that cannot be loaded; the message names model, file and fix."""
-
-
 class FeatureSpecMismatch(RegistryError, ValueError):
     """The model was trained on different features than the running config computes."""
-
-
-RETRAIN = "retrain it (`neuralbot train --config FILE`) or restore the directory"
-
-
-def _meta_error(directory: Path, problem: str) -> RegistryError:
-    return RegistryError(f"model {directory.name!r}: {directory / 'meta.json'}: {problem}; {RETRAIN}")
 
 
 class _NormalizerMeta(BaseModel):
@@ -87,10 +76,6 @@ class ModelMeta(BaseModel):
     y_scale: _YScaleMeta
     weights_file: str
     weights_sha256: str
-
-
-def model_dir(models_dir: Path | str, symbol: str, timeframe: str, name: str) -> Path:
-    return Path(models_dir) / f"{symbol.replace('/', '_')}_{timeframe}" / name
 
 
 def library_versions() -> dict[str, str]:
@@ -159,33 +144,16 @@ def save_model(
     return d
 
 
-def read_meta(directory: Path | str) -> dict[str, Any]:
-    d = Path(directory)
-    path = d / "meta.json"
-    if not path.exists():
-        raise RegistryError(f"no model at {directory} (missing meta.json); train it with"
-                            " `neuralbot train --config FILE` or fix models_dir")
-    try:
-        meta = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise _meta_error(d, "not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise _meta_error(d, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(meta, dict):
-        raise _meta_error(d, f"expected a JSON object, got {type(meta).__name__}")
-    return meta
-
-
 def _validated(d: Path, meta: dict[str, Any]) -> ModelMeta:
     if meta.get("model_api_version") != MODEL_API_VERSION:
-        raise _meta_error(d, f"model API version {meta.get('model_api_version')!r} is not the supported"
+        raise meta_error(d, f"model API version {meta.get('model_api_version')!r} is not the supported"
                              f" {MODEL_API_VERSION}")
     try:
         return ModelMeta.model_validate(meta)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        raise _meta_error(d, f"{key}: {err['msg']}") from None
+        raise meta_error(d, f"{key}: {err['msg']}") from None
 
 
 def load_model(directory: Path | str, expected_spec: FeatureSpec | None = None) -> Model:

@@ -24,6 +24,7 @@ testable as truth tables:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ def strength_from_probability(p: float, saturation: float = 0.75) -> float:
     return 50.0 + 50.0 * edge
 
 
+@functools.lru_cache(maxsize=16)
 def _z(level: float) -> float:
     from statistics import NormalDist
 
@@ -111,6 +113,8 @@ def confidence_interval(
     resamplings of the models with replacement (seeded: deterministic).
     One model gives a zero-width interval.
     """
+    if 0 < len(probs) < SMALL_SUM and (method == "spread" or len(probs) == 1):
+        return _spread_small(probs, weights, level)  # an ensemble's few models: once per bar
     p = np.asarray(probs, dtype=np.float64)
     w = np.ones_like(p) if weights is None else np.asarray(weights, dtype=np.float64)
     if p.size == 0:
@@ -131,6 +135,33 @@ def confidence_interval(
         lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
         return max(0.0, float(lo)), min(1.0, float(hi))
     raise ValueError(f"unknown confidence-interval method {method!r}")
+
+
+# Below 8 elements numpy's pairwise summation is a plain left-to-right loop from 0.0, so
+# the same loop in Python gives the same bits at a tenth of the cost (tests/test_signals.py).
+SMALL_SUM = 8
+
+
+def _seq_sum(values: Sequence[float]) -> float:
+    total = 0.0
+    for v in values:
+        total += v
+    return total
+
+
+def _spread_small(probs: Sequence[float], weights: Sequence[float] | None, level: float) -> tuple[float, float]:
+    """``confidence_interval(method="spread")`` for fewer than ``SMALL_SUM`` models, in floats:
+    operation for operation the numpy formula (products, left-to-right sums, one division)."""
+    p = [float(x) for x in probs]
+    w = [1.0] * len(p) if weights is None else [float(x) for x in weights]
+    sw = _seq_sum(w)
+    mean = _seq_sum([a * b for a, b in zip(p, w, strict=True)]) / sw
+    if len(p) == 1:
+        return mean, mean
+    var = _seq_sum([b * ((a - mean) * (a - mean)) for a, b in zip(p, w, strict=True)]) / sw
+    n_eff = sw**2 / _seq_sum([b * b for b in w])
+    half = _z(level) * math.sqrt(var / n_eff)
+    return max(0.0, mean - half), min(1.0, mean + half)
 
 
 def annualised_vol(per_bar_vol: float, bar_ms: int) -> float:

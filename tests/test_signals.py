@@ -111,3 +111,34 @@ def test_policy_from_params_ignores_other_keys_and_validates() -> None:
     assert pol.risk_multipliers["high"] == 0.0 and pol.risk_multipliers["low"] == 1.0
     with pytest.raises(ValueError):
         SignalPolicy(min_size_pct=5, max_size_pct=2)
+
+
+def _spread_numpy(probs: list[float], weights: list[float] | None, level: float) -> tuple[float, float]:
+    """The spread interval as numpy computes it for any number of models (the reference)."""
+    import math
+
+    import numpy as np
+
+    from strategies.signals import _z
+
+    p = np.asarray(probs, dtype=np.float64)
+    w = np.ones_like(p) if weights is None else np.asarray(weights, dtype=np.float64)
+    mean = float(np.sum(p * w) / np.sum(w))
+    if p.size == 1:
+        return mean, mean
+    var = float(np.sum(w * (p - mean) ** 2) / np.sum(w))
+    half = _z(level) * math.sqrt(var / float(np.sum(w) ** 2 / np.sum(w**2)))
+    return max(0.0, mean - half), min(1.0, mean + half)
+
+
+unit = st.floats(0.0, 1.0, allow_nan=False)
+weight = st.floats(1e-6, 1e6, allow_nan=False)
+
+
+@given(st.lists(st.tuples(unit, weight), min_size=1, max_size=12), st.booleans(),
+       st.sampled_from([0.8, 0.9, 0.95]))
+def test_spread_interval_is_bit_identical_to_the_numpy_formula(pw: list[tuple[float, float]], weighted: bool,
+                                                               level: float) -> None:
+    # the few-model path runs in plain floats once per bar; a stored signal must not move by one ulp
+    probs, weights = [p for p, _ in pw], [w for _, w in pw] if weighted else None
+    assert confidence_interval(probs, weights, "spread", level) == _spread_numpy(probs, weights, level)

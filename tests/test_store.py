@@ -114,3 +114,32 @@ async def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
         finally:
             for s in stores:
                 await s.close()
+
+
+async def test_a_decision_stores_the_whole_intent_as_json(tmp_path: Path) -> None:
+    import json
+    from dataclasses import asdict
+
+    from bot.events import OrderDenied
+
+    intent = OrderIntent("s1:exit", "s1", "BTC/USDT", Side.SELL, 0.25, OrderType.LIMIT, 101.5, True,
+                         None, 120.0, 71.5, 3_600_000, "exit")
+    async with await Store.open(tmp_path / "s.sqlite") as store:
+        store.record_decision(intent, OrderDenied(intent.intent_id, intent.symbol, "max_heat", "too hot", 1))
+        await store.flush()
+        rows = await store.fetch("risk_decisions")
+    assert [(r["approved"], r["check_name"]) for r in rows] == [(0, "max_heat")]
+    # every field, enums as their values, None as null: what dataclasses.asdict would give
+    assert rows[0]["intent_json"] == json.dumps(asdict(intent), default=str)
+    assert json.loads(rows[0]["intent_json"])["side"] == "sell"
+
+
+async def test_a_column_reads_what_fetch_reads_in_the_same_order(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "s.sqlite", portfolio="a") as store:
+        for ts in (3, 1, 2):  # queued out of time order: both read in time order
+            store.record(EquitySnapshot(ts, 10.0 * ts, 100.0 + ts, 0.0, 0.0))
+        await store.flush()
+        assert await store.column("equity", "equity") == [r["equity"] for r in await store.fetch("equity")]
+        assert await store.column("equity", "equity") == [101.0, 102.0, 103.0]
+        with pytest.raises(ValueError):
+            await store.column("equity", "equity; DROP TABLE equity")

@@ -12,7 +12,6 @@ be reached, 2 bad config.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -42,6 +41,7 @@ def _prepare(args: argparse.Namespace, what: str) -> Any:
 
 
 def halt_handler(args: argparse.Namespace) -> int:
+    import asyncio  # deferred: the CLI parser starts without asyncio
     from bot.trading_control import default_operator, halt_trading
 
     settings = _prepare(args, "halt")
@@ -56,6 +56,7 @@ def halt_handler(args: argparse.Namespace) -> int:
 
 
 def resume_handler(args: argparse.Namespace) -> int:
+    import asyncio  # deferred: the CLI parser starts without asyncio
     from bot.trading_control import ResumeRefused, default_operator, resume_trading
 
     settings = _prepare(args, "resume")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.events import TIMEFRAME_MS
+from bot.timeframes import TIMEFRAME_MS
 
 DEFAULT_DB = Path("var/neuralbot.sqlite")
 DEFAULT_DATA = Path("../shared/data")
@@ -130,6 +129,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def download_handler(args: argparse.Namespace) -> int:
+    import asyncio
     try:
         return asyncio.run(_download(args))
     except KeyboardInterrupt:
@@ -186,6 +186,7 @@ def _print_retry(n: Any) -> None:
 
 
 def import_handler(args: argparse.Namespace) -> int:
+    import asyncio
     return asyncio.run(_import(args))
 
 
@@ -220,6 +221,7 @@ async def _import(args: argparse.Namespace) -> int:
 
 
 def sim_handler(args: argparse.Namespace) -> int:
+    import asyncio
     from bot.exchange_sim import FaultSettings, SimExchange, SimSettings
     from bot.exchange_sim.settings import UNLIMITED, RateLimitSettings
 

@@ -11,7 +11,6 @@ safe to run next to a daemon.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from datetime import datetime, timezone
@@ -132,6 +131,7 @@ def render(st: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    import asyncio  # deferred: the CLI parser starts without asyncio
     from bot.config import ConfigError  # deferred: pydantic is not needed for --help
     from bot.config_load import load_settings
     from bot.store import StoreError  # deferred: aiosqlite is not needed to build the CLI parser

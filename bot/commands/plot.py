@@ -6,7 +6,6 @@ the signals' probability and strength underneath, and equity. Offline: the chart
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from datetime import date
@@ -32,6 +31,8 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    import asyncio  # deferred: the CLI parser starts without asyncio
+
     settings = load_config_or_exit(args)
     tf = args.timeframe or traded_timeframe(settings, args.symbol)
     out = Path(args.out or f"var/plots/{args.symbol.replace('/', '_')}_{tf}.html")
