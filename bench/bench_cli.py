@@ -60,7 +60,7 @@ def timed(argv: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
 
 
 def write_configs(tmp: Path) -> dict[str, Path]:
-    from tests.test_status import seed_store
+    from tests.cli.test_status import seed_store
 
     asyncio.run(seed_store(tmp / "status.sqlite"))
     common = f'[data]\ndir = "{DATA}"\n\n[backtest]\nsymbols = ["BTC/USDT"]\ntimeframe = "1h"\n'
@@ -81,8 +81,8 @@ def save_default_models(models_dir: Path) -> None:
     """The five default models, fitted briefly (``bench_engine.quick_default_models``), saved."""
     from bench_engine import quick_default_models
 
-    from strategies.features import DEFAULT_SPEC
-    from strategies.registry import model_dir, save_model
+    from strategies.features.compute import DEFAULT_SPEC
+    from strategies.models.registry import model_dir, save_model
 
     _, models = quick_default_models()
     for name, model in models.items():

@@ -8,7 +8,7 @@ the same run (so numbers from a loaded machine stay comparable):
 * bare asyncio.Queue producer/consumer loop (items/s);
 * bare ``async for`` over a ReplayFeed (no Engine);
 * Engine-only replay with a trivial strategy (returns ``None``), in-memory fact sink;
-* the same with the SQLite store (``bot.store.Store``), as ``neuralbot backtest`` runs;
+* the same with the SQLite store (``bot.store.store.Store``), as ``neuralbot backtest`` runs;
 * the full 5-model ensemble backtest of BTC/USDT 1h 2017-2021 (NeuralEnsemble fast
   path: batch predictions + Engine replay), excluding training: the models are
   fitted on a small slice just so they exist; inference cost does not depend on
@@ -29,13 +29,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.clock import SimClock
-from bot.config import Settings
-from bot.data import load_candles_csv
+from bot.core.clock import SimClock
+from bot.config.settings import Settings
+from bot.marketdata.candle_csv import load_candles_csv
 from bot.evaluation.backtest import run_strategy
-from bot.events import Candle, Signal
+from bot.core.events import Candle, Signal
 from bot.feeds.replay import ReplayFeed
-from bot.logging_setup import configure_logging
+from bot.config.logging_setup import configure_logging
 from strategies.base import BarContext, Strategy
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -79,8 +79,8 @@ async def engine_memory(settings: Settings, candles: list[Candle]) -> float:
 
 
 async def engine_sqlite(settings: Settings, candles: list[Candle]) -> float:
-    from bot.kernel import Kernel
-    from bot.store import Store
+    from bot.kernel.kernel import Kernel
+    from bot.store.store import Store
 
     with tempfile.TemporaryDirectory() as d:
         store = await Store.open(Path(d) / "bench.sqlite", portfolio="bench")
@@ -100,12 +100,12 @@ def quick_default_models() -> tuple[Any, dict[str, Any]]:
     import numpy as np
     import torch
 
-    from strategies.features import DEFAULT_SPEC, compute_features
-    from strategies.history import load_history
-    from strategies.model_config import default_models
+    from strategies.features.compute import DEFAULT_SPEC, compute_features
+    from strategies.features.history import load_history
+    from strategies.models.spec import default_models
     from strategies.models.zoo import build_model
-    from strategies.targets import TargetSpec, compute_target
-    from strategies.windows import Normalizer, Windows, valid_ends
+    from strategies.training.targets import TargetSpec, compute_target
+    from strategies.features.windows import Normalizer, Windows, valid_ends
 
     torch.set_num_threads(1)
     h = load_history(DATA, "BTC/USDT", "1h", "2017-01-01", "2022-01-01")
@@ -126,7 +126,7 @@ def quick_default_models() -> tuple[Any, dict[str, Any]]:
 
 def ensemble_backtest(settings: Settings) -> tuple[float, float, int]:
     """(precompute seconds, replay seconds, candles) for the 5 default models over 2017-2021."""
-    from strategies.model_holders import neural_ensemble
+    from strategies.models.holders import neural_ensemble
 
     h, models = quick_default_models()
     candles = load_candles_csv(DATA / "ohlcv" / "binance" / "BTC_USDT-1h.csv.gz")

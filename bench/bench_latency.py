@@ -43,7 +43,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.events import Direction  # noqa: E402
+from bot.core.events import Direction  # noqa: E402
 from strategies.base import BarContext, Strategy  # noqa: E402
 
 TF_MS = 3_600_000
@@ -55,9 +55,9 @@ START_MS = 1_609_459_200_000  # 2021-01-01
 
 def sim_main(conn: Any, data_dir: str, speed: float, symbols: tuple[str, ...], faults: dict[str, Any],
              start_ms: int) -> None:
-    from bot.exchange_sim import FaultSettings, SimExchange, SimSettings
-    from bot.exchange_sim import rest as rest_mod
-    from bot.exchange_sim import ws as ws_mod
+    from bot.sim import FaultSettings, SimExchange, SimSettings
+    from bot.sim import rest as rest_mod
+    from bot.sim import ws as ws_mod
 
     closes: dict[tuple[str, int], list[int]] = {}
     orders: dict[str, int] = {}
@@ -151,13 +151,13 @@ def default_ensemble(models_dir: Path | None) -> tuple[Any, str]:
     import torch
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from strategies.features import DEFAULT_SPEC
-    from strategies.model_config import default_models
+    from strategies.features.compute import DEFAULT_SPEC
+    from strategies.models.spec import default_models
     from strategies.models.zoo import build_model
-    from strategies.model_holders import neural_ensemble
+    from strategies.models.holders import neural_ensemble
 
     if models_dir is not None:
-        from strategies.registry import list_models
+        from strategies.models.registry import list_models
 
         found = [p.name for p in list_models(models_dir) if p.parent.name == "BTC_USDT_1h"]
         if len(found) >= 5:
@@ -182,13 +182,13 @@ def default_ensemble(models_dir: Path | None) -> tuple[Any, str]:
 async def run_phase(url: str, symbols: tuple[str, ...], bars: int, strategy: Alternating,
                     data_dir: Path, db: Path) -> dict[str, int]:
     """Trade ``bars`` live bars on the exchange path; return client order id -> bar open time."""
-    from bot.clock import LiveClock
-    from bot.config import Settings
-    from bot.exchange_sim import make_ccxt_binance
-    from bot.kernel import Kernel
+    from bot.core.clock import LiveClock
+    from bot.config.settings import Settings
+    from bot.sim import make_ccxt_binance
+    from bot.kernel.kernel import Kernel
     from bot.feeds.live import LiveFeed
     from bot.feeds.live_settings import LiveFeedSettings
-    from bot.store import Store
+    from bot.store.store import Store
 
     rest = make_ccxt_binance(url, api_key="sim-key", secret="sim-secret", pro=False)
     feed_client = make_ccxt_binance(url)

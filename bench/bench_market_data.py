@@ -27,14 +27,14 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.clock import SimClock  # noqa: E402
-from bot.events import MarketEvent  # noqa: E402
-from bot.exchange_sim import SimExchange, SimSettings, make_ccxt_binance  # noqa: E402
-from bot.exchange_sim.data import load_recordings  # noqa: E402
+from bot.core.clock import SimClock  # noqa: E402
+from bot.core.events import MarketEvent  # noqa: E402
+from bot.sim import SimExchange, SimSettings, make_ccxt_binance  # noqa: E402
+from bot.sim.recordings import load_recordings  # noqa: E402
 from bot.feeds.live import LiveFeed  # noqa: E402
 from bot.feeds.live_settings import LiveFeedSettings  # noqa: E402
 from bot.feeds.replay import ReplayFeed  # noqa: E402
-from bot.orderbook import L2Book  # noqa: E402
+from bot.marketdata.orderbook import L2Book  # noqa: E402
 
 START = 1_577_836_800_000
 HOUR = 3_600_000
@@ -87,7 +87,7 @@ class _Take:
 
 
 def _engine(store: object) -> object:
-    from bot.engine import Engine, EngineSettings
+    from bot.engine.engine import Engine, EngineSettings
     from bot.execution.paper_book import PaperBookExecutor
     from risk.gate import RiskGate, RiskLimits
     from risk.portfolio import Portfolio
@@ -149,7 +149,7 @@ class StartedClock:
 
 
 async def bench_feed(data_dir: Path, n: int) -> dict[str, float]:
-    from bot.store import Store
+    from bot.store.store import Store
 
     out: dict[str, float] = {}
     until = START + n * HOUR

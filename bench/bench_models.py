@@ -22,11 +22,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from strategies.features import get_spec  # noqa: E402
-from strategies.history import load_history  # noqa: E402
-from strategies.model_config import TrainConfig  # noqa: E402
+from strategies.features.compute import get_spec  # noqa: E402
+from strategies.features.history import load_history  # noqa: E402
+from strategies.models.spec import TrainConfig  # noqa: E402
 from strategies.models.torch_base import TorchModel  # noqa: E402
-from strategies.training import Dataset, prepare, train_model  # noqa: E402
+from strategies.training.pipeline import Dataset, prepare, train_model  # noqa: E402
 
 
 def matmul_ceiling(n: int = 1024, reps: int = 10) -> float:

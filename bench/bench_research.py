@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from bot.evaluation.compute import Compute, ComputeConfig  # noqa: E402
 from bot.evaluation.schedule import WalkForwardConfig  # noqa: E402
 from bot.evaluation.walkforward import walk_forward  # noqa: E402
-from strategies.history import load_history  # noqa: E402
+from strategies.features.history import load_history  # noqa: E402
 
 
 def _run(history, cfg, compute=None):  # type: ignore[no-untyped-def]

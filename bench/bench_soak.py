@@ -2,7 +2,7 @@
 
 The exchange runs in its own process (``bench_latency.SimProcess``) replaying 1h
 candles of several symbols at ``--speed`` with fault injection (websocket drops,
-malformed messages, REST 5xx). The daemon (``bot.daemon.Daemon``, paper mode,
+malformed messages, REST 5xx). The daemon (``bot.app.daemon.Daemon``, paper mode,
 exchange feed) runs in this process. Printed table:
 
 * RSS of this process after warm-up (first 20 % of the run) and at the end: growth
@@ -42,8 +42,8 @@ def rss_kb() -> int:
 
 
 async def soak(url: str, days: float, speed: float, tmp: Path) -> dict[str, Any]:
-    from bot.daemon import Daemon
-    from bot.config_load import load_settings
+    from bot.app.daemon import Daemon
+    from bot.config.load import load_settings
 
     cfg = tmp / "soak.toml"
     cfg.write_text(f"""

@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.evaluation.schedule import WalkForwardConfig
 from bot.evaluation.walkforward import make_folds, prepare_specs
-from strategies.features import DEFAULT_SPEC, compute_features
-from strategies.history import load_history
+from strategies.features.compute import DEFAULT_SPEC, compute_features
+from strategies.features.history import load_history
 from strategies.models.zoo import build_model
-from strategies.targets import TargetSpec, compute_target
-from strategies.windows import Normalizer, Windows, valid_ends
+from strategies.training.targets import TargetSpec, compute_target
+from strategies.features.windows import Normalizer, Windows, valid_ends
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 

@@ -7,10 +7,10 @@ import sys
 
 def main() -> int:
     if sys.argv[1:2] == ["run"]:
-        from bot.early_signals import remember_sighup
+        from bot.app.early_signals import remember_sighup
 
-        remember_sighup()  # before the second of imports below (see bot.early_signals)
-    from bot.cli import main as cli_main
+        remember_sighup()  # before the second of imports below (see bot.app.early_signals)
+    from bot.cli.parser import main as cli_main
 
     return cli_main()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.events import PROTECTIVE_LEGS, OrderIntent, Side
+from bot.core.events import PROTECTIVE_LEGS, OrderIntent, Side
 from risk.limits import RiskContext, RiskLimits
 from risk.market import minimums_problem
 from risk.state import TradingState

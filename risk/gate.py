@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from bot.events import OrderDenied, OrderIntent
+from bot.core.events import OrderDenied, OrderIntent
 from risk.checks import DEFAULT_CHECKS, Check
 from risk.limits import RiskContext, RiskLimits
 from risk.state import TradingState

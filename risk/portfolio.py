@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.events import EquitySnapshot, OrderFilled, PositionChanged, Side
+from bot.core.events import EquitySnapshot, OrderFilled, PositionChanged, Side
 
 EPSILON = 1e-12
 

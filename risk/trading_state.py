@@ -19,11 +19,11 @@ from types import MappingProxyType
 
 import structlog
 
-from bot.events import TradingStateChanged
+from bot.core.events import TradingStateChanged
 from risk.breakers import EMPTY_MEMORY, Breaker, BreakerMemory, escalate
 from risk.state import TradingState
 
-log = structlog.get_logger("bot.engine")
+log = structlog.get_logger("bot.engine.engine")
 
 
 class TradingStateController:

@@ -12,11 +12,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from bot.buffer import OHLCV
-from bot.events import Candle, Direction, OrderBook, Signal, SignalExplained, Trade
+from bot.core.buffer import OHLCV
+from bot.core.events import Candle, Direction, OrderBook, Signal, SignalExplained, Trade
 
 if TYPE_CHECKING:
-    from strategies.predictor import ModelHolder
+    from strategies.models.predictor import ModelHolder
 
 
 class BarContext(NamedTuple):

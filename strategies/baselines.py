@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 
-from bot.events import Direction, Signal
+from bot.core.events import Direction, Signal
 from strategies.base import BarContext, Strategy
-from strategies.features import FeatureDef, FeatureEngine, FeatureSpec
+from strategies.features.compute import FeatureDef, FeatureEngine, FeatureSpec
 
 
 class MovingAverageCrossover(Strategy):

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.events import Direction, OrderBook, Signal, Trade
+from bot.core.events import Direction, OrderBook, Signal, Trade
 from strategies.base import BarContext, Strategy
 from strategies.catalog import build_strategy
 

@@ -1,7 +1,7 @@
 """Multi-timeframe confluence: separate strategies on 4H, 1D and 1W bars; trade when aligned.
 
 The strategy runs on the base stream (``timeframe``, normally 1h). Every base
-candle is fed to one exact :class:`~bot.aggregate.CandleAggregator` per member
+candle is fed to one exact :class:`~bot.core.aggregate.CandleAggregator` per member
 timeframe; each completed 4H / 1D / 1W candle goes into that member's own
 candle buffer and its strategy (a neural ensemble with models trained on that
 timeframe, or any baseline) evaluates it. Incomplete buckets (gaps in the base
@@ -31,9 +31,9 @@ from typing import Any
 
 import structlog
 
-from bot.aggregate import CandleAggregator
-from bot.buffer import CandleBuffer
-from bot.events import Direction, OrderBook, Signal, Trade, timeframe_ms
+from bot.core.aggregate import CandleAggregator
+from bot.core.buffer import CandleBuffer
+from bot.core.events import Direction, OrderBook, Signal, Trade, timeframe_ms
 from strategies.base import BarContext, Strategy
 from strategies.catalog import build_strategy
 

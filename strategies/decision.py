@@ -35,7 +35,7 @@ SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 @dataclass(frozen=True, slots=True)
 class EdgePolicy:
-    cost: float = 0.0032  # round-trip cost, fraction of notional (strategies.labels.round_trip_cost)
+    cost: float = 0.0032  # round-trip cost, fraction of notional (strategies.training.labels.round_trip_cost)
     enter_margin: float = 0.0005  # enter when edge - cost >= this
     exit_edge: float = 0.0  # a held position exits when the gross edge falls below this
     min_hold_bars: int = 6

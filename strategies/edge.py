@@ -1,7 +1,7 @@
 """The decision layer inside a model strategy: per-symbol holding state, forecast -> Signal.
 
 :class:`EdgeLayer` turns one bar's calibrated P(up over the label horizon) and
-volatility forecast into a long/flat :class:`~bot.events.Signal` through the pure
+volatility forecast into a long/flat :class:`~bot.core.events.Signal` through the pure
 rules of :mod:`strategies.decision`. It keeps, per symbol, how long the position
 has been held and the exposure it decided; both are re-derived from the position
 the Engine reports (a stop-out or a refused entry resets them), so the layer
@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from bot.events import Direction, Signal, timeframe_ms
+from bot.core.events import Direction, Signal, timeframe_ms
 from strategies.base import BarContext, Strategy
 from strategies.decision import EdgeDecision, EdgePolicy, decide_edge, direction_move
-from strategies.labels import BarrierSpec
+from strategies.training.labels import BarrierSpec
 from strategies.signals import annualised_vol, risk_level
 
 POLICY_KEYS = frozenset(f.name for f in fields(EdgePolicy))

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from bot.events import Direction
+from bot.core.events import Direction
 from strategies.signals import (
     SignalPolicy,
     agreement_scale,

@@ -2,7 +2,7 @@
 
 * **Primary**: a simple trend rule, long while the ``fast``-bar SMA of the closes is
   above the ``slow``-bar SMA (computed from closes up to the bar: causal).
-* **Meta-label** (training, :func:`strategies.labels.meta_labels`): for every bar where the primary is
+* **Meta-label** (training, :func:`strategies.training.labels.meta_labels`): for every bar where the primary is
   long, "did a long opened at this close make money after costs": the triple-barrier
   trade from that bar (barriers at k x forecast vol, floored at m x cost, time-out H)
   resolves with a log return above the round-trip cost -> 1, else 0; bars where the
@@ -28,12 +28,12 @@ from statistics import NormalDist
 
 import numpy as np
 
-from bot.events import Direction, Signal, timeframe_ms
+from bot.core.events import Direction, Signal, timeframe_ms
 from strategies.base import BarContext, Strategy
 from strategies.decision import EdgePolicy, vol_target_exposure
-from strategies.labels import BarrierSpec, Labels, triple_barrier
+from strategies.training.labels import BarrierSpec, Labels, triple_barrier
 from strategies.neural import NeuralEnsemble
-from strategies.predictor import ModelHolder
+from strategies.models.predictor import ModelHolder
 from strategies.signals import annualised_vol, risk_level
 
 

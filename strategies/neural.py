@@ -1,19 +1,19 @@
 """The neural ensemble strategy: n trained models vote on every closed bar.
 
-Models reach it through predictors (:mod:`strategies.predictor`), one per symbol,
-reading that symbol's :class:`~strategies.predictor.ModelHolder`. Live path
-(paper/live/backtest alike): a :class:`~strategies.predictor.LivePredictor` keeps a
+Models reach it through predictors (:mod:`strategies.models.predictor`), one per symbol,
+reading that symbol's :class:`~strategies.models.predictor.ModelHolder`. Live path
+(paper/live/backtest alike): a :class:`~strategies.models.predictor.LivePredictor` keeps a
 feature buffer fed every closed candle the strategy is shown (``warmup = 1``, so the
 Engine shows it every accepted bar); each model predicts P(up) from the latest window,
 the votes are counted
 (:mod:`strategies.ensemble`) and the decision becomes a Signal with strength,
 confidence interval, horizon, risk level, size and votes. Feature attributions
-(:mod:`strategies.explain`; for acted signals by default) come from :meth:`explain`,
+(:mod:`strategies.models.explain`; for acted signals by default) come from :meth:`explain`,
 which the Engine calls after it has acted, so explaining never delays an order.
 
 Fast path (evaluation): :meth:`NeuralEnsemble.precompute` computes the features
 of a whole history and every model's predictions for all of its windows in one
-batch per model (a :class:`~strategies.predictor.TablePredictor`); the Engine then
+batch per model (a :class:`~strategies.models.predictor.TablePredictor`); the Engine then
 replays the candles and ``evaluate`` only looks predictions up. Features are causal
 and computed by the same engine as the live buffer, so when the replay covers the
 same candles as the history, both paths give the same signals (tested).
@@ -23,7 +23,7 @@ With a ``decision`` table the vote is replaced by the decision layer
 volatility forecast become an expected net edge over the label horizon, traded
 with hysteresis, holding times, a no-trade band and a volatility-targeted size.
 
-The strategy loads nothing: :func:`strategies.model_holders.neural_ensemble` builds it
+The strategy loads nothing: :func:`strategies.models.holders.neural_ensemble` builds it
 from a configuration, its models loaded from the registry into the holders; the
 retrainer swaps models in those holders.
 """
@@ -39,16 +39,16 @@ import numpy as np
 import structlog
 import torch
 
-from bot.events import Candle, Direction, OrderBook, Signal, SignalExplained, Trade, timeframe_ms
+from bot.core.events import Candle, Direction, OrderBook, Signal, SignalExplained, Trade, timeframe_ms
 from strategies.base import BarContext, Strategy
-from strategies.cross import peer_symbol
+from strategies.features.cross import peer_symbol
 from strategies.edge import EdgeLayer, edge_policy, move_function
 from strategies.ensemble import Decision, decide, log_loss_weights, vote, voting_setup
-from strategies.explain import attributions, batch_attributions, combine, top_shares
-from strategies.features import FeatureSpec, get_spec
-from strategies.history import OHLCV_KEYS, History, clean_history
+from strategies.models.explain import attributions, batch_attributions, combine, top_shares
+from strategies.features.compute import FeatureSpec, get_spec
+from strategies.features.history import OHLCV_KEYS, History, clean_history
 from strategies.models.base import PREDICT_BATCH, Model
-from strategies.predictor import (
+from strategies.models.predictor import (
     LivePredictor,
     ModelHolder,
     Prediction,

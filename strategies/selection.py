@@ -29,12 +29,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from bot.events import timeframe_ms
-from strategies.calibration import fit_calibrator
+from bot.core.events import timeframe_ms
+from strategies.models.calibration import fit_calibrator
 from strategies.decision import EdgePolicy, decide_edge
 from strategies.edge import move_function
-from strategies.labels import trailing_vol
-from strategies.model_config import ModelSpec
+from strategies.training.labels import trailing_vol
+from strategies.models.spec import ModelSpec
 from strategies.signals import annualised_vol
 
 CALIBRATIONS: tuple[str, ...] = ("temperature", "isotonic", "none")

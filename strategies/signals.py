@@ -138,7 +138,7 @@ def confidence_interval(
 
 
 # Below 8 elements numpy's pairwise summation is a plain left-to-right loop from 0.0, so
-# the same loop in Python gives the same bits at a tenth of the cost (tests/test_signals.py).
+# the same loop in Python gives the same bits at a tenth of the cost (tests/strategies/test_signals.py).
 SMALL_SUM = 8
 
 

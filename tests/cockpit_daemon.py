@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.paths import REPO
-from tests.test_paper_live import CONFIG as PAPER_LIVE
-from tests.test_paper_live import START_MS, WAIT_S, rows
+from tests.integration.test_paper_live import CONFIG as PAPER_LIVE
+from tests.integration.test_paper_live import START_MS, WAIT_S, rows
 
 __all__ = ["START_MS", "WAIT_S", "CockpitDaemon", "rows"]
 
@@ -47,8 +47,8 @@ class CockpitDaemon:
         if seed_bars:
             import asyncio
 
-            from bot.config_load import load_settings
-            from bot.demo_live import seed_history
+            from bot.config.load import load_settings
+            from bot.app.demo_live import seed_history
 
             asyncio.run(seed_history(load_settings(config), "BTC/USDT", "1h", START_MS, seed_bars))
         full_env = {**os.environ, "PYTHONPATH": str(REPO), "NEURALBOT_LOGGING__FORMAT": "json", **(env or {})}

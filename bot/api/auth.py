@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from bot.cockpit_config import ApiConfig
+from bot.config.cockpit import ApiConfig
 
 SESSION_COOKIE = "nb_session"
 MAX_SESSIONS = 64

@@ -4,7 +4,7 @@ router (``bot.api.server``) and the OpenAPI document (``bot.api.openapi``).
 Each handler takes the ``ApiContext``, the validated query and body models and the caller
 (``who``), and returns plain data that the server validates against the route's response
 model. Reads come from the Engine (positions, state) and the read-only store connection;
-control actions go through ``bot.control.Operator``.
+control actions go through ``bot.ops.control.Operator``.
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from bot.api import schemas as s
-from bot.events import PROTECTIVE_LEGS
-from bot.logging_setup import recent_logs
+from bot.core.events import PROTECTIVE_LEGS
+from bot.config.logging_setup import recent_logs
 
 if TYPE_CHECKING:
     from bot.api.stream import StreamHub
-    from bot.config import Settings
-    from bot.control import Operator
-    from bot.engine import Engine
-    from bot.store_read import StoreReader
+    from bot.config.settings import Settings
+    from bot.ops.control import Operator
+    from bot.engine.engine import Engine
+    from bot.store.read import StoreReader
 
 
 class CockpitHost(Protocol):
-    """What the daemon offers the cockpit (``bot.daemon.Daemon`` is one)."""
+    """What the daemon offers the cockpit (``bot.app.daemon.Daemon`` is one)."""
 
     settings: Settings
     engine: Engine | None

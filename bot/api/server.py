@@ -28,10 +28,10 @@ from bot.api import schemas
 from bot.api.auth import SESSION_COOKIE, Authenticator, cors_origin
 from bot.api.openapi import PREFIX, openapi_document
 from bot.api.routes import ROUTES, ApiContext, Route
-from bot.cockpit_config import ApiConfig
-from bot.control import ActionRefused
-from bot.health import serve
-from bot.ops_config import is_loopback
+from bot.config.cockpit import ApiConfig
+from bot.ops.control import ActionRefused
+from bot.ops.health import serve
+from bot.config.ops import is_loopback
 
 log = structlog.get_logger(__name__)
 

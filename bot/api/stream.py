@@ -14,7 +14,7 @@ import json
 from enum import Enum
 from typing import Any
 
-from bot.events import EquitySnapshot, Fact, OrderDenied, OrderFilled, OrderSubmitted, PositionChanged, Signal
+from bot.core.events import EquitySnapshot, Fact, OrderDenied, OrderFilled, OrderSubmitted, PositionChanged, Signal
 
 KINDS: dict[type, str] = {
     Signal: "signal", OrderSubmitted: "order", OrderFilled: "fill", OrderDenied: "denial",

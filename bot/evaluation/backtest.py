@@ -1,7 +1,7 @@
 """Evaluation backtests: one strategy per Engine, over the same candles and the same costs.
 
 Nothing here is a second trading loop. :func:`run_strategy` builds the real
-:class:`bot.engine.Engine` (from :class:`bot.kernel.Kernel`: risk gate,
+:class:`bot.engine.engine.Engine` (from :class:`bot.kernel.kernel.Kernel`: risk gate,
 simulated executor, portfolio, simulated clock) and drives it with a
 :class:`bot.feeds.replay.ReplayFeed`. The only difference from
 ``neuralbot backtest`` is the fact sink: :class:`MemoryStore` keeps the facts in
@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from bot.clock import SimClock
-from bot.config import Settings
-from bot.engine import EngineStats
-from bot.events import (
+from bot.core.clock import SimClock
+from bot.config.settings import Settings
+from bot.engine.engine import EngineStats
+from bot.core.events import (
     Candle,
     Direction,
     EquitySnapshot,
@@ -36,13 +36,13 @@ from bot.events import (
     TradingStateChanged,
 )
 from bot.feeds.replay import ReplayFeed
-from bot.kernel import Kernel
+from bot.kernel.kernel import Kernel
 from risk.breakers import BreakerMemory
 from strategies.base import BarContext, Strategy
 
 
 class MemoryStore:
-    """The Engine's fact sink (``bot.ports.FactSink``) in memory, as :class:`bot.store.Store` is on SQLite."""
+    """The Engine's fact sink (``bot.core.ports.FactSink``) in memory, as :class:`bot.store.store.Store` is on SQLite."""
 
     def __init__(self, portfolio: str = "memory") -> None:
         self.portfolio = portfolio

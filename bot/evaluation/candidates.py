@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.candle_source import CandleSource
-from bot.config import Settings, costed_models
-from bot.errors import UserInputError
+from bot.marketdata.source import CandleSource
+from bot.config.settings import Settings, costed_models
+from bot.core.errors import UserInputError
 from bot.evaluation.runner import peer_history
-from bot.kernel_settings import strategy_params
+from bot.kernel.settings import strategy_params
 from strategies.base import Strategy
 from strategies.baselines import BuyAndHold
 from strategies.catalog import build_strategy
-from strategies.history import History
-from strategies.model_config import ModelSpec
+from strategies.features.history import History
+from strategies.models.spec import ModelSpec
 
 MODEL_KINDS = frozenset({"neural", "meta_labeled"})  # strategy kinds driven by walk-forward forecasts
 

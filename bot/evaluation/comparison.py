@@ -24,8 +24,8 @@ from typing import Any
 
 import structlog
 
-from bot.aggregate import aggregate_arrays
-from bot.config import Settings
+from bot.core.aggregate import aggregate_arrays
+from bot.config.settings import Settings
 from bot.evaluation.runner import AssetEvaluation, backtest_all, evaluate_history
 from bot.evaluation.tables import (
     accuracy_table,
@@ -38,8 +38,8 @@ from bot.evaluation.tables import (
 from bot.evaluation.walkforward import WalkForwardConfig
 from strategies.base import Strategy
 from strategies.catalog import KINDS, build_strategy
-from strategies.history import History, clean_history, load_history
-from strategies.model_config import ModelSpec, default_models
+from strategies.features.history import History, clean_history, load_history
+from strategies.models.spec import ModelSpec, default_models
 
 log = structlog.get_logger(__name__)
 
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=None, help="also write HTML reports here")
     ap.add_argument("--symbols", nargs="*", default=list(SYMBOLS))
     args = ap.parse_args(argv)
-    from bot.logging_setup import configure_logging
+    from bot.config.logging_setup import configure_logging
 
     configure_logging("WARNING", "console")
     command = "python -m bot.evaluation.comparison " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
-from bot.config_section import Section
+from bot.config.section import Section
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]

@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 
 from bot.evaluation.walkforward import Forecasts
-from bot.events import Signal, timeframe_ms
+from bot.core.events import Signal, timeframe_ms
 from strategies.base import BarContext, Strategy
 from strategies.decision import EdgePolicy
 from strategies.edge import EdgeLayer, edge_policy, move_function
 from strategies.meta import MetaDecider
 from strategies.selection import select_enter_margin
-from strategies.labels import trailing_vol, trend_side
-from strategies.model_config import ModelSpec
+from strategies.training.labels import trailing_vol, trend_side
+from strategies.models.spec import ModelSpec
 from strategies.neural import horizon_label
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from strategies.metrics_cls import brier, ece
+from strategies.training.classification import brier, ece
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,7 @@ def directional_accuracy(y: np.ndarray, p: np.ndarray) -> DirectionalAccuracy:
 
 
 def brier_score(y: np.ndarray, p: np.ndarray) -> float:
-    """:func:`strategies.metrics_cls.brier` over the finite pairs (NaN when there are none)."""
+    """:func:`strategies.training.classification.brier` over the finite pairs (NaN when there are none)."""
     y, p = _finite_pairs(y, p)
     return brier(y, p) if len(y) else float("nan")
 
@@ -122,6 +122,6 @@ def reliability_bins(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> Reliabil
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
-    """:func:`strategies.metrics_cls.ece` over the finite pairs (NaN when there are none)."""
+    """:func:`strategies.training.classification.ece` over the finite pairs (NaN when there are none)."""
     y, p = _finite_pairs(y, p)
     return ece(y, p, n_bins) if len(y) else float("nan")

@@ -8,7 +8,7 @@ default) sees nothing else. The chosen configuration is then walked forward once
 over the whole history and scored on the outer span alone: that is the figure
 reported.
 
-Every trial goes into the ledger (:mod:`bot.store_trials`), which is what the
+Every trial goes into the ledger (:mod:`bot.store.trials`), which is what the
 statistics need: the deflated Sharpe of the winner counts every configuration
 ever tried on the series, and the probability of backtest overfitting is computed
 by CSCV over the trials' inner daily returns. The Optuna study lives in SQLite
@@ -35,10 +35,10 @@ from bot.evaluation.overfitting import (
     sharpe_per_period,
     sharpe_stats,
 )
-from bot.evaluation.search_space import HyperoptConfig, apply_params
+from bot.config.search_space import HyperoptConfig, apply_params
 from bot.evaluation.trial import TrialOutcome, evaluate_configuration, objective_value, try_configuration
-from bot.store_trials import TrialRecord, append_trials, data_hash, params_hash, read_trials
-from strategies.history import History
+from bot.store.trials import TrialRecord, append_trials, data_hash, params_hash, read_trials
+from strategies.features.history import History
 
 log = structlog.get_logger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from bot.evaluation.overfitting import DSR_FLAG_BELOW, sharpe_per_period, sharpe_stats
 from bot.evaluation.trial import outcome, slice_record
-from bot.store_trials import TrialLedger, TrialRecord, data_hash
+from bot.store.trials import TrialLedger, TrialRecord, data_hash
 
 
 def settings_digest(settings: Any) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.evaluation.metrics import periods_per_year, sharpe
+from bot.evaluation.performance import periods_per_year, sharpe
 
 REGIMES = ("bull", "bear", "sideways")
 DAY_MS = 86_400_000

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bot.evaluation.forecast import reliability_bins
-from bot.evaluation.metrics import drawdown_series, monthly_returns, round_trips
+from bot.evaluation.performance import drawdown_series, monthly_returns, round_trips
 from bot.evaluation.runner import AssetEvaluation
 from bot.evaluation.tables import comparison_table, day, display, regime_table
 

@@ -27,9 +27,9 @@ import numpy as np
 import structlog
 from tqdm.auto import tqdm
 
-from bot.candle_source import CandleSource, NoCandlesError
-from bot.config import Settings
-from bot.data import arrays_to_candles
+from bot.marketdata.source import CandleSource, NoCandlesError
+from bot.config.settings import Settings
+from bot.marketdata.candle_csv import arrays_to_candles
 from bot.evaluation.backtest import (
     ProbabilityStrategy,
     RunRecord,
@@ -48,15 +48,15 @@ from bot.evaluation.walkforward import (
     prepare_specs,
     walk_forward,
 )
-from bot.errors import UserInputError
-from bot.events import timeframe_ms
+from bot.core.errors import UserInputError
+from bot.core.events import timeframe_ms
 from strategies.base import Strategy
-from strategies.cross import peer_symbol
+from strategies.features.cross import peer_symbol
 from strategies.ensemble import voting_setup
-from strategies.features import get_spec
-from strategies.history import History, clean_history
-from strategies.labels import trailing_vol
-from strategies.model_config import ModelSpec
+from strategies.features.compute import get_spec
+from strategies.features.history import History, clean_history
+from strategies.training.labels import trailing_vol
+from strategies.models.spec import ModelSpec
 
 log = structlog.get_logger(__name__)
 

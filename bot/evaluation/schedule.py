@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from bot.config_section import Section
+from bot.config.section import Section
 
 DAY_MS = 86_400_000
 _CADENCE = re.compile(r"^(month|quarter|half|year|\d+[dw])$")

@@ -20,7 +20,7 @@ from bot.evaluation.forecast import (
     directional_accuracy,
     expected_calibration_error,
 )
-from bot.evaluation.metrics import (
+from bot.evaluation.performance import (
     annual_return,
     average_win_loss,
     bar_returns,
@@ -35,7 +35,7 @@ from bot.evaluation.metrics import (
     turnover,
     win_rate,
 )
-from bot.events import Direction, timeframe_ms
+from bot.core.events import Direction, timeframe_ms
 
 
 def signal_forecasts(record: RunRecord, ts: np.ndarray, close: np.ndarray) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bot.evaluation.backtest import RunRecord
-from bot.evaluation.metrics import MS_PER_YEAR
+from bot.evaluation.performance import MS_PER_YEAR
 
 DAY_MS = 86_400_000
 
@@ -53,10 +53,10 @@ def evaluate_configuration(settings_data: dict[str, Any], arrays: dict[str, np.n
     """Walk forward + backtest ``settings_data`` on ``arrays``; score ``strategy`` on the span."""
     from pydantic import ValidationError
 
-    from bot.config import Settings
+    from bot.config.settings import Settings
     from bot.evaluation.candidates import MODEL_KINDS, model_specs, model_strategies, rule_strategies
     from bot.evaluation.runner import backtest_all, evaluate_history
-    from strategies.history import History
+    from strategies.features.history import History
 
     if score_to is not None and len(arrays["ts"]) and int(arrays["ts"][-1]) >= score_to:
         raise AssertionError("a trial was handed bars at or after the end of the span it may read")

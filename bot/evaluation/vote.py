@@ -21,10 +21,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from bot.events import Signal, timeframe_ms
+from bot.core.events import Signal, timeframe_ms
 from strategies.base import BarContext, Strategy
 from strategies.ensemble import VotingSetup, decide, log_loss_weights, vote, voting_setup
-from strategies.metrics_cls import log_loss
+from strategies.training.classification import log_loss
 from strategies.signals import annualised_vol
 
 

@@ -30,14 +30,14 @@ from threadpoolctl import threadpool_limits
 
 from bot.evaluation.compute import Compute, ComputeConfig
 from bot.evaluation.schedule import DAY_MS, WalkForwardConfig, period_starts
-from strategies.features import FeatureSpec, compute_features, get_spec
-from strategies.history import History
-from strategies.model_config import ModelSpec, default_models
-from strategies.labels import Labels, model_labels, uniqueness_weights
+from strategies.features.compute import FeatureSpec, compute_features, get_spec
+from strategies.features.history import History
+from strategies.models.spec import ModelSpec, default_models
+from strategies.training.labels import Labels, model_labels, uniqueness_weights
 from strategies.models.base import Model
 from strategies.models.zoo import build_model
 from strategies.selection import PriceSeries
-from strategies.windows import Normalizer, Windows, valid_ends
+from strategies.features.windows import Normalizer, Windows, valid_ends
 
 log = structlog.get_logger(__name__)
 

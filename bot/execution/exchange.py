@@ -24,8 +24,8 @@ from typing import Any
 import ccxt.async_support as ccxt
 import structlog
 
-from bot.clock import Clock
-from bot.events import (
+from bot.core.clock import Clock
+from bot.core.events import (
     PROTECTIVE_LEGS,
     Fact,
     MarketEvent,
@@ -36,7 +36,7 @@ from bot.events import (
     OrderType,
     Side,
 )
-from bot.execution.orders import (
+from bot.core.orders import (
     OrderClosed,
     OrderRecord,
     OrderState,
@@ -47,7 +47,7 @@ from bot.execution.orders import (
 )
 from bot.execution.retry import Outcome, RetryPolicy, classify, denial_check
 from bot.execution.stop_orders import ExchangeStops
-from bot.store import Store
+from bot.store.store import Store
 from risk.market import MarketRules
 
 log = structlog.get_logger(__name__)

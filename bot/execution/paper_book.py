@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.events import (
+from bot.core.events import (
     PROTECTIVE_LEGS,
     Candle,
     Fact,
@@ -34,8 +34,8 @@ from bot.events import (
     Side,
     Trade,
 )
-from bot.execution.orders import OrderClosed, OrderState, stays_at_cancel
-from bot.ports import ProtectionPort
+from bot.core.orders import OrderClosed, OrderState, stays_at_cancel
+from bot.core.ports import ProtectionPort
 
 # exits at a protective level, and flatten: never price-protected; without a book they fill at their price
 RESTING_EXIT_LEGS = PROTECTIVE_LEGS | {"flatten"}

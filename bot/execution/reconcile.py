@@ -27,10 +27,10 @@ from typing import Any
 
 import structlog
 
-from bot.events import OrderFilled, Side
+from bot.core.events import OrderFilled, Side
 from bot.execution.exchange import ExchangeExecutor
-from bot.execution.orders import Out
-from bot.store import Store
+from bot.core.orders import Out
+from bot.store.store import Store
 from risk.market import MarketRules
 from risk.portfolio import Portfolio, Position
 from risk.stops import StopRules

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from bot.events import (
+from bot.core.events import (
     PROTECTIVE_LEGS,
     Candle,
     Fact,
@@ -25,8 +25,8 @@ from bot.events import (
     OrderSubmitted,
     Side,
 )
-from bot.execution.orders import OrderClosed, OrderState, stays_at_cancel
-from bot.ports import ProtectionPort
+from bot.core.orders import OrderClosed, OrderState, stays_at_cancel
+from bot.core.ports import ProtectionPort
 
 Out = list[Fact | OrderClosed]
 EPS = 1e-12

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import ccxt.async_support as ccxt
 import structlog
 
-from bot.clock import Clock
-from bot.events import OrderIntent, OrderType, Side
-from bot.execution.orders import PROTECTIVE_PREFIX, OrderRecord, Out, client_order_id
+from bot.core.clock import Clock
+from bot.core.events import OrderIntent, OrderType, Side
+from bot.core.orders import PROTECTIVE_PREFIX, OrderRecord, Out, client_order_id
 from risk.market import MarketRules
 
 log = structlog.get_logger(__name__)

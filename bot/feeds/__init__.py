@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from bot.feeds.base import Feed
+from bot.core.feed_port import Feed
 
 __all__ = ["Feed"]

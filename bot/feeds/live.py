@@ -28,9 +28,9 @@ import aiohttp
 import ccxt.pro as ccxtpro
 import structlog
 
-from bot.clock import Clock
-from bot.events import Candle, MarketEvent, OrderBook, Side, Trade, timeframe_ms
-from bot.feeds.backoff import Backoff
+from bot.core.clock import Clock
+from bot.core.events import Candle, MarketEvent, OrderBook, Side, Trade, timeframe_ms
+from bot.core.backoff import Backoff
 from bot.feeds.live_settings import LiveFeedSettings
 
 log = structlog.get_logger(__name__)

@@ -13,9 +13,9 @@ import heapq
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from bot.data import candle_file, load_candles_csv
-from bot.events import Candle, MarketEvent
-from bot.store import Store
+from bot.marketdata.candle_csv import candle_file, load_candles_csv
+from bot.core.events import Candle, MarketEvent
+from bot.store.store import Store
 
 
 class ReplayFeed:

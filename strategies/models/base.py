@@ -3,8 +3,8 @@
 Contract (what the ensemble and the backtester rely on):
 
 * inputs are RAW feature windows ``[n, window, n_features]`` exactly as produced
-  by :func:`strategies.features.compute_features` or
-  :meth:`bot.feature_buffer.FeatureBuffer.latest_window`; the model applies its
+  by :func:`strategies.features.compute.compute_features` or
+  :meth:`strategies.features.buffer.FeatureBuffer.latest_window`; the model applies its
   own normalisation (fitted on the training split only, stored with it);
 * :meth:`Model.predict` returns ``[n]``: calibrated P(up) for classifiers, the
   target's value for regressors;
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from strategies.calibration import Calibrator, IdentityCalibrator, fit_calibrator
-from strategies.model_config import ModelSpec
-from strategies.windows import Normalizer, Windows
+from strategies.models.calibration import Calibrator, IdentityCalibrator, fit_calibrator
+from strategies.models.spec import ModelSpec
+from strategies.features.windows import Normalizer, Windows
 
 if TYPE_CHECKING:
     from strategies.selection import NetScore

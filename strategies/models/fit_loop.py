@@ -21,9 +21,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from strategies.model_config import ModelSpec
+from strategies.models.spec import ModelSpec
 from strategies.models.base import PREDICT_BATCH, FitReport
-from strategies.windows import Normalizer, Windows
+from strategies.features.windows import Normalizer, Windows
 
 
 class Fittable(Protocol):

@@ -28,9 +28,9 @@ import torch
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from threadpoolctl import ThreadpoolController
 
-from strategies.calibration import logit
+from strategies.models.calibration import logit
 from strategies.models.base import FitReport, Model
-from strategies.windows import Windows
+from strategies.features.windows import Windows
 
 if TYPE_CHECKING:
     from strategies.selection import NetScore

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from strategies.calibration import TemperatureScaler
+from strategies.models.calibration import TemperatureScaler
 from strategies.models.fit_loop import fit_torch
-from strategies.model_config import ModelSpec
+from strategies.models.spec import ModelSpec
 from strategies.models.base import FitReport, Model
-from strategies.windows import Normalizer, Windows
+from strategies.features.windows import Normalizer, Windows
 
 if TYPE_CHECKING:
     from strategies.selection import NetScore

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from strategies.model_config import ModelSpec
+from strategies.models.spec import ModelSpec
 from strategies.models.base import Model
 from strategies.models.cnn_lstm import CNNLSTMModel
 from strategies.models.gbm import GBMModel
 from strategies.models.lstm import LSTMModel
 from strategies.models.transformer import TransformerModel
-from strategies.windows import Normalizer
+from strategies.features.windows import Normalizer
 
 MODEL_CLASSES: dict[str, type[Model]] = {
     "lstm": LSTMModel,

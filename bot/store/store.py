@@ -1,0 +1,505 @@
+"""SQLite persistence (aiosqlite, WAL). With its read side ``bot.store.read``, the only code that speaks SQL.
+
+Schema is versioned with ``PRAGMA user_version`` and upgraded by the ordered
+``MIGRATIONS`` (:mod:`bot.store.schema`). Everything a portfolio does is scoped by a ``portfolio`` key: a
+backtest writes under a fresh one, a daemon under its configured, stable one so
+that a restart resumes where it stopped.
+
+Facts are queued with ``record`` and written together by ``flush`` in a single
+transaction (hot paths stay fast); ``record_now`` queues and flushes at once, for
+money paths that must be durable before the next step (an order intent is on disk
+before the request leaves).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.core.events import (
+    Candle,
+    EquitySnapshot,
+    Fact,
+    OrderDenied,
+    OrderFilled,
+    OrderIntent,
+    OrderSubmitted,
+    PositionChanged,
+    Signal,
+    SignalExplained,
+    StrategyFailed,
+    TradingStateChanged,
+)
+from bot.core.orders import TERMINAL
+from bot.store.schema import (
+    BUSY_TIMEOUT_MS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    StoreError,
+    migrate,
+    prepare_writable,
+    user_version,
+)
+from risk.breakers import BreakerMemory
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "StoreError", "migrate"]
+
+TERMINAL_STATUSES = tuple(sorted(s.value for s in TERMINAL))  # orders.status that never change
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection, portfolio: str) -> None:
+        self._db = db
+        self.portfolio = portfolio
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls, path: Path | str, portfolio: str = "default", target_version: int = SCHEMA_VERSION,
+        read_only: bool = False,
+    ) -> Store:
+        """Open (creating and migrating) the store; ``read_only``: never write, never migrate."""
+        if read_only:
+            db = await aiosqlite.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, isolation_level=None)
+        else:
+            if str(path) != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(str(path), isolation_level=None)
+        try:  # the connection's thread must end on every failure, or the process never exits
+            if read_only:
+                await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            else:
+                await prepare_writable(db)
+            await migrate(db, 0 if read_only else target_version)
+        except StoreError as exc:
+            await db.close()
+            raise StoreError(f"store {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            await db.close()
+            if isinstance(exc, sqlite3.OperationalError) and "not a database" not in str(exc):
+                raise
+            raise StoreError(f"store {path}: not an SQLite database ({exc}); restore it from a backup"
+                             " or set another store.path") from None
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, portfolio)
+
+    async def close(self) -> None:
+        """Flush what is queued and close; the connection closes even when the flush fails."""
+        try:
+            await self.flush()
+        finally:
+            await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def schema_version(self) -> int:
+        return await user_version(self._db)
+
+    # -- queued facts ----------------------------------------------------------------
+
+    def record(self, item: Fact | Signal) -> None:
+        """Queue a fact or signal for the next ``flush``."""
+        self._pending.append(self._row_for(item))
+
+    def record_decision(self, intent: OrderIntent, denial: OrderDenied | None) -> None:
+        self._pending.append(
+            (
+                "INSERT INTO risk_decisions (portfolio, intent_id, symbol, ts, approved,"
+                " check_name, reason, intent_json) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    self.portfolio,
+                    intent.intent_id,
+                    intent.symbol,
+                    intent.ts,
+                    0 if denial else 1,
+                    denial.check if denial else None,
+                    denial.reason if denial else None,
+                    json.dumps({name: getattr(intent, name) for name in _INTENT_FIELDS}, default=str),
+                ),
+            )
+        )
+
+    async def record_now(self, item: Fact | Signal) -> None:
+        self.record(item)
+        await self.flush()
+
+    async def flush(self) -> int:
+        """Write every queued row in one transaction; returns the number written."""
+        if not self._pending:
+            return 0
+        rows, self._pending = self._pending, []
+        try:
+            await self._db.execute("BEGIN IMMEDIATE")
+            for sql, batch in _batches(rows):
+                await self._db.executemany(sql, batch)
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            self._pending = rows + self._pending  # nothing is lost; retry on next flush
+            raise
+        return len(rows)
+
+    def _row_for(self, item: Fact | Signal) -> tuple[str, tuple[Any, ...]]:
+        p = self.portfolio
+        if isinstance(item, EquitySnapshot):  # one per bar: the commonest row first
+            return (
+                "INSERT OR REPLACE INTO equity (portfolio, ts, cash, equity, exposure, heat)"
+                " VALUES (?,?,?,?,?,?)",
+                (p, item.ts, item.cash, item.equity, item.exposure, item.heat),
+            )
+        if isinstance(item, Signal):
+            return (
+                "INSERT OR REPLACE INTO signals VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    p, item.signal_id, item.strategy, item.symbol, item.timeframe, item.ts,
+                    item.direction.value, item.strength, item.probability,
+                    item.confidence_low, item.confidence_high, item.horizon, item.risk_level,
+                    item.size_pct, _json(item.votes), _json(item.attributions),
+                    item.reason,
+                ),
+            )
+        if isinstance(item, SignalExplained):
+            return (
+                "UPDATE signals SET attributions_json = ? WHERE portfolio = ? AND signal_id = ?",
+                (json.dumps(item.attributions), p, item.signal_id),
+            )
+        if isinstance(item, OrderSubmitted):
+            return (
+                "INSERT INTO orders (portfolio, order_id, intent_id, symbol, side, amount,"
+                " order_type, price, status, exchange_order_id, ts, leg, updated_ms)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (portfolio, order_id) DO UPDATE SET"
+                " exchange_order_id = excluded.exchange_order_id, updated_ms = excluded.updated_ms",
+                (
+                    p, item.order_id, item.intent_id, item.symbol, item.side.value, item.amount,
+                    item.order_type.value, item.price, "submitted", item.exchange_order_id,
+                    item.ts, item.intent_id.rsplit(":", 1)[-1], item.ts,
+                ),
+            )
+        if isinstance(item, OrderFilled):
+            return (
+                "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    p, item.trade_id, item.order_id, item.symbol, item.side.value, item.amount,
+                    item.price, item.fee, item.ts, item.liquidity,
+                ),
+            )
+        if isinstance(item, OrderDenied):
+            # Denials are stored through record_decision (with the intent); keep the fact too.
+            return (
+                "INSERT INTO risk_decisions (portfolio, intent_id, symbol, ts, approved,"
+                " check_name, reason, intent_json) VALUES (?,?,?,?,0,?,?,'{}')",
+                (p, item.intent_id, item.symbol, item.ts, item.check, item.reason),
+            )
+        if isinstance(item, PositionChanged):
+            return (
+                "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    p, item.symbol, item.amount, item.avg_price, item.stop_price,
+                    item.take_profit, item.realized_pnl, item.ts,
+                ),
+            )
+        if isinstance(item, StrategyFailed):
+            return (
+                "INSERT INTO strategy_failures (portfolio, strategy, symbol, ts, call, error, consecutive,"
+                " disabled) VALUES (?,?,?,?,?,?,?,?)",
+                (p, item.strategy, item.symbol, item.ts, item.call, item.error, item.consecutive,
+                 int(item.disabled)),
+            )
+        if isinstance(item, TradingStateChanged):
+            return (
+                "INSERT INTO trading_state_changes (portfolio, ts, old, new, reason) VALUES (?,?,?,?,?)",
+                (p, item.ts, item.old, item.new, item.reason),
+            )
+        raise TypeError(f"cannot store {type(item).__name__}")
+
+    async def set_order_status(self, order_id: str, status: str, ts: int) -> None:
+        """Queue an order's new status (partially_filled, filled, canceled, rejected, expired);
+        a terminal status never changes again."""
+        self._pending.append(
+            (
+                "UPDATE orders SET status = ?, updated_ms = ? WHERE portfolio = ? AND order_id = ?"
+                f" AND status NOT IN ({', '.join(repr(s) for s in TERMINAL_STATUSES)})",
+                (status, ts, self.portfolio, order_id),
+            )
+        )
+
+    async def expire_open_orders(self, ts: int) -> list[str]:
+        """Mark every order still stored as live ``expired`` (a paper venue that died with its
+        process: nothing of it can fill any more); returns their ids."""
+        await self.flush()
+        terminal = ", ".join(repr(s) for s in TERMINAL_STATUSES)
+        async with self._db.execute(
+            f"SELECT order_id FROM orders WHERE portfolio = ? AND status NOT IN ({terminal})",
+            (self.portfolio,),
+        ) as cur:
+            ids = [str(r[0]) for r in await cur.fetchall()]
+        for order_id in ids:
+            await self.set_order_status(order_id, "expired", ts)
+        await self.flush()
+        return ids
+
+    # -- runs ---------------------------------------------------------------------
+
+    async def start_run(self, run_id: str, mode: str, started_ms: int, config: dict[str, Any]) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?)",
+            (run_id, self.portfolio, mode, started_ms, json.dumps(config, default=str)),
+        )
+
+    # -- candles ------------------------------------------------------------------
+
+    async def upsert_candles(self, candles: Iterable[Candle]) -> int:
+        """Insert candles, ignoring ones already stored; returns how many were new."""
+        rows = [
+            (c.exchange, c.symbol, c.timeframe, c.ts, c.open, c.high, c.low, c.close, c.volume)
+            for c in candles
+        ]
+        if not rows:
+            return 0
+        before = self._db.total_changes
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._db.executemany(
+                "INSERT OR IGNORE INTO candles VALUES (?,?,?,?,?,?,?,?,?)", rows
+            )
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return self._db.total_changes - before
+
+    async def last_candle_ts(self, exchange: str, symbol: str, timeframe: str) -> int | None:
+        async with self._db.execute(
+            "SELECT MAX(ts) FROM candles WHERE exchange = ? AND symbol = ? AND timeframe = ?",
+            (exchange, symbol, timeframe),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def load_candles(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> list[Candle]:
+        """Stored candles in ``[since, until)``, in time order."""
+        async with self._db.execute(
+            "SELECT ts, open, high, low, close, volume FROM candles"
+            " WHERE exchange = ? AND symbol = ? AND timeframe = ? AND ts >= ? AND ts < ?"
+            " ORDER BY ts",
+            (exchange, symbol, timeframe, since if since is not None else -(2**62),
+             until if until is not None else 2**62),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [Candle(exchange, symbol, timeframe, *r) for r in rows]
+
+    # -- queries --------------------------------------------------------------------
+
+    async def fetch(self, table: str, where: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of one of this portfolio's tables as dicts (for reports, status, tests)."""
+        async with self._db.execute(*self._select(table, "*", where, params)) as cur:
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+
+    async def column(self, table: str, column: str) -> list[Any]:
+        """One column of this portfolio's rows of ``table``, in :meth:`fetch`'s order: a backtest's
+        equity curve without a dict per bar."""
+        if not column.isidentifier():
+            raise ValueError(f"not a column name: {column!r}")
+        async with self._db.execute(*self._select(table, column)) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    def _select(self, table: str, what: str, where: str = "", params: Sequence[Any] = ()
+                ) -> tuple[str, tuple[Any, ...]]:
+        if table not in {"signals", "risk_decisions", "orders", "fills", "positions", "equity",
+                         "strategy_failures", "operator_actions", "trading_state_changes"}:
+            raise ValueError(f"unknown table {table!r}")
+        sql = f"SELECT {what} FROM {table} WHERE portfolio = ?"
+        if where:
+            sql += f" AND ({where})"
+        order = "ts, rowid" if table != "positions" else "symbol"
+        return sql + f" ORDER BY {order}", (self.portfolio, *params)
+
+    async def count(self, table: str) -> int:
+        return len(await self.fetch(table))
+
+    # -- execution (v3): exchange orders and trading state ------------------------------
+
+    EXCHANGE_ORDER_COLUMNS: tuple[str, ...] = (
+        "client_order_id", "intent_id", "signal_id", "symbol", "side", "leg", "order_type",
+        "amount", "price", "reduce_only", "stop_price", "take_profit", "state",
+        "exchange_order_id", "filled", "error", "created_ms", "updated_ms",
+    )
+
+    async def save_exchange_order(self, row: dict[str, Any]) -> None:
+        """Upsert one exchange order and commit at once, with everything queued before it."""
+        cols = self.EXCHANGE_ORDER_COLUMNS
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "client_order_id")
+        self._pending.append(
+            (
+                f"INSERT INTO exchange_orders (portfolio, {', '.join(cols)})"
+                f" VALUES (?{', ?' * len(cols)})"
+                f" ON CONFLICT (portfolio, client_order_id) DO UPDATE SET {updates}",
+                (self.portfolio, *(row[c] for c in cols)),
+            )
+        )
+        await self.flush()
+
+    async def load_exchange_orders(self, states: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """This portfolio's exchange orders (optionally only in ``states``), oldest first."""
+        sql = "SELECT * FROM exchange_orders WHERE portfolio = ?"
+        params: list[Any] = [self.portfolio]
+        if states is not None:
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
+            params += list(states)
+        async with self._db.execute(sql + " ORDER BY created_ms, rowid", params) as cur:
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+
+    async def fill_ids(self) -> set[str]:
+        async with self._db.execute(
+            "SELECT trade_id FROM fills WHERE portfolio = ?", (self.portfolio,)
+        ) as cur:
+            return {r[0] for r in await cur.fetchall()}
+
+    async def decided_intent_ids(self) -> set[str]:
+        async with self._db.execute(
+            "SELECT DISTINCT intent_id FROM risk_decisions WHERE portfolio = ?", (self.portfolio,)
+        ) as cur:
+            return {r[0] for r in await cur.fetchall()}
+
+    async def set_trading_state(self, state: str, reason: str, ts: int) -> None:
+        self._pending.append(
+            (
+                "INSERT OR REPLACE INTO trading_state VALUES (?,?,?,?)",
+                (self.portfolio, state, reason, ts),
+            )
+        )
+        await self.flush()
+
+    async def load_trading_state(self) -> tuple[str, str] | None:
+        async with self._db.execute(
+            "SELECT state, reason FROM trading_state WHERE portfolio = ?", (self.portfolio,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else (str(row[0]), str(row[1] or ""))
+
+    # -- operations (v7): operator actions -------------------------------------------------
+
+    async def record_operator_action(self, action: str, who: str, why: str, ts: int,
+                                     detail: dict[str, Any] | None = None,
+                                     state: tuple[str, str] | None = None) -> None:
+        """Store an operator's action, with the trading ``(state, reason)`` it sets, in one transaction."""
+        self._pending.append((
+            "INSERT INTO operator_actions (portfolio, ts, who, action, why, detail_json)"
+            " VALUES (?,?,?,?,?,?)",
+            (self.portfolio, ts, who, action, why, json.dumps(detail or {}, sort_keys=True)),
+        ))
+        if state is not None:
+            self._pending.append(("INSERT OR REPLACE INTO trading_state VALUES (?,?,?,?)",
+                                  (self.portfolio, state[0], state[1], ts)))
+        await self.flush()
+
+    async def operator_actions(self, after_id: int = 0, pending: bool = False) -> list[dict[str, Any]]:
+        """This portfolio's operator actions after ``after_id`` (``pending``: not yet carried out)."""
+        return await self.fetch("operator_actions", "id > ?" + (" AND done_ms IS NULL" if pending else ""),
+                                (after_id,))
+
+    async def operator_action_done(self, action_id: int, ts: int) -> None:
+        self._pending.append(("UPDATE operator_actions SET done_ms = ? WHERE portfolio = ? AND id = ?",
+                              (ts, self.portfolio, action_id)))
+        await self.flush()
+
+    # -- risk (v4): circuit breaker memory -----------------------------------------------
+
+    def record_breakers(self, memory: BreakerMemory, ts: int) -> None:
+        """Queue the breakers' day, day-start equity and equity peak (one row per portfolio)."""
+        self._pending.append(
+            (
+                "INSERT OR REPLACE INTO breaker_state VALUES (?,?,?,?,?,?)",
+                (self.portfolio, memory.day, memory.day_start_equity, memory.peak_equity,
+                 memory.reducing_day, ts),
+            )
+        )
+
+    async def load_breakers(self) -> BreakerMemory | None:
+        async with self._db.execute(
+            "SELECT day, day_start_equity, peak_equity, reducing_day FROM breaker_state"
+            " WHERE portfolio = ?", (self.portfolio,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return BreakerMemory(
+            None if row[0] is None else int(row[0]), float(row[1]), float(row[2]),
+            None if row[3] is None else int(row[3]),
+        )
+
+    # -- cockpit (v7): paused symbols --------------------------------------------------------
+
+    async def set_pause(self, symbol: str, reason: str | None, ts: int) -> None:
+        """Pause new entries on ``symbol`` (``reason``), or lift the pause (``None``)."""
+        if reason is None:
+            self._pending.append(("DELETE FROM symbol_pauses WHERE portfolio = ? AND symbol = ?",
+                                  (self.portfolio, symbol)))
+        else:
+            self._pending.append(("INSERT OR REPLACE INTO symbol_pauses VALUES (?,?,?,?)",
+                                  (self.portfolio, symbol, reason, ts)))
+        await self.flush()
+
+    async def load_pauses(self) -> dict[str, str]:
+        async with self._db.execute(
+            "SELECT symbol, reason FROM symbol_pauses WHERE portfolio = ? ORDER BY symbol", (self.portfolio,)
+        ) as cur:
+            return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+
+# an intent is flat (strings, numbers, enums): its fields as they are, no dataclasses.asdict deep copy
+_INTENT_FIELDS = tuple(f.name for f in fields(OrderIntent))
+_TABLE = re.compile(r"\b(?:INTO|UPDATE|FROM)\s+(\w+)", re.IGNORECASE)
+
+
+def _json(d: dict[str, Any]) -> str:
+    return json.dumps(d) if d else "{}"  # most signals carry none: skip the encoder
+
+
+@functools.lru_cache(maxsize=256)
+def _table_of(sql: str) -> str:
+    """The table a statement writes (its text when none is named); a handful of distinct statements."""
+    match = _TABLE.search(sql)
+    return match.group(1) if match else sql
+
+
+def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Group rows into executemany batches: per table in queue order, consecutive same-SQL runs.
+
+    Rows of different tables are independent; rows of one table keep their order
+    (an order's status update never runs before the order's insert).
+    """
+    per_table: dict[str, list[tuple[str, list[tuple[Any, ...]]]]] = {}
+    for sql, params in rows:
+        runs = per_table.setdefault(_table_of(sql), [])
+        if runs and runs[-1][0] == sql:
+            runs[-1][1].append(params)
+        else:
+            runs.append((sql, [params]))
+    return [run for runs in per_table.values() for run in runs]
