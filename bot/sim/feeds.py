@@ -14,20 +14,17 @@ In the raw ``recorded`` mode the recording's own ``@depth@100ms``, ``@trade`` an
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from bot.sim.books import PendingDiff
 from bot.sim.filters import fmt
-
-if TYPE_CHECKING:
-    from bot.sim.server import SimExchange
+from bot.sim.venue import Venue
 
 TICK_S = 0.1
 MAX_TAPE_PUSH = 200  # trades per stream per tick (a fast replay passes thousands)
 
 
 class StreamFeed:
-    def __init__(self, sim: SimExchange) -> None:
+    def __init__(self, sim: Venue) -> None:
         self.sim = sim
         self.ticks = 0
         self._tape_sent: dict[str, int] = {}  # mid -> last tape trade id pushed

@@ -13,17 +13,13 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from typing import TYPE_CHECKING
-
 import structlog
 from aiohttp import WSMsgType, web
 
 from bot.sim.filters import fmt
 from bot.sim.orders import SimOrder
 from bot.sim.ws_api import WsApiSession
-
-if TYPE_CHECKING:
-    from bot.sim.server import SimExchange
+from bot.sim.venue import Venue
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +51,7 @@ def execution_report(order: SimOrder, trade: dict | None, event_ms: int) -> dict
 class UserStreams:
     """Who gets the account's events: websocket-API subscriptions and listenKey streams."""
 
-    def __init__(self, sim: SimExchange) -> None:
+    def __init__(self, sim: Venue) -> None:
         self.sim = sim
         self.subscribers: dict[web.WebSocketResponse, int] = {}
         self.listen_key = hashlib.sha256(f"listen-{sim.settings.api_key}".encode()).hexdigest()[:60]

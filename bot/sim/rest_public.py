@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from bot.sim.errors import OrderError, mandatory
 from bot.sim.filters import fmt
-
-if TYPE_CHECKING:
-    from bot.sim.server import SimExchange
+from bot.sim.venue import Venue
 
 _INT = re.compile(r"^-?[0-9]{1,20}$")
 _WINDOW = re.compile(r"^(\d{1,3})([mhd])$")
@@ -36,7 +32,7 @@ def int_param(params: object, name: str, default: int | None, lo: int | None = N
 
 
 class PublicApi:
-    def __init__(self, sim: SimExchange) -> None:
+    def __init__(self, sim: Venue) -> None:
         self.sim = sim
         self._cancels = 0
 

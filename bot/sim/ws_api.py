@@ -22,11 +22,10 @@ from bot.sim.errors import OrderError, mandatory
 from bot.sim.filters import fmt
 from bot.sim.limits import rate_limits_info
 from bot.sim.orders import parse_order
+from bot.sim.venue import Venue
 
 if TYPE_CHECKING:
     from aiohttp import web
-
-    from bot.sim.server import SimExchange
 
 _WEIGHTS = {"order.place": 1, "order.test": 1, "order.status": 4, "order.cancel": 1,
             "openOrders.status": 6, "account.status": 20, "exchangeInfo": 20}
@@ -45,7 +44,7 @@ def _text(value: Any) -> str:
 class WsApiSession:
     """One ``/ws-api/v3`` connection."""
 
-    def __init__(self, sim: SimExchange, ws: web.WebSocketResponse) -> None:
+    def __init__(self, sim: Venue, ws: web.WebSocketResponse) -> None:
         self.sim = sim
         self.ws = ws
         self.logged_on = False
