@@ -1,12 +1,12 @@
 # Two set-up commands that work on a bare machine with Python 3.11:
 #   make demo   creates .venv, installs, runs the bot over real BTC/USDT hourly data
-#   make test   creates .venv, installs, runs the whole test suite
+#   make test   creates .venv, installs, checks the layers (lint-imports), runs the whole test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/neuralbot demo
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/lint-imports --no-cache  # the contracts in .importlinter (docs/architecture.md)
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
