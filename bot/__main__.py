@@ -7,9 +7,11 @@ import sys
 
 def main() -> int:
     if sys.argv[1:2] == ["run"]:
+        # first, before anything that could take long: SIGHUP is handled from here on
         from bot.app.early_signals import remember_sighup
 
         remember_sighup()  # before the second of imports below (see bot.app.early_signals)
+    # deferred: the whole CLI loads after the SIGHUP handler is in place
     from bot.cli.parser import main as cli_main
 
     return cli_main()

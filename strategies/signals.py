@@ -28,6 +28,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 
@@ -87,7 +88,6 @@ def strength_from_probability(p: float, saturation: float = 0.75) -> float:
 
 @functools.lru_cache(maxsize=16)
 def _z(level: float) -> float:
-    from statistics import NormalDist
 
     return NormalDist().inv_cdf(0.5 + level / 2.0)
 

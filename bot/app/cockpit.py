@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-
 from bot.api.routes import ApiContext, CockpitHost
 from bot.api.stream import StreamHub
 from bot.ops.control import ActionResult, Operator
@@ -19,8 +18,8 @@ from bot.store.read import StoreReader
 
 if TYPE_CHECKING:
     from bot.api.server import ApiServer
-    from bot.config.settings import Settings
     from bot.api.telegram import TelegramCommands
+    from bot.config.settings import Settings
 
 
 
@@ -49,12 +48,14 @@ class Cockpit:
         engine.subscribe(self.hub.listener)
         self.reader = await StoreReader.open(settings.store.path, settings.store.portfolio)
         if settings.api.enabled:
+            # aiohttp server: only when [api] is enabled
             from bot.api.server import ApiServer
 
             ctx = ApiContext(self.host, self.reader, self.operator, self.hub)
             self.api = ApiServer(settings.api, ctx, lambda: secret_values(self.host.settings))
             await self.api.start()
         if settings.telegram.commands:
+            # only when [telegram] commands are enabled
             from bot.api.telegram import TelegramCommands
 
             self.telegram = TelegramCommands(settings, self.host, self.reader, self.operator)

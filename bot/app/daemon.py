@@ -50,11 +50,11 @@ from bot.core.feed_port import Feed
 from bot.ops.health import HealthServer, OpsMetrics
 from bot.kernel.kernel import Kernel, System
 from bot.config.logging_setup import configure_logging
-from bot.ops.notify import Notifier
 from bot.config.ops import state_file_for
-from bot.store.store import Store
-from bot.store.lock import StoreLock
+from bot.ops.notify import Notifier
 from bot.ops.trading_control import carry_out_operator_actions
+from bot.store.lock import StoreLock
+from bot.store.store import Store
 from risk.gate import TradingState
 from strategies.models.registry import RegistryError
 
@@ -213,6 +213,7 @@ class Daemon:
             self.health = HealthServer(self.settings.health, self.metrics, self.health_snapshot)
             await self.health.start()
         if self.settings.retrain.enabled:
+            # the training stack (torch, sklearn): only when [retrain] is enabled
             from bot.ops.retrain import Retrainer
 
             self.retrainer = Retrainer(self.settings.retrain, self.settings, metrics=self.metrics,
@@ -221,6 +222,7 @@ class Daemon:
             await self.retrainer.start()
 
     async def _start_cockpit(self) -> None:
+        # the REST API and Telegram (aiohttp): only when the cockpit is enabled
         from bot.app.cockpit import Cockpit
         from bot.ops.control import Operator
 

@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 
 import structlog
 
+from bot.app.daemon import Daemon
 from bot.config.settings import Settings
-from bot.marketdata.candle_csv import candle_file, load_candles_csv
 from bot.core.events import timeframe_ms
+from bot.marketdata.candle_csv import candle_file, load_candles_csv
 from bot.sim import SimExchange, SimSettings
 from bot.store.store import Store
 
@@ -162,7 +163,6 @@ async def live_paper_session(settings: Settings, store_path: Path, candles: int 
                              bar_ms: float = 40.0, start_ms: int = DEMO_START_MS,
                              warm_bars: int = 200) -> LiveSession:
     """Run the daemon against the loopback exchange for ``candles`` candles (or ``max_s`` seconds)."""
-    from bot.app.daemon import Daemon
 
     series = [(s, c.timeframe or settings.backtest.timeframe) for c in settings.strategies if c.enabled
               for s in (c.symbols or settings.backtest.symbols)]

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import bot
-from bot.kernel.compose import run_backtest
-from bot.cli.common import print_summary
-from bot.config.settings import Settings, StrategyConfig, date_to_ms, train_config
-from bot.config.load import load_settings
 from bot.app.demo_live import LiveSession, live_paper_session
+from bot.cli.common import print_summary
+from bot.config.load import load_settings
+from bot.config.settings import Settings, StrategyConfig, date_to_ms, train_config
+from bot.kernel.compose import run_backtest
 
 REPO = Path(bot.__file__).resolve().parent.parent  # the checkout, wherever this module sits
 LIVE_STORE = Path("var/demo-live.sqlite")
@@ -37,6 +37,7 @@ def demo_settings(config: Path | None) -> Settings:
 def train_demo_models(settings: Settings) -> None:
     """Train the ``[[models]]`` the enabled neural strategies use, unless the registry already holds
     them with the same spec and training span (``[train]``); the backtest then starts after it."""
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from strategies.features.compute import get_spec
     from strategies.models.registry import model_dir, read_meta, save_model
     from strategies.training.pipeline import iter_train

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import sys
@@ -67,6 +68,7 @@ def infer_symbol_timeframe(path: Path, ts: np.ndarray) -> tuple[str, str]:
 
 def fit_schedule(cfg: Any, ts: np.ndarray) -> Any:
     """Shrink the schedule to a short history: half of it to train, at least 3 test periods."""
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from bot.evaluation.walkforward import DAY_MS
 
     span_days = (int(ts[-1]) - int(ts[0])) / DAY_MS if len(ts) > 1 else 0.0
@@ -81,10 +83,12 @@ def fit_schedule(cfg: Any, ts: np.ndarray) -> Any:
 
 
 def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any, source: str) -> None:
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from bot.evaluation.luck import record_and_deflate
     from bot.evaluation.report import json_safe
 
     record_and_deflate(settings, evals, source)
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from bot.evaluation.tables import comparison_table, fold_table, regime_table
 
     if args.json:
@@ -98,6 +102,7 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
             print()
             print(fold_table(e))
     if args.report:
+        # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
         from bot.evaluation.report import write_report
 
         path = write_report(evals, args.report, title=title)
@@ -105,11 +110,12 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
 
 
 def cmd_walkforward(args: argparse.Namespace) -> int:
-    from bot.marketdata.source import CandleSource
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
+    from bot.config.logging_setup import configure_logging
     from bot.evaluation import candidates
     from bot.evaluation.compute import Compute
     from bot.evaluation.runner import evaluate_history
-    from bot.config.logging_setup import configure_logging
+    from bot.marketdata.source import CandleSource
     from strategies.features.history import load_history
 
     settings = load_config_or_exit(args)
@@ -140,10 +146,11 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from bot.marketdata.candle_csv import load_ohlcv_arrays
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
+    from bot.config.logging_setup import configure_logging
     from bot.evaluation import candidates
     from bot.evaluation.runner import evaluate_history
-    from bot.config.logging_setup import configure_logging
+    from bot.marketdata.candle_csv import load_ohlcv_arrays
     from strategies.features.history import clean_history
 
     settings = load_config_or_exit(args)
@@ -182,13 +189,13 @@ def evaluate_backtest(result: Any, settings: Any = None) -> Any:
     every configured strategy and buy-and-hold are also replayed alone over the same
     candles and costs, so each can be compared with the baselines.
     """
-    import asyncio
 
     return asyncio.run(_backtest_eval(result, settings))
 
 
 def write_backtest_report(ev: Any, report_dir: Path | str, title: str) -> Path:
     """The HTML report (plots, tables, trade lists) of :func:`evaluate_backtest`'s result."""
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from bot.evaluation.report import write_report
 
     return write_report([ev], Path(report_dir), title=title)
@@ -196,6 +203,7 @@ def write_backtest_report(ev: Any, report_dir: Path | str, title: str) -> Path:
 
 def strategy_scores(ev: Any) -> dict[str, dict[str, Any]]:
     """Metrics per strategy (``portfolio`` = the run itself), JSON-safe."""
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from bot.evaluation.report import json_safe
 
     return json_safe(ev.scores)  # type: ignore[no-any-return]
@@ -234,11 +242,12 @@ async def _backtest_eval(result: Any, settings: Any) -> Any:
 
 
 async def _add_alone_runs(ev: Any, settings: Any, first_ts: int, end_ts: int) -> None:
-    from bot.marketdata.source import CandleSource
-    from bot.marketdata.candle_csv import arrays_to_candles
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from bot.evaluation import candidates
     from bot.evaluation.backtest import run_strategy
     from bot.evaluation.scoring import score
+    from bot.marketdata.candle_csv import arrays_to_candles
+    from bot.marketdata.source import CandleSource
 
     symbol, tf = settings.backtest.symbols[0], settings.backtest.timeframe
     arrays = CandleSource.from_settings(settings).load(symbol, tf, first_ts, end_ts)

@@ -33,6 +33,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _prepare(args: argparse.Namespace, what: str) -> Any:
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from bot.config.logging_setup import configure_logging
 
     settings = load_config_or_exit(args)

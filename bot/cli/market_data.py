@@ -45,8 +45,9 @@ def _count(minimum: int) -> Any:
 def _config(args: argparse.Namespace) -> Any | None:
     if not getattr(args, "config", None):
         return None
-    from bot.config.settings import ConfigError
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from bot.config.load import load_settings
+    from bot.config.settings import ConfigError
 
     try:
         return load_settings(args.config)
@@ -138,12 +139,13 @@ def download_handler(args: argparse.Namespace) -> int:
 
 
 async def _download(args: argparse.Namespace) -> int:
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     import ccxt.async_support as ccxt_async
     from tqdm import tqdm
 
     from bot.core.events import timeframe_ms
-    from bot.sim.ccxt_config import configure_ccxt
     from bot.marketdata.download import download
+    from bot.sim.ccxt_config import configure_ccxt
     from bot.store.store import Store
 
     cfg = _config(args)
@@ -191,6 +193,7 @@ def import_handler(args: argparse.Namespace) -> int:
 
 
 async def _import(args: argparse.Namespace) -> int:
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from bot.marketdata.download import prepare_import, store_import
     from bot.marketdata.quality import QualityPolicy
     from bot.store.store import Store

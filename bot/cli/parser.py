@@ -42,7 +42,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 def _setup(settings: Settings, args: argparse.Namespace, mode: str, quiet: bool = False) -> str:
     import uuid
 
-    from bot.config.logging_setup import configure_logging  # deferred: structlog is not needed for --help
+    from bot.config.logging_setup import (
+        configure_logging,  # deferred: structlog is not needed for --help
+    )
 
     run_id = uuid.uuid4().hex[:12]
     level = settings.logging.level
@@ -55,7 +57,9 @@ def _setup(settings: Settings, args: argparse.Namespace, mode: str, quiet: bool 
 def cmd_backtest(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bot.kernel.compose import run_backtest  # deferred: the Engine, numpy and the strategies
+    from bot.kernel.compose import (
+        run_backtest,  # deferred: the Engine, numpy and the strategies
+    )
     from bot.kernel.in_sample import InSampleError
     from strategies.catalog import StrategyParamError
 
@@ -88,7 +92,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if "in_sample" in summary:
         print(summary["in_sample"], file=sys.stderr)
     if args.report or args.json:
-        from bot.cli.evaluation import evaluate_backtest, strategy_scores, write_backtest_report
+        # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
+        from bot.cli.evaluation import (
+            evaluate_backtest,
+            strategy_scores,
+            write_backtest_report,
+        )
 
         ev = evaluate_backtest(result, settings)
         if args.report:
@@ -105,9 +114,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bot.app.daemon import run_daemon  # deferred: the daemon imports ccxt and the models
-    from bot.store.store import StoreError
+    from bot.app.daemon import (
+        run_daemon,  # deferred: the daemon imports ccxt and the models
+    )
     from bot.store.lock import StoreLocked
+    from bot.store.store import StoreError
     from strategies.catalog import StrategyParamError
 
     settings = load_config_or_exit(args)
@@ -128,6 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from pathlib import Path
 
     from bot.cli.demo import main as demo_main
@@ -138,6 +150,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def load_settings_for_demo(args: argparse.Namespace) -> Settings:
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from bot.cli.demo import REPO
 
     if not args.config:

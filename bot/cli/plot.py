@@ -9,10 +9,17 @@ import argparse
 import json
 import sys
 from datetime import date
+from html import escape
 from pathlib import Path
 from typing import Any
 
-from bot.cli.common import EXIT_FAILURE, EXIT_OK, add_config_arg, load_config_or_exit, parse_date
+from bot.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    add_config_arg,
+    load_config_or_exit,
+    parse_date,
+)
 
 CHARTS_JS = Path(__file__).resolve().parent.parent / "api" / "static" / "charts.js"
 MAX_ROWS = 1_000_000
@@ -60,9 +67,10 @@ def traded_timeframe(settings: Any, symbol: str) -> str:
 
 async def gather(settings: Any, symbol: str, tf: str, start: date | None, end: date | None,
                  portfolio: str) -> dict[str, Any]:
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
     from bot.config.settings import date_to_ms
-    from bot.marketdata.candle_csv import candle_file, load_candles_csv
     from bot.core.events import PROTECTIVE_LEGS
+    from bot.marketdata.candle_csv import candle_file, load_candles_csv
     from bot.store.read import StoreReader
 
     path = Path(settings.store.path)
@@ -127,7 +135,6 @@ g.draw();
 
 def render(data: dict[str, Any]) -> str:
     """The page, with the data inlined as JSON (``</`` escaped so it cannot close the script)."""
-    from html import escape
 
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     return PAGE.format(title=escape(data["title"]), charts=CHARTS_JS.read_text(), data=blob)

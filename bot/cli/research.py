@@ -33,11 +33,12 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def cmd_hyperopt(args: argparse.Namespace) -> int:
-    from bot.marketdata.source import CandleSource
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
+    from bot.config.logging_setup import configure_logging
     from bot.evaluation.compute import Compute
     from bot.evaluation.hyperopt import result_dict, run_hyperopt
     from bot.evaluation.trial import UnknownStrategy
-    from bot.config.logging_setup import configure_logging
+    from bot.marketdata.source import CandleSource
     from strategies.features.history import load_history
 
     settings = load_config_or_exit(args)
@@ -71,11 +72,13 @@ def cmd_hyperopt(args: argparse.Namespace) -> int:
                 return EXIT_CONFIG
     payload = {f"{r.symbol} {r.timeframe}": result_dict(r) for r in results}
     if args.report:
+        # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
         from bot.evaluation.research_report import write_hyperopt_report
 
         path = write_hyperopt_report(results, args.report)
         print(f"report: {path}", file=sys.stderr)
     if args.json:
+        # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
         from bot.evaluation.report import json_safe
 
         print(json.dumps(json_safe(payload), sort_keys=True))
@@ -88,7 +91,9 @@ def cmd_hyperopt(args: argparse.Namespace) -> int:
 def print_result(r: Any) -> None:
     from datetime import UTC, datetime
 
-    from bot.evaluation.hyperopt import toml_snippet  # numpy: deferred, as in every handler
+    from bot.evaluation.hyperopt import (
+        toml_snippet,  # numpy: deferred, as in every handler
+    )
 
     day = datetime.fromtimestamp(r.outer_start_ms / 1000, UTC).strftime("%Y-%m-%d")
     i, o = r.inner_stats, r.outer_stats

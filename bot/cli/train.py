@@ -51,11 +51,11 @@ def format_table(rows: list[tuple[str, str, float, dict[str, float]]]) -> str:
 
 
 def handler(args: argparse.Namespace) -> int:
+    # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
+    from bot.config.settings import train_config
     from strategies.features.compute import get_spec
     from strategies.models.registry import model_dir, save_model
     from strategies.training.pipeline import iter_train
-
-    from bot.config.settings import train_config
 
     cfg = train_config(load_config_or_exit(args))
     overrides = {"data_dir": args.data_dir, "symbol": args.symbol, "timeframe": args.timeframe,

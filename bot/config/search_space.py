@@ -16,6 +16,7 @@ error with a suggestion, not a trial that fails later.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from datetime import date
 from pathlib import Path
@@ -81,7 +82,6 @@ class HyperoptConfig(Section):
 
 def apply_params(data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """A copy of settings ``data`` (``model_dump()``) with each dotted key set to its value."""
-    import copy
 
     out = copy.deepcopy(data)
     for key, value in params.items():

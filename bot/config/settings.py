@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -259,7 +260,6 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         secrets_dir = os.environ.get("NEURALBOT_SECRETS_DIR")
         if secrets_dir:
-            from pydantic_settings import NestedSecretsSettingsSource
 
             # one file per secret: api_key, api_secret; nested ones as api__token, health__token
             sources.append(NestedSecretsSettingsSource(file_secret_settings, secrets_dir=secrets_dir,
@@ -286,7 +286,9 @@ def _timeframe(v: str) -> str:
 
 def round_trip_cost(s: Settings) -> float:
     """Entry + exit cost as configured: 2 x (fee + slippage + half the walk-forward spread)."""
-    from strategies.training.labels import round_trip_cost as cost  # numpy: loading a config never imports it
+    from strategies.training.labels import (
+        round_trip_cost as cost,  # numpy: loading a config never imports it
+    )
 
     return cost(s.exchange.fee_rate, s.backtest.slippage_bps, s.walkforward.spread_bps)
 

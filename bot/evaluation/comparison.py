@@ -24,8 +24,9 @@ from typing import Any
 
 import structlog
 
-from bot.core.aggregate import aggregate_arrays
+from bot.config.logging_setup import configure_logging
 from bot.config.settings import Settings
+from bot.core.aggregate import aggregate_arrays
 from bot.evaluation.runner import AssetEvaluation, backtest_all, evaluate_history
 from bot.evaluation.tables import (
     accuracy_table,
@@ -96,6 +97,7 @@ def run(data_dir: Path, out: Path, report_dir: Path | None, cfg: WalkForwardConf
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(md)
     if report_dir is not None:
+        # matplotlib: only when a report is written
         from bot.evaluation.report import write_report
 
         for ev in main + extra:
@@ -162,7 +164,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=None, help="also write HTML reports here")
     ap.add_argument("--symbols", nargs="*", default=list(SYMBOLS))
     args = ap.parse_args(argv)
-    from bot.config.logging_setup import configure_logging
 
     configure_logging("WARNING", "console")
     command = "python -m bot.evaluation.comparison " + " ".join(argv if argv is not None else sys.argv[1:])

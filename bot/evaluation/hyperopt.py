@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from bot.config.search_space import HyperoptConfig, apply_params
 from bot.evaluation.compute import Compute
 from bot.evaluation.overfitting import (
     PBOResult,
@@ -35,9 +36,19 @@ from bot.evaluation.overfitting import (
     sharpe_per_period,
     sharpe_stats,
 )
-from bot.config.search_space import HyperoptConfig, apply_params
-from bot.evaluation.trial import TrialOutcome, evaluate_configuration, objective_value, try_configuration
-from bot.store.trials import TrialRecord, append_trials, data_hash, params_hash, read_trials
+from bot.evaluation.trial import (
+    TrialOutcome,
+    evaluate_configuration,
+    objective_value,
+    try_configuration,
+)
+from bot.store.trials import (
+    TrialRecord,
+    append_trials,
+    data_hash,
+    params_hash,
+    read_trials,
+)
 from strategies.features.history import History
 
 log = structlog.get_logger(__name__)
@@ -184,6 +195,7 @@ def _summarise(settings: Any, history: History, study_name: str, split: int, bes
 
 def _settle_stale(study: Any, known: dict[str, Any], cfg: HyperoptConfig) -> None:
     """Trials left RUNNING by a killed search: told from the ledger if they finished, else failed."""
+    # optuna: only when a search runs
     import optuna
 
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.evaluation.forecast import directional_accuracy
+from bot.evaluation.regimes import REGIMES
 
 if TYPE_CHECKING:
     from bot.evaluation.runner import AssetEvaluation
@@ -77,7 +78,6 @@ def comparison_table(ev: AssetEvaluation) -> str:
 
 def regime_table(ev: AssetEvaluation) -> str:
     """Annual return and Sharpe of each strategy within each market regime (bot.evaluation.regimes)."""
-    from bot.evaluation.regimes import REGIMES
 
     first = next((s["regimes"] for s in ev.scores.values() if "regimes" in s), None)
     if first is None:

@@ -15,9 +15,22 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
+from bot.config.settings import Settings
 from bot.evaluation.backtest import RunRecord
+from bot.evaluation.candidates import (
+    MODEL_KINDS,
+    model_specs,
+    model_strategies,
+    rule_strategies,
+)
 from bot.evaluation.performance import MS_PER_YEAR
+from bot.evaluation.runner import backtest_all, evaluate_history
+from bot.evaluation.schedule import period_starts
+from bot.evaluation.scoring import score
+from bot.evaluation.walkforward import WalkForwardResult
+from strategies.features.history import History
 
 DAY_MS = 86_400_000
 
@@ -51,13 +64,6 @@ def evaluate_configuration(settings_data: dict[str, Any], arrays: dict[str, np.n
                            timeframe: str, strategy: str | None, score_from: int | None,
                            score_to: int | None) -> TrialOutcome:
     """Walk forward + backtest ``settings_data`` on ``arrays``; score ``strategy`` on the span."""
-    from pydantic import ValidationError
-
-    from bot.config.settings import Settings
-    from bot.evaluation.candidates import MODEL_KINDS, model_specs, model_strategies, rule_strategies
-    from bot.evaluation.runner import backtest_all, evaluate_history
-    from strategies.features.history import History
-
     if score_to is not None and len(arrays["ts"]) and int(arrays["ts"][-1]) >= score_to:
         raise AssertionError("a trial was handed bars at or after the end of the span it may read")
     try:
@@ -85,8 +91,6 @@ def evaluate_configuration(settings_data: dict[str, Any], arrays: dict[str, np.n
 
 def schedule_only(history: Any, cfg: Any) -> Any:
     """The walk-forward schedule without models: where out-of-sample scoring starts."""
-    from bot.evaluation.schedule import period_starts
-    from bot.evaluation.walkforward import WalkForwardResult
 
     ts = history.arrays["ts"]
     if len(ts) < 2:
@@ -136,7 +140,6 @@ def daily_returns(rec: RunRecord) -> tuple[np.ndarray, np.ndarray]:
 
 
 def outcome(name: str, rec: RunRecord) -> TrialOutcome:
-    from bot.evaluation.scoring import score
 
     day_ts, rets = daily_returns(rec)
     m = score(rec)

@@ -20,6 +20,7 @@ Leakage rules, asserted by :func:`check_fold`:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -32,12 +33,12 @@ from bot.evaluation.compute import Compute, ComputeConfig
 from bot.evaluation.schedule import DAY_MS, WalkForwardConfig, period_starts
 from strategies.features.compute import FeatureSpec, compute_features, get_spec
 from strategies.features.history import History
-from strategies.models.spec import ModelSpec, default_models
-from strategies.training.labels import Labels, model_labels, uniqueness_weights
-from strategies.models.base import Model
-from strategies.models.zoo import build_model
 from strategies.selection import PriceSeries
 from strategies.features.windows import Normalizer, Windows, valid_ends
+from strategies.models.base import Model
+from strategies.models.spec import ModelSpec, default_models
+from strategies.models.zoo import build_model
+from strategies.training.labels import Labels, model_labels, uniqueness_weights
 
 log = structlog.get_logger(__name__)
 
@@ -218,7 +219,6 @@ def walk_forward(
     The (model, fold) fits are independent tasks: serial by default, Ray tasks with a
     Ray ``compute``; the forecasts are the same either way (each fit seeds itself).
     """
-    import time
 
     t0 = time.perf_counter()
     torch.set_num_threads(cfg.threads)

@@ -21,11 +21,11 @@ from typing import Any
 
 import structlog
 
-from bot.core.clock import LiveClock
 from bot.config.settings import Settings, date_to_ms
-from bot.marketdata.candle_csv import candle_file, load_candles_csv
-from bot.engine.engine import Engine
+from bot.core.clock import LiveClock
 from bot.core.events import Candle, timeframe_ms
+from bot.engine.engine import Engine
+from bot.marketdata.candle_csv import candle_file, load_candles_csv
 from bot.store.store import Store
 
 log = structlog.get_logger("bot.app.daemon")
@@ -95,6 +95,7 @@ async def _source(settings: Settings, rest: Any, sym: str, tf: str, since: int, 
         return load_candles_csv(path, exch, sym, tf, since, until) if path.exists() else []
     if rest is None:
         return []
+    # ccxt: as above
     from bot.marketdata.download import download
 
     fetched = _Collected()

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from bot.marketdata.candle_files import CandleFileError
 from bot.core.events import TIMEFRAME_MS, Candle, timeframe_ms
+from bot.marketdata.candle_files import CandleFileError
 from bot.marketdata.importer import RawCandles
 
 ACTIONS = ("flag", "drop", "forward_fill")
@@ -75,7 +76,6 @@ class QualityReport:
         return sum(n for _, n in self.gaps)
 
     def render(self, timeframe: str) -> str:
-        from datetime import UTC, datetime
 
         def iso(ms: int) -> str:
             return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")

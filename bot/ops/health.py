@@ -21,6 +21,7 @@ to start without one.
 from __future__ import annotations
 
 import hmac
+import json
 import time
 from collections import deque
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from bot.config.ops import HealthConfig, public_bind_problem
 from bot.core.events import (
     Candle,
     EquitySnapshot,
@@ -50,7 +52,6 @@ from bot.core.events import (
     Signal,
     Trade,
 )
-from bot.config.ops import HealthConfig, public_bind_problem
 
 log = structlog.get_logger(__name__)
 
@@ -273,6 +274,5 @@ async def serve(runner: web.AppRunner, host: str, port: int, port_file: Path | N
 
 
 def _dumps(obj: Any) -> str:
-    import json
 
     return json.dumps(obj, default=str, sort_keys=True)

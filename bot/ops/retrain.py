@@ -45,10 +45,10 @@ from typing import Any
 
 import structlog
 
+from bot.config.ops import RetrainConfig
 from bot.core.clock import Clock, LiveClock
 from bot.core.events import Candle, Signal, timeframe_ms
 from bot.evaluation.schedule import retrain_due
-from bot.config.ops import RetrainConfig
 from bot.ops.retrain_job import DEFAULT_TRAINER, RetrainJob, Verdict, run_in_child
 from strategies.models.predictor import ModelHolder
 
@@ -175,6 +175,7 @@ class Retrainer:
 
     def refresh(self) -> None:
         """Re-read the registry; a held model that is no longer expired is released."""
+        # the model registry (torch): only when a retrain runs or a model loads
         from strategies.models.registry import read_meta
 
         for st in self.series.values():
@@ -377,6 +378,7 @@ class Retrainer:
         return list(payload)
 
     async def _swap(self, st: SeriesState, v: Verdict) -> None:
+        # as above
         from strategies.models.registry import load_model
 
         target = st.root / v.name

@@ -57,10 +57,11 @@ def fit_candidate(spec: Any, ds: Any, val_fraction: float = 0.15) -> Any:
     """Default trainer: fit on every labelled window of ``ds`` (all bars before the held-out
     comparison bars); its last ``val_fraction``, after a purge of the target horizon,
     early-stops and calibrates, as in a walk-forward fold. Same spec as the running model."""
+    # runs in the spawned trainer process: the training stack loads there, not in the daemon
     from bot.evaluation.walkforward import fit_windows
-    from strategies.training.labels import model_labels
-    from strategies.selection import PriceSeries
     from strategies.features.windows import valid_ends
+    from strategies.selection import PriceSeries
+    from strategies.training.labels import model_labels
 
     if spec.features != ds.spec.name:
         raise ValueError(f"{spec.name}: wants feature spec {spec.features!r}, dataset has {ds.spec.name!r}")
@@ -78,6 +79,7 @@ def fit_candidate(spec: Any, ds: Any, val_fraction: float = 0.15) -> Any:
 
 
 def score(model: Any, windows: Any) -> tuple[str, float]:
+    # numpy: in the trainer process (see above)
     import numpy as np
 
     pred = model.predict_windows(windows)
@@ -99,6 +101,7 @@ def _peer_history(job: RetrainJob, history: Any) -> Any:
 
 
 def _history(job: RetrainJob) -> Any:
+    # in the trainer process (see above)
     import numpy as np
 
     from bot.marketdata.candle_csv import candle_file, load_ohlcv_arrays
@@ -106,6 +109,7 @@ def _history(job: RetrainJob) -> Any:
 
     arrays = load_ohlcv_arrays(candle_file(Path(job.data_dir), job.exchange, job.symbol, job.timeframe))
     if job.store_path and Path(job.store_path).exists():
+        # aiosqlite: in the trainer process (see above)
         from bot.store.store import Store
 
         async def stored() -> list[Candle]:
@@ -128,16 +132,18 @@ def _history(job: RetrainJob) -> Any:
 
 def run_job(job: RetrainJob) -> list[Verdict]:
     """Train and judge candidates (runs in the spawned process; importable for tests)."""
+    # torch and the training stack: in the trainer process (see above)
     import torch
 
     from strategies.features.compute import FeatureSpec
     from strategies.features.history import History
-    from strategies.models.spec import ModelSpec
     from strategies.models.registry import load_model, model_dir, read_meta, save_model
+    from strategies.models.spec import ModelSpec
     from strategies.training.pipeline import Dataset, prepare
 
     torch.set_num_threads(job.threads)
     with contextlib.suppress(ImportError):  # sklearn's OpenMP pools: same budget as torch
+        # in the trainer process (see above)
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(job.threads)

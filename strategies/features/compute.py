@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from strategies.features import indicators as ind
+from strategies.features.mtf import HigherTimeframe
 
 FEATURES_VERSION = 1
 
@@ -58,7 +59,6 @@ SETTLE_MULTIPLE = 24  # Wilder (1 - 1/n)^(24 n) < 4e-11 for every n >= 2; EMAs f
 
 
 def _htf(**params: float | int) -> ind.Indicator:
-    from strategies.features.mtf import HigherTimeframe
 
     return HigherTimeframe(**params)  # type: ignore[arg-type]
 

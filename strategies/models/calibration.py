@@ -81,6 +81,7 @@ class IsotonicCalibrator:
 
     @classmethod
     def fit(cls, logits: np.ndarray, y: np.ndarray) -> IsotonicCalibrator:
+        # scikit-learn: only isotonic calibration needs it
         from sklearn.isotonic import IsotonicRegression
 
         iso = IsotonicRegression(y_min=1e-4, y_max=1 - 1e-4, out_of_bounds="clip")
