@@ -20,12 +20,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import load_config_or_exit
+from bot.cli.common import EXIT_FAILURE, EXIT_OK, load_config_or_exit
 
 if TYPE_CHECKING:
     import numpy as np
 
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
 
 def add_parsers(subparsers: Any) -> None:

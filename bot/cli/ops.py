@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bot.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from bot.ops.daemon_state import daemon_state
 
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 OPERATOR_ACTIONS_V = 7  # the schema version that added operator_actions
 
 
@@ -43,7 +43,9 @@ def top_attributions(raw: str | None, k: int) -> list[tuple[str, float]]:
 
 async def gather_status(settings: Any, n_signals: int = 5, top: int = 3) -> dict[str, Any]:
     from bot.config.ops import state_file_for
-    from bot.store.store import Store  # deferred: aiosqlite is not needed to build the CLI parser
+    from bot.store.store import (
+        Store,  # deferred: aiosqlite is not needed to build the CLI parser
+    )
 
     path = Path(settings.store.path)
     if not path.exists():
@@ -132,9 +134,13 @@ def render(st: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     import asyncio  # deferred: the CLI parser starts without asyncio
-    from bot.config.settings import ConfigError  # deferred: pydantic is not needed for --help
     from bot.config.load import load_settings
-    from bot.store.store import StoreError  # deferred: aiosqlite is not needed to build the CLI parser
+    from bot.config.settings import (
+        ConfigError,  # deferred: pydantic is not needed for --help
+    )
+    from bot.store.store import (
+        StoreError,  # deferred: aiosqlite is not needed to build the CLI parser
+    )
 
     try:
         settings = load_settings(args.config, credentials=False)

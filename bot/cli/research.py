@@ -15,9 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.cli.common import load_config_or_exit
-
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+from bot.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, load_config_or_exit
 
 
 def add_parsers(subparsers: Any) -> None:

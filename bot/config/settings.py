@@ -46,7 +46,8 @@ SECRET_KEYS = ("api_key", "api_secret")
 # Secrets nested in sections; like the API keys they come only from the environment or secrets dir.
 NESTED_SECRETS = (("health", "token"), ("notify", "telegram_token"), ("api", "token"))
 SECRET_NAMES = frozenset({*SECRET_KEYS, *(p[1] for p in NESTED_SECRETS)})  # never echoed in errors
-TOML_PATH: ContextVar[Path | None] = ContextVar("toml_path", default=None)  # the file Settings() reads; set by load_settings
+# the TOML file Settings() reads (set by bot.config.load.load_settings around the call)
+TOML_PATH: ContextVar[Path | None] = ContextVar("toml_path", default=None)
 
 
 class ConfigError(UserInputError):

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from bot.config.ops import state_file_for
 from bot.core.clock import LiveClock
 from bot.ops.daemon_state import daemon_state
-from bot.config.ops import state_file_for
-from bot.store.store import Store
 from bot.store.lock import StoreLock, StoreLocked
+from bot.store.store import Store
 from risk.breakers import resume_blockers as breach_blockers
 from risk.state import TradingState
 
