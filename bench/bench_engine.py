@@ -126,7 +126,7 @@ def quick_default_models() -> tuple[Any, dict[str, Any]]:
 
 def ensemble_backtest(settings: Settings) -> tuple[float, float, int]:
     """(precompute seconds, replay seconds, candles) for the 5 default models over 2017-2021."""
-    from strategies.models.holders import neural_ensemble
+    from strategies.holders import neural_ensemble
 
     h, models = quick_default_models()
     candles = load_candles_csv(DATA / "ohlcv" / "binance" / "BTC_USDT-1h.csv.gz")

@@ -154,7 +154,7 @@ def default_ensemble(models_dir: Path | None) -> tuple[Any, str]:
     from strategies.features.compute import DEFAULT_SPEC
     from strategies.models.spec import default_models
     from strategies.models.zoo import build_model
-    from strategies.models.holders import neural_ensemble
+    from strategies.holders import neural_ensemble
 
     if models_dir is not None:
         from strategies.models.registry import list_models

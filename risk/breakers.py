@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from risk.limits import DEFAULT_BREAKERS
+from bot.core.memory import BreakerMemory
 from risk.state import TradingState
 
 if TYPE_CHECKING:
@@ -52,16 +52,6 @@ def drawdown_breach(equity: float, peak_equity: float, limit_pct: float | None) 
 def escalate(current: TradingState, wanted: TradingState) -> TradingState:
     order = (TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED)
     return wanted if order.index(wanted) > order.index(current) else current
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerMemory:
-    """What the breakers must remember across a restart (persisted by the store)."""
-
-    day: int | None
-    day_start_equity: float
-    peak_equity: float
-    reducing_day: int | None = None
 
 
 EMPTY_MEMORY = BreakerMemory(None, 0.0, 0.0, None)

@@ -16,7 +16,7 @@ from bot.core.buffer import OHLCV
 from bot.core.events import Candle, Direction, OrderBook, Signal, SignalExplained, Trade
 
 if TYPE_CHECKING:
-    from strategies.models.predictor import ModelHolder
+    from strategies.predictor import ModelHolder
 
 
 class BarContext(NamedTuple):

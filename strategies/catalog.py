@@ -63,11 +63,11 @@ KINDS: dict[str, LazyFactory] = {
     "ma_crossover": LazyFactory("strategies.baselines", "MovingAverageCrossover"),
     "buy_and_hold": LazyFactory("strategies.baselines", "BuyAndHold"),
     "rsi_macd": LazyFactory("strategies.baselines", "RsiMacd"),
-    "neural": LazyFactory("strategies.models.holders", "neural_ensemble",
+    "neural": LazyFactory("strategies.holders", "neural_ensemble",
                           builds=("strategies.neural", "NeuralEnsemble")),
     "confluence": LazyFactory("strategies.confluence", "Confluence"),
     "confirmed": LazyFactory("strategies.confirmation", "ConfirmedStrategy"),
-    "meta_labeled": LazyFactory("strategies.models.holders", "meta_labeled",
+    "meta_labeled": LazyFactory("strategies.holders", "meta_labeled",
                                 builds=("strategies.meta", "MetaLabeled")),
 }
 

@@ -25,8 +25,7 @@ from typing import Any
 
 from bot.core.events import Direction, Signal, timeframe_ms
 from strategies.base import BarContext, Strategy
-from strategies.decision import EdgeDecision, EdgePolicy, decide_edge, direction_move
-from strategies.training.labels import BarrierSpec
+from strategies.decision import EdgeDecision, EdgePolicy, decide_edge
 from strategies.signals import annualised_vol, risk_level
 
 POLICY_KEYS = frozenset(f.name for f in fields(EdgePolicy))
@@ -45,16 +44,6 @@ def edge_policy(params: Mapping[str, Any], horizon: int) -> EdgePolicy:
     kw.setdefault("max_hold_bars", horizon)
     kw.setdefault("min_hold_bars", min(int(kw["max_hold_bars"]), max(1, horizon // 4)))
     return EdgePolicy(**kw)
-
-
-def move_function(target: str, horizon: int, k: float = 1.0, floor: float = 2.0,
-                  cost: float = 0.0032) -> Callable[[float], float]:
-    """Per-bar vol -> size of the move that resolves the label: the barrier half-width of a
-    triple-barrier model, else the mean absolute H-bar return of a normal model."""
-    if target == "triple_barrier":
-        spec = BarrierSpec(horizon, k, floor, cost)
-        return lambda vol: float(spec.widths(vol))
-    return lambda vol: direction_move(vol, horizon)
 
 
 def edge_strength(edge: float, policy: EdgePolicy) -> float:

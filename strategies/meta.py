@@ -31,9 +31,8 @@ import numpy as np
 from bot.core.events import Direction, Signal, timeframe_ms
 from strategies.base import BarContext, Strategy
 from strategies.decision import EdgePolicy, vol_target_exposure
-from strategies.training.labels import BarrierSpec, Labels, triple_barrier
 from strategies.neural import NeuralEnsemble
-from strategies.models.predictor import ModelHolder
+from strategies.predictor import ModelHolder
 from strategies.signals import annualised_vol, risk_level
 
 

@@ -1,8 +1,8 @@
 """The neural ensemble strategy: n trained models vote on every closed bar.
 
-Models reach it through predictors (:mod:`strategies.models.predictor`), one per symbol,
-reading that symbol's :class:`~strategies.models.predictor.ModelHolder`. Live path
-(paper/live/backtest alike): a :class:`~strategies.models.predictor.LivePredictor` keeps a
+Models reach it through predictors (:mod:`strategies.predictor`), one per symbol,
+reading that symbol's :class:`~strategies.predictor.ModelHolder`. Live path
+(paper/live/backtest alike): a :class:`~strategies.predictor.LivePredictor` keeps a
 feature buffer fed every closed candle the strategy is shown (``warmup = 1``, so the
 Engine shows it every accepted bar); each model predicts P(up) from the latest window,
 the votes are counted
@@ -13,7 +13,7 @@ which the Engine calls after it has acted, so explaining never delays an order.
 
 Fast path (evaluation): :meth:`NeuralEnsemble.precompute` computes the features
 of a whole history and every model's predictions for all of its windows in one
-batch per model (a :class:`~strategies.models.predictor.TablePredictor`); the Engine then
+batch per model (a :class:`~strategies.predictor.TablePredictor`); the Engine then
 replays the candles and ``evaluate`` only looks predictions up. Features are causal
 and computed by the same engine as the live buffer, so when the replay covers the
 same candles as the history, both paths give the same signals (tested).
@@ -23,7 +23,7 @@ With a ``decision`` table the vote is replaced by the decision layer
 volatility forecast become an expected net edge over the label horizon, traded
 with hysteresis, holding times, a no-trade band and a volatility-targeted size.
 
-The strategy loads nothing: :func:`strategies.models.holders.neural_ensemble` builds it
+The strategy loads nothing: :func:`strategies.holders.neural_ensemble` builds it
 from a configuration, its models loaded from the registry into the holders; the
 retrainer swaps models in those holders.
 """
@@ -42,13 +42,14 @@ import torch
 from bot.core.events import Candle, Direction, OrderBook, Signal, SignalExplained, Trade, timeframe_ms
 from strategies.base import BarContext, Strategy
 from strategies.features.cross import peer_symbol
-from strategies.edge import EdgeLayer, edge_policy, move_function
+from strategies.edge import EdgeLayer, edge_policy
+from strategies.training.labels import move_function
 from strategies.ensemble import Decision, decide, log_loss_weights, vote, voting_setup
 from strategies.models.explain import attributions, batch_attributions, combine, top_shares
 from strategies.features.compute import FeatureSpec, get_spec
 from strategies.features.history import OHLCV_KEYS, History, clean_history
 from strategies.models.base import PREDICT_BATCH, Model
-from strategies.models.predictor import (
+from strategies.predictor import (
     LivePredictor,
     ModelHolder,
     Prediction,

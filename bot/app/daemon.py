@@ -59,7 +59,7 @@ from risk.gate import TradingState
 from strategies.models.registry import RegistryError
 
 if TYPE_CHECKING:
-    from strategies.models.predictor import ModelHolder
+    from strategies.predictor import ModelHolder
 
 log = structlog.get_logger(__name__)
 

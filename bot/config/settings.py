@@ -38,7 +38,8 @@ from bot.config.search_space import HyperoptConfig
 from bot.config.ops import DaemonConfig, HealthConfig, NotifyConfig, RetrainConfig
 from bot.config.redaction import redact
 from bot.core.timeframes import TIMEFRAME_MS
-from risk.breakers import BREAKERS, DEFAULT_BREAKERS
+from risk.breakers import BREAKERS
+from risk.limits import DEFAULT_BREAKERS
 from strategies.catalog import KINDS
 from strategies.models.spec import ModelSpec, TrainConfig, default_models
 

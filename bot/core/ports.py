@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from bot.core.events import Fact, MarketEvent, OrderDenied, OrderIntent, Signal
     from bot.core.orders import OrderClosed
-    from risk.breakers import BreakerMemory
+    from bot.core.memory import BreakerMemory
 
     Facts = list[Fact | OrderClosed]
 

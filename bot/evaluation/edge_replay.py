@@ -10,7 +10,7 @@ says (``"log_loss"``: per fold, from that fold's validation forecasts, see
 decides, built from the same parameters and the models' label settings. It keeps
 the decision layer's own vol-targeted size. With ``enter_margin = "validation"`` the
 entry level of each fold is chosen on that fold's validation-span forecasts by
-:func:`strategies.selection.select_enter_margin` (net-of-cost return per unit of risk);
+:func:`strategies.training.selection.select_enter_margin` (net-of-cost return per unit of risk);
 nothing is chosen on a test period.
 """
 
@@ -26,9 +26,10 @@ from bot.evaluation.walkforward import Forecasts
 from bot.core.events import Signal, timeframe_ms
 from strategies.base import BarContext, Strategy
 from strategies.decision import EdgePolicy
-from strategies.edge import EdgeLayer, edge_policy, move_function
+from strategies.edge import EdgeLayer, edge_policy
+from strategies.training.labels import move_function
 from strategies.meta import MetaDecider
-from strategies.selection import select_enter_margin
+from strategies.training.selection import select_enter_margin
 from strategies.training.labels import trailing_vol, trend_side
 from strategies.models.spec import ModelSpec
 from strategies.neural import horizon_label

@@ -33,7 +33,7 @@ from bot.evaluation.compute import Compute, ComputeConfig
 from bot.evaluation.schedule import DAY_MS, WalkForwardConfig, period_starts
 from strategies.features.compute import FeatureSpec, compute_features, get_spec
 from strategies.features.history import History
-from strategies.selection import PriceSeries
+from strategies.training.selection import PriceSeries
 from strategies.features.windows import Normalizer, Windows, valid_ends
 from strategies.models.base import Model
 from strategies.models.spec import ModelSpec, default_models
@@ -160,7 +160,7 @@ def fit_windows(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.nd
     multi-bar labels are weighted by their average uniqueness when the spec says so.
     With ``spec.select_by = "net_return"`` (and the history's ``prices``) early stopping and
     the calibration are chosen by the net-of-cost return per unit of risk of the validation
-    forecasts (:class:`strategies.selection.NetScore`): ``val``'s rows, never a later one.
+    forecasts (:class:`strategies.training.selection.NetScore`): ``val``'s rows, never a later one.
     """
     w, y = spec.window, labels.y
     lo, hi = int(train[0]), int(train[-1])

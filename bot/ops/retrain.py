@@ -1,7 +1,7 @@
 """Background retraining with hot swap, for every series the strategies trade.
 
 The series are the (symbol, timeframe) pairs of the model holders the running
-strategies predict with (:class:`strategies.models.predictor.ModelHolder`, from
+strategies predict with (:class:`strategies.predictor.ModelHolder`, from
 ``Strategy.model_holders``, e.g. the neural ensemble's) that have models under
 ``<models_dir>/<SYMBOL>_<timeframe>/``. Per series, triggers
 (checked every ``check_interval_s``, at most one job at a time, and no sooner than
@@ -50,7 +50,7 @@ from bot.core.clock import Clock, LiveClock
 from bot.core.events import Candle, Signal, timeframe_ms
 from bot.evaluation.schedule import retrain_due
 from bot.ops.retrain_job import DEFAULT_TRAINER, RetrainJob, Verdict, run_in_child
-from strategies.models.predictor import ModelHolder
+from strategies.predictor import ModelHolder
 
 log = structlog.get_logger(__name__)
 

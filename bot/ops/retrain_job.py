@@ -60,7 +60,7 @@ def fit_candidate(spec: Any, ds: Any, val_fraction: float = 0.15) -> Any:
     # runs in the spawned trainer process: the training stack loads there, not in the daemon
     from bot.evaluation.walkforward import fit_windows
     from strategies.features.windows import valid_ends
-    from strategies.selection import PriceSeries
+    from strategies.training.selection import PriceSeries
     from strategies.training.labels import model_labels
 
     if spec.features != ds.spec.name:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,10 +26,21 @@ from strategies.models.calibration import Calibrator, IdentityCalibrator, fit_ca
 from strategies.models.spec import ModelSpec
 from strategies.features.windows import Normalizer, Windows
 
-if TYPE_CHECKING:
-    from strategies.selection import NetScore
 
 MODEL_API_VERSION = 1
+
+
+class ValidationScore(Protocol):
+    """How a fit is judged on its validation span besides the log loss (``select_by =
+    "net_return"``: :class:`strategies.training.selection.NetScore`)."""
+
+    def of_logits(self, logits: np.ndarray, kind: str | None = None) -> float:
+        """The score of raw outputs, calibrated (``kind``) on the span as they would be traded."""
+        ...
+
+    def choose_calibration(self, logits: np.ndarray) -> tuple[str, dict[str, float]]:
+        """The calibration kind that scores best, and every kind's score."""
+        ...
 
 
 # windows per inference batch: small enough to stay in cache (measured faster than 4096 on 2 cores)
@@ -75,7 +86,7 @@ class Model(ABC):
     # -- to implement ------------------------------------------------------------
     @abstractmethod
     def fit(self, train: Windows, val: Windows, progress: bool = False,
-            select: NetScore | None = None) -> FitReport:
+            select: ValidationScore | None = None) -> FitReport:
         """Train on RAW-feature windows; ``val`` drives early stopping: by its log loss, or with
         ``select`` by the net-of-cost return per unit of risk of its forecasts (ties: log loss)."""
 
@@ -124,7 +135,7 @@ class Model(ABC):
         out = [self._raw_output(wn.x(slice(i, i + batch_size))) for i in range(0, len(wn), batch_size)]
         return np.concatenate(out) if out else np.zeros(0)
 
-    def calibrate(self, val: Windows, select: NetScore | None = None) -> None:
+    def calibrate(self, val: Windows, select: ValidationScore | None = None) -> None:
         """Fit the probability calibrator on the validation split (classifiers only); with
         ``select`` its kind is the one whose cross-fitted forecasts earn the most net of costs per
         unit of risk (the kind is stored with the calibrator)."""

@@ -5,7 +5,7 @@ network is built and again here; batch order and augmentation draw from a numpy
 generator seeded per epoch. Class balancing weights the positive class by
 ``n_neg / n_pos`` (computed on the training split). Early stopping watches the
 UNWEIGHTED validation loss and restores the best weights; with a
-:class:`strategies.selection.NetScore` it watches the net-of-cost return per unit of
+:class:`strategies.training.selection.ValidationScore` it watches the net-of-cost return per unit of
 risk of the epoch's validation forecasts instead (ties: the lower loss).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 import structlog
@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from strategies.models.spec import ModelSpec
-from strategies.models.base import PREDICT_BATCH, FitReport
+from strategies.models.base import PREDICT_BATCH, FitReport, ValidationScore
 from strategies.features.windows import Normalizer, Windows
 
 
@@ -39,8 +39,6 @@ class Fittable(Protocol):
     @property
     def task(self) -> str: ...
 
-if TYPE_CHECKING:
-    from strategies.selection import NetScore
 
 log = structlog.get_logger(__name__)
 
@@ -81,7 +79,7 @@ def _eval_loss(model: Fittable, w: Windows, loss_fn: nn.Module, y: np.ndarray,
 
 
 def fit_torch(model: Fittable, train: Windows, val: Windows, progress: bool = False,
-              select: NetScore | None = None) -> FitReport:
+              select: ValidationScore | None = None) -> FitReport:
     s = model.spec
     t0 = time.perf_counter()
     torch.manual_seed(s.seed)

@@ -20,7 +20,7 @@ round's forecasts, ties to the log loss.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import structlog
@@ -29,11 +29,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from threadpoolctl import ThreadpoolController
 
 from strategies.models.calibration import logit
-from strategies.models.base import FitReport, Model
+from strategies.models.base import FitReport, Model, ValidationScore
 from strategies.features.windows import Windows
 
-if TYPE_CHECKING:
-    from strategies.selection import NetScore
 
 log = structlog.get_logger(__name__)
 
@@ -66,13 +64,13 @@ class GBMModel(Model):
         return HistGradientBoostingRegressor(**kw)
 
     def fit(self, train: Windows, val: Windows, progress: bool = False,
-            select: NetScore | None = None) -> FitReport:
+            select: ValidationScore | None = None) -> FitReport:
         # OpenMP threads follow the process's torch setting (busy-waiting extra
         # threads on a loaded 2-core box is many times slower than one thread).
         with _thread_limit():
             return self._fit(train, val, select)
 
-    def _fit(self, train: Windows, val: Windows, select: NetScore | None = None) -> FitReport:
+    def _fit(self, train: Windows, val: Windows, select: ValidationScore | None = None) -> FitReport:
         t0 = time.perf_counter()
         tr = train.subset(slice(None, None, self.spec.stride))
         xt = self._tabular(tr.with_features(self.normalizer.transform(tr.features)).x())

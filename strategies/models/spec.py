@@ -100,7 +100,7 @@ class ModelSpec(BaseModel):
     augment_scale: float = Field(0.0, ge=0)  # magnitude scaling std (x ~ N(1, s))
     calibration: Literal["temperature", "isotonic", "none"] = "temperature"
     # what early stopping and the calibration are chosen by on the validation span: the log loss,
-    # or the net-of-cost return per unit of risk of the decision layer (strategies.selection)
+    # or the net-of-cost return per unit of risk of the decision layer (strategies.training.selection)
     select_by: Literal["log_loss", "net_return"] = "log_loss"
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     purge: int | None = None  # embargo bars after each label's real span between splits (default 0)

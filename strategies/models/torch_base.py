@@ -10,7 +10,7 @@ calibration is not differentiable; there the uncalibrated sigmoid is returned).
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,11 +19,9 @@ from torch import nn
 from strategies.models.calibration import TemperatureScaler
 from strategies.models.fit_loop import fit_torch
 from strategies.models.spec import ModelSpec
-from strategies.models.base import FitReport, Model
+from strategies.models.base import FitReport, Model, ValidationScore
 from strategies.features.windows import Normalizer, Windows
 
-if TYPE_CHECKING:
-    from strategies.selection import NetScore
 
 
 def dense_head(in_dim: int, dense: tuple[int, ...], out_dim: int = 1) -> nn.Sequential:
@@ -67,7 +65,7 @@ class TorchModel(Model):
         return out.double().numpy()
 
     def fit(self, train: Windows, val: Windows, progress: bool = False,
-            select: NetScore | None = None) -> FitReport:
+            select: ValidationScore | None = None) -> FitReport:
         return fit_torch(self, train, val, progress, select)
 
     def get_state(self) -> dict[str, Any]:

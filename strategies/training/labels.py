@@ -27,12 +27,13 @@ Rows whose horizon runs past the end of the history are unknown (NaN, ``end = -1
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from strategies.decision import direction_move
 from strategies.training.targets import TargetSpec, compute_target, seven_day_bars
 
 if TYPE_CHECKING:
@@ -224,3 +225,13 @@ def uniqueness_weights(start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Sample weights from :func:`average_uniqueness`, scaled to mean 1."""
     u = average_uniqueness(start, end)
     return u / u.mean() if len(u) and u.mean() > 0 else u
+
+
+def move_function(target: str, horizon: int, k: float = 1.0, floor: float = 2.0,
+                  cost: float = 0.0032) -> Callable[[float], float]:
+    """Per-bar vol -> size of the move that resolves the label: the barrier half-width of a
+    triple-barrier model, else the mean absolute H-bar return of a normal model."""
+    if target == "triple_barrier":
+        spec = BarrierSpec(horizon, k, floor, cost)
+        return lambda vol: float(spec.widths(vol))
+    return lambda vol: direction_move(vol, horizon)

@@ -36,7 +36,7 @@ from strategies.models.base import Model
 from strategies.models.zoo import build_model
 from strategies.models.base import FitReport
 from strategies.training.labels import model_labels, uniqueness_weights
-from strategies.selection import PriceSeries
+from strategies.training.selection import PriceSeries
 from strategies.features.windows import Normalizer, Split, Windows, chronological_split, valid_ends
 
 log = structlog.get_logger(__name__)

@@ -19,7 +19,7 @@ from strategies.features.compute import DEFAULT_SPEC, compute_features
 from strategies.training.labels import trailing_vol
 from strategies.training.classification import log_loss
 from strategies.neural import NeuralEnsemble
-from strategies.models.predictor import ModelHolder
+from strategies.predictor import ModelHolder
 from strategies.features.windows import Windows, valid_ends
 from tests.integration.test_backtest_parity import SYMBOL, TF, fitted  # noqa: F401  (the fixture)
 

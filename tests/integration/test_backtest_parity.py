@@ -70,7 +70,7 @@ def _fills(rec):
 def test_table_and_live_predictors_agree_bar_by_bar(fitted) -> None:
     """The two predictors of one holder, over the same real candles: the same bars predicted,
     the same P(up) per model, the same volatility and the same feature windows."""
-    from strategies.models.predictor import LivePredictor, ModelHolder, TablePredictor, predict_table
+    from strategies.predictor import LivePredictor, ModelHolder, TablePredictor, predict_table
 
     h, models = fitted
     holder = ModelHolder("ens", SYMBOL, TF, models)
@@ -93,7 +93,7 @@ def test_table_and_live_predictors_agree_bar_by_bar(fitted) -> None:
 
 
 def test_neural_ensemble_fast_path_matches_streaming(fitted) -> None:
-    from strategies.models.holders import neural_ensemble
+    from strategies.holders import neural_ensemble
 
     h, models = fitted
     settings = with_costs(Settings(), 2.0, signal_risk=True)

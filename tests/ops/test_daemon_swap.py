@@ -20,7 +20,7 @@ from strategies.base import BarContext
 from strategies.features.compute import DEFAULT_SPEC
 from strategies.models.spec import ModelSpec
 from strategies.models.zoo import build_model
-from strategies.models.holders import neural_ensemble
+from strategies.holders import neural_ensemble
 from strategies.models.registry import model_dir, save_model
 
 SPEC = ModelSpec(name="lstm", kind="lstm", preset="small")

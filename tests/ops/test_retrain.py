@@ -19,7 +19,7 @@ from strategies.models.calibration import TemperatureScaler
 from strategies.features.compute import get_spec
 from strategies.features.history import load_history
 from strategies.models.spec import ModelSpec
-from strategies.models.predictor import ModelHolder
+from strategies.predictor import ModelHolder
 from strategies.models.registry import load_model, model_dir, read_meta, save_model
 from strategies.training.pipeline import Dataset, train_model
 

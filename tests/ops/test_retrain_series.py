@@ -28,9 +28,9 @@ from strategies.models.calibration import TemperatureScaler
 from strategies.features.compute import DEFAULT_SPEC, get_spec
 from strategies.features.history import load_history
 from strategies.models.spec import ModelSpec
-from strategies.models.holders import neural_ensemble
+from strategies.holders import neural_ensemble
 from strategies.models.zoo import build_model
-from strategies.models.predictor import ModelHolder
+from strategies.predictor import ModelHolder
 from strategies.models.registry import model_dir, save_model
 from strategies.training.targets import TargetSpec, compute_target
 from strategies.training.pipeline import Dataset

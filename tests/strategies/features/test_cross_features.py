@@ -172,7 +172,7 @@ def test_the_neural_strategy_reads_its_peer_live_and_in_a_replay_alike(pair) -> 
     from strategies.models.spec import ModelSpec
     from strategies.models.zoo import build_model
     from strategies.neural import NeuralEnsemble
-    from strategies.models.predictor import ModelHolder
+    from strategies.predictor import ModelHolder
     from strategies.features.windows import Normalizer, Windows, valid_ends
 
     eth, btc = pair

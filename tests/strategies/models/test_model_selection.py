@@ -15,7 +15,7 @@ from strategies.features.history import History, load_history
 from strategies.training.labels import model_labels
 from strategies.models.spec import ModelSpec
 from strategies.models.zoo import build_model
-from strategies.selection import PriceSeries
+from strategies.training.selection import PriceSeries
 from strategies.features.windows import Normalizer, Windows, valid_ends
 from tests.conftest import DATA_DIR
 

@@ -32,7 +32,7 @@ import numpy as np
 from bot.core.events import timeframe_ms
 from strategies.models.calibration import fit_calibrator
 from strategies.decision import EdgePolicy, decide_edge
-from strategies.edge import move_function
+from strategies.training.labels import move_function
 from strategies.training.labels import trailing_vol
 from strategies.models.spec import ModelSpec
 from strategies.signals import annualised_vol

@@ -4,7 +4,7 @@ A ``[[strategies]]`` entry of kind ``neural`` or ``meta_labeled`` names its mode
 (``models = ["lstm", ...]``, ``models_dir``, ``vol_model``); these factories load them
 from the registry (``<models_dir>/<SYMBOL>_<timeframe>/<name>/``, see
 :mod:`strategies.models.registry`), or take them in memory (``{name: Model}``), into one
-:class:`~strategies.models.predictor.ModelHolder` per symbol, and build the strategy on those
+:class:`~strategies.predictor.ModelHolder` per symbol, and build the strategy on those
 holders: the strategies themselves load nothing, and the retrainer swaps models in the
 holders (:meth:`strategies.base.Strategy.model_holders`).
 """
@@ -19,7 +19,7 @@ from strategies.features.compute import FeatureSpec, get_spec
 from strategies.meta import MetaLabeled
 from strategies.models.base import Model
 from strategies.neural import NeuralEnsemble
-from strategies.models.predictor import ModelHolder, require_classifier
+from strategies.predictor import ModelHolder, require_classifier
 from strategies.models.registry import load_model, model_dir, read_meta
 
 DEFAULT_MODELS = ("lstm", "bilstm", "cnn_lstm", "transformer", "gbm")

@@ -7,7 +7,7 @@ import pytest
 
 from strategies.decision import EdgePolicy
 from strategies.edge import edge_policy
-from strategies.selection import net_sharpe, select_enter_margin, simulate
+from strategies.training.selection import net_sharpe, select_enter_margin, simulate
 
 BAR = 3_600_000
 MOVE = lambda vol: 0.02  # noqa: E731  barrier half-width: edge = (2p - 1) * 2%
