@@ -58,10 +58,15 @@ def test_environment_overrides_toml(write_config, monkeypatch: pytest.MonkeyPatc
         ("[[models]]\nname = \"m\"\nkind = \"gbm\"\n[[models]]\nname = \"m\"\nkind = \"lstm\"\n",
          "models", "repeated: m"),
         ("[walkforward]\nretrain_every = \"fortnight\"\n", "walkforward.retrain_every", "quarter"),
+        ("[walkforward]\nsplitter = \"cpvc\"\n", "walkforward.splitter", "did you mean 'cpcv'"),
+        ("[walkforward]\nsplitter = \"cpcv\"\ncpcv_groups = 4\ncpcv_test_groups = 4\n", "walkforward",
+         "must be below cpcv_groups"),
+        ("[walkforward]\ncpcv_groups = 2\n", "walkforward.cpcv_groups", "greater than or equal to 3"),
     ],
     ids=["typo", "cap-out-of-range", "wrong-type", "bad-timeframe", "live-without-opt-in",
          "stop-above-target", "secret-in-toml", "nested-secret-in-toml", "unknown-top-level",
-         "duplicate-strategy-names", "duplicate-model-names", "bad-retrain-cadence"],
+         "duplicate-strategy-names", "duplicate-model-names", "bad-retrain-cadence", "splitter-typo",
+         "cpcv-test-groups", "cpcv-groups"],
 )
 def test_bad_config_names_the_key(write_config, body: str, key: str, fragment: str) -> None:
     path = write_config(body)

@@ -120,7 +120,7 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
     from bot.evaluation.report import json_safe
 
     record_and_deflate(settings, evals, source)
-    from bot.evaluation.tables import comparison_table, fold_table, regime_table
+    from bot.evaluation.tables import comparison_table, cpcv_table, fold_table, regime_table
 
     if args.json:
         print(json.dumps(json_safe({f"{e.symbol} {e.timeframe}": e.scores for e in evals}), sort_keys=True))
@@ -131,6 +131,9 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
             print()
             print(regime_table(e))
             print()
+            if paths := cpcv_table(e):
+                print(paths)
+                print()
             print(fold_table(e))
     if args.report:
         from bot.evaluation.report import write_report
