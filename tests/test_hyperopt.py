@@ -172,3 +172,20 @@ def test_an_invalid_sample_fails_its_trial_not_the_search(write_config, tmp_path
     assert scored and all(r["params"]["strategies.ma.params.fast"] < r["params"]["strategies.ma.params.slow"]
                           for r in scored)
     assert result.best_params["strategies.ma.params.fast"] == 30
+
+
+def test_trials_share_one_copy_of_the_bars_and_a_bar_counts_them(
+    write_config, tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every trial reads the inner bars through one shared handle (put into the store once); one
+    progress bar counts the search's trials as they finish."""
+    from tests.test_compute import Handle, HandleCompute
+
+    settings = load_settings(_config(write_config, tmp_path, trials=3))
+    history = load_history(data_dir, "BTC/USDT", "1h", "2019-06-01", "2021-06-01")
+    compute = HandleCompute(progress=True)
+    run_hyperopt(settings, history, compute, progress=True)
+    trials = [t for t in compute.tasks if t[-1] is not None]  # (settings, bars, ..., score_to)
+    assert len(trials) == 3 and len({t[1] for t in trials}) == 1 and isinstance(trials[0][1], Handle)
+    err = capsys.readouterr().err
+    assert "trials BTC/USDT 1h" in err and "3/3" in err, err[-2000:]
