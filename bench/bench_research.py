@@ -1,16 +1,19 @@
 """Walk-forward of the default models: serial vs local Ray vs a two-node Ray cluster on 127.0.0.1.
 
 Prints a table: wall time, speed-up over serial (timed in the same run), whether the
-forecasts equal the serial ones to the last digit, and the peak memory of a Ray
-worker. The two-node cluster is two ``ray start`` processes on this machine (a head
+forecasts equal the serial ones to the last digit, and the peak memory of a process
+(the serial driver; a Ray worker). Ray's start-up (workers started, torch imported in
+each) is timed apart, before the runs; and how much faster two plain processes do a
+fixed CPU load than one, measured in the same run, says how many cores the run really
+had on a shared machine. The two-node cluster is two ``ray start`` processes on this machine (a head
 and a worker joining it), driven through ``address``: the same job, its overhead.
 
     .venv/bin/python bench/bench_research.py [--start 2019-01-01] [--end 2021-06-10]
         [--epochs 1] [--max-train-windows 3000] [--cpus 2] [--skip-cluster]
 
 It runs itself in a private network namespace (``unshare -n``, root or user
-namespaces needed), so Ray's traffic stays on loopback. The defaults are a bounded slice (the full default walk-forward is ~39 min serially
-on 2 cores); pass ``--start 2017-08-17 --epochs 0`` for the full run (epochs 0 keeps
+namespaces needed), so Ray's traffic stays on loopback. The defaults are a bounded
+slice (the full default walk-forward is ~39 min serially on 2 cores); pass ``--start 2017-08-17 --epochs 0`` for the full run (epochs 0 keeps
 each model's own).
 """
 
@@ -44,6 +47,53 @@ def _run(history, cfg, compute=None):  # type: ignore[no-untyped-def]
 def _same(a, b) -> bool:  # type: ignore[no-untyped-def]
     return set(a.forecasts) == set(b.forecasts) and all(
         np.array_equal(a.forecasts[k].p, b.forecasts[k].p) for k in a.forecasts)
+
+
+def _burn(units: int) -> float:
+    """A fixed amount of single-threaded CPU work (float matrix products); returns its seconds."""
+    from threadpoolctl import threadpool_limits
+
+    t = time.perf_counter()
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((256, 256))
+    with threadpool_limits(1):
+        for _ in range(units * 120):
+            a = np.tanh(a @ a.T / 256.0)
+    return time.perf_counter() - t
+
+
+def _capacity(workers: int) -> float:
+    """How much faster ``workers`` processes finish ``workers`` units of CPU work than one process
+    does them in turn, right now (the cores this run really gets on a shared machine)."""
+    import multiprocessing as mp
+
+    one = _burn(workers)
+    t = time.perf_counter()
+    with mp.get_context("fork").Pool(workers) as pool:
+        pool.map(_burn, [1] * workers)
+    return one / (time.perf_counter() - t)
+
+
+def _ready(hold_s: float) -> int:
+    """A task that imports what a fit needs, then holds its worker a moment (so each worker gets one)."""
+    import bot.evaluation.walkforward  # noqa: F401  (torch, scikit-learn, the models)
+
+    time.sleep(hold_s)
+    return os.getpid()
+
+
+def _warm(c: Compute, workers: int) -> float:
+    """Start every worker and do its imports before the timed run; returns the seconds it took (a
+    command pays this once; a bounded bench slice would otherwise be mostly start-up)."""
+    t = time.perf_counter()
+    c.map(_ready, [(1.0,)] * workers, desc="warm-up")
+    return time.perf_counter() - t
+
+
+def _self_peak_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _worker_peak_mib() -> float:
@@ -87,10 +137,14 @@ def main() -> int:
     cfg = WalkForwardConfig(min_train_days=365, retrain_every="quarter", cache_dir=None,
                             epochs=args.epochs or None, max_train_windows=args.max_train_windows)
     rows = []
+    capacity = _capacity(args.cpus)
     serial_s, base = _run(history, cfg)
     tasks = len(base.folds) * (len(base.forecasts) - 1)
-    rows.append(("serial", serial_s, True, 0.0))
+    rows.append(("serial (this process)", serial_s, True, _self_peak_mib()))
+    startup = {}
+    t = time.perf_counter()
     with Compute(ComputeConfig(backend="ray", cpus=args.cpus)) as c:
+        startup["local Ray"] = time.perf_counter() - t + _warm(c, args.cpus)
         ray_s, res = _run(history, cfg, c)
         rows.append((f"local Ray, {args.cpus} workers", ray_s, _same(base, res), _worker_peak_mib()))
     ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
@@ -104,7 +158,9 @@ def main() -> int:
                            capture_output=True, timeout=120)
             subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
                             f"--num-cpus={half}"], env=env, check=True, capture_output=True, timeout=120)
+            t = time.perf_counter()
             with Compute(ComputeConfig(backend="ray", address=f"127.0.0.1:{port}", cpus=args.cpus)) as c:
+                startup["cluster"] = time.perf_counter() - t + _warm(c, args.cpus)
                 cl_s, res = _run(history, cfg, c)
                 rows.append(("Ray cluster, 2 nodes on 127.0.0.1", cl_s, _same(base, res), _worker_peak_mib()))
         finally:
@@ -112,10 +168,15 @@ def main() -> int:
     print(f"\nwalk-forward BTC/USDT 1h {args.start} -> {args.end}: {len(base.folds)} folds x "
           f"{len(base.forecasts) - 1} models = {tasks} fits (epochs {args.epochs or 'own'}, "
           f"max_train_windows {args.max_train_windows}); {os.cpu_count()} cores\n")
-    print(f"{'backend':<36} {'wall s':>8} {'vs serial':>10} {'same forecasts':>15} {'worker peak MiB':>16}")
+    print(f"{'backend':<36} {'wall s':>8} {'vs serial':>10} {'same forecasts':>15} {'peak MiB/process':>17}")
     for name, secs, same, mem in rows:
-        print(f"{name:<36} {secs:>8.1f} {serial_s / secs:>9.2f}x {str(same):>15} {mem:>16.0f}")
-    print(f"\nper fit (serial): {serial_s / max(1, tasks):.2f} s")
+        print(f"{name:<36} {secs:>8.1f} {serial_s / secs:>9.2f}x {str(same):>15} {mem:>17.0f}")
+    print(f"\nper fit (serial): {serial_s / max(1, tasks):.2f} s; {args.cpus} plain processes did "
+          f"{args.cpus} units of CPU work {capacity:.2f}x faster than one (the cores this run got)")
+    print("start-up before the timed runs (connect, start the workers, import torch in each): "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in startup.items()))
+    if len(rows) == 3:
+        print(f"cluster overhead over local Ray: {rows[2][1] / rows[1][1] - 1:+.0%}")
     return 0
 
 

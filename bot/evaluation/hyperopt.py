@@ -95,6 +95,8 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
     if len(inner["ts"]) < 2 or split > int(ts[-1]):
         raise ValueError(f"hyperopt: the outer start {_day(split)} leaves no inner or no outer bars "
                          f"(data {_day(int(ts[0]))} -> {_day(int(ts[-1]))})")
+    if cfg.objective == "path_sharpe" and settings.walkforward.splitter != "cpcv":
+        raise ValueError('hyperopt.objective = "path_sharpe" needs [walkforward] splitter = "cpcv"')
     base = settings.model_dump()
     study_name = f"{cfg.study_name}:{history.symbol}:{history.timeframe}"
     inner_hash = data_hash(inner["ts"], inner["close"])
@@ -149,6 +151,9 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
                 for t in waiting[h]:
                     study.tell(t, state=optuna.trial.TrialState.FAIL)
                 continue
+            if cfg.objective == "path_sharpe" and "path_sharpe" not in o.metrics:
+                raise ValueError(f"hyperopt.strategy {o.strategy!r} has no CPCV paths to score; name a "
+                                 "forecaster (a [[models]] name, 'ensemble' or 'ensemble_vote')")
             known[h] = {"metrics": o.metrics}
             for t in waiting[h]:
                 study.tell(t, objective_value(o.metrics, cfg.objective, cfg.turnover_penalty))
