@@ -138,3 +138,16 @@ def test_the_leak_check_catches_a_row_after_a_test_group_its_labels_read() -> No
     leaky = replace(fold, train=np.sort(np.r_[fold.train, after]))
     with pytest.raises(AssertionError, match="overlaps test group 0"):
         check_cpcv_fold(leaky, labels["d"].end, sched.group_rows, 0)
+
+
+def test_too_many_groups_for_the_history_is_one_line_and_exit_2(
+    write_config, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY[:1])
+    config = write_config("[backtest]\nstart = 2019-01-01\nend = 2019-01-20\n"
+                          '[walkforward]\nsplitter = "cpcv"\ncpcv_groups = 16\ncpcv_test_groups = 15\n'
+                          f'cache_dir = "{tmp_path / "wf-cache"}"\n')
+    args = parse(["walkforward", "--config", str(config), "--json", "--no-progress"])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cpcv split 0 leaves" in err[0] and "fewer cpcv_groups" in err[0], err

@@ -147,6 +147,7 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
     from bot.cli import load_config_or_exit
     from bot.evaluation.compute import Compute
     from bot.evaluation.runner import evaluate_history
+    from bot.evaluation.walkforward import ScheduleError
     from bot.logging_setup import configure_logging
     from strategies.history import load_history
 
@@ -168,9 +169,13 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
             except FileNotFoundError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_FAILURE
-            evals.append(evaluate_history(settings, history, cfg, rule_strategies(settings, symbol, timeframe),
-                                          model_specs(settings), progress=not args.no_progress,
-                                          configured=decision_strategies(settings), compute=compute))
+            try:
+                evals.append(evaluate_history(settings, history, cfg, rule_strategies(settings, symbol, timeframe),
+                                              model_specs(settings), progress=not args.no_progress,
+                                              configured=decision_strategies(settings), compute=compute))
+            except ScheduleError as exc:
+                print(f"invalid configuration: {symbol} {timeframe}: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
     _emit(evals, args, f"Walk-forward {', '.join(symbols)} {timeframe}", settings, "walkforward")
     return EXIT_OK
 
@@ -179,6 +184,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from bot.cli import load_config_or_exit
     from bot.data import load_ohlcv_arrays
     from bot.evaluation.runner import evaluate_history
+    from bot.evaluation.walkforward import ScheduleError
     from bot.logging_setup import configure_logging
     from strategies.history import clean_history
 
@@ -196,9 +202,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"error: {args.data}: only {len(history)} usable candles; need at least 200", file=sys.stderr)
         return EXIT_FAILURE
     cfg = fit_schedule(settings.walkforward, history.arrays["ts"])
-    ev = evaluate_history(settings, history, cfg.model_copy(update={"cache_dir": None}),
-                          rule_strategies(settings, symbol, timeframe), model_specs(settings),
-                          progress=not args.no_progress, configured=decision_strategies(settings))
+    try:
+        ev = evaluate_history(settings, history, cfg.model_copy(update={"cache_dir": None}),
+                              rule_strategies(settings, symbol, timeframe), model_specs(settings),
+                              progress=not args.no_progress, configured=decision_strategies(settings))
+    except ScheduleError as exc:
+        print(f"invalid configuration: {args.data}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if not ev.walkforward.folds:
         print(f"error: {args.data}: too short for a walk-forward fold", file=sys.stderr)
         return EXIT_FAILURE

@@ -63,13 +63,17 @@ class Fold:
 
 
 # A path: (fold index, first row, end row) segments; its forecasts are each fold's on its rows.
-Path = list[tuple[int, int, int]]
+SplitPath = list[tuple[int, int, int]]
+
+
+class ScheduleError(ValueError):
+    """The configured splitter cannot cut this history (e.g. too many CPCV groups for its length)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
     folds: list[Fold]
-    paths: list[Path]  # walk-forward: one (each fold on its test period); CPCV: C(N-1, k-1)
+    paths: list[SplitPath]  # walk-forward: one (each fold on its test period); CPCV: C(N-1, k-1)
     group_rows: list[tuple[int, int]] = field(default_factory=list)  # CPCV: [first, end) row per group
 
 
@@ -148,7 +152,7 @@ def make_cpcv_folds(ts: np.ndarray, ends: np.ndarray, cfg: WalkForwardConfig, la
         cut = int(eligible[int(len(eligible) * (1 - cfg.val_fraction))]) if len(eligible) else 0
         train, val = eligible[label_end[eligible] < cut], eligible[eligible >= cut]
         if len(train) < 20 or len(val) < 10:
-            raise ValueError(f"walkforward: cpcv split {sp.index} leaves {len(train)} training and "
+            raise ScheduleError(f"walkforward: cpcv split {sp.index} leaves {len(train)} training and "
                              f"{len(val)} validation rows; use fewer cpcv_groups or more history")
         test = ends[sp.test]
         folds.append(Fold(sp.index, train, val, test, int(ts[test[0]]), int(ts[test[-1]]) + 1, sp.test_groups))
@@ -312,9 +316,10 @@ def walk_forward(
         lab = runner.share(labels[spec.name])
         jobs += [(spec, shared[fspec.name], lab, shared_ts, fold, cfg.threads) for fold in folds]
     parts = runner.map(_fit_task, jobs, desc=f"walk-forward {history.symbol} {history.timeframe}")
-    tests = {spec.name: [p for p, _ in parts[k * len(folds):(k + 1) * len(folds)]] for k, spec in enumerate(specs)}
-    for k, spec in enumerate(specs):
-        mine = parts[k * len(folds):(k + 1) * len(folds)]
+    per_model = {spec.name: parts[k * len(folds):(k + 1) * len(folds)] for k, spec in enumerate(specs)}
+    tests = {name: [p for p, _ in mine] for name, mine in per_model.items()}
+    for spec in specs:
+        mine = per_model[spec.name]
         if folds:
             vrows = np.concatenate([f.val for f in folds])
             validation[spec.name] = Forecasts(spec.name, ts[vrows], np.concatenate([v for _, v in mine]),
@@ -368,7 +373,7 @@ def schedule(ts: np.ndarray, ends: np.ndarray, cfg: WalkForwardConfig, horizon: 
     return Schedule(folds, [[(f.index, int(f.test[0]), int(f.test[-1]) + 1) for f in folds]] if folds else [])
 
 
-def along_path(name: str, path: Path, folds: Sequence[Fold], preds: Sequence[np.ndarray], ts: np.ndarray,
+def along_path(name: str, path: SplitPath, folds: Sequence[Fold], preds: Sequence[np.ndarray], ts: np.ndarray,
                y: np.ndarray) -> Forecasts:
     """One model's out-of-sample forecasts along ``path``: each fold's forecasts of its segment's rows."""
     if not path:
