@@ -87,13 +87,19 @@ def test_every_path_covers_every_out_of_sample_bar_once(data_dir: Path) -> None:
             assert by_split.setdefault((k, t), p) == p
 
 
+def _one_model_cpcv(write_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, end: str, groups: int,
+                    test_groups: int) -> Path:
+    """A config walking one tiny model forward by CPCV on BTC/USDT 1h from 2019-01-01 to ``end``."""
+    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY[:1])
+    return write_config(f"[backtest]\nstart = 2019-01-01\nend = {end}\n"
+                        f'[walkforward]\nsplitter = "cpcv"\ncpcv_groups = {groups}\ncpcv_test_groups = {test_groups}\n'
+                        f'cache_dir = "{tmp_path / "wf-cache"}"\n')
+
+
 def test_walkforward_reports_the_sharpe_over_paths(
     write_config, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY[:1])
-    config = write_config("[backtest]\nstart = 2019-01-01\nend = 2019-04-01\n"
-                          '[walkforward]\nsplitter = "cpcv"\ncpcv_groups = 4\ncpcv_test_groups = 2\n'
-                          f'cache_dir = "{tmp_path / "wf-cache"}"\n')
+    config = _one_model_cpcv(write_config, tmp_path, monkeypatch, "2019-04-01", 4, 2)
     report = tmp_path / "report"
     for _ in range(2):  # the second run reads the paths back from the cache
         args = parse(["walkforward", "--config", str(config), "--json", "--no-progress", "--report", str(report)])
@@ -143,10 +149,7 @@ def test_the_leak_check_catches_a_row_after_a_test_group_its_labels_read() -> No
 def test_too_many_groups_for_the_history_is_one_line_and_exit_2(
     write_config, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY[:1])
-    config = write_config("[backtest]\nstart = 2019-01-01\nend = 2019-01-20\n"
-                          '[walkforward]\nsplitter = "cpcv"\ncpcv_groups = 16\ncpcv_test_groups = 15\n'
-                          f'cache_dir = "{tmp_path / "wf-cache"}"\n')
+    config = _one_model_cpcv(write_config, tmp_path, monkeypatch, "2019-01-20", 16, 15)
     args = parse(["walkforward", "--config", str(config), "--json", "--no-progress"])
     assert args.func(args) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -84,6 +84,7 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
                  progress: bool = True) -> HyperoptResult:
     """Run (or resume) the configured search on ``history``; score the winner on the outer span."""
     import optuna  # deferred: only searches need it
+    from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     cfg: HyperoptConfig = settings.hyperopt
@@ -109,8 +110,6 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
              if r["data_hash"] == inner_hash}
     _settle_stale(study, known, cfg)
     shared = compute.share(inner)
-
-    from tqdm.auto import tqdm
 
     def done() -> int:
         return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
