@@ -113,6 +113,11 @@ def test_walkforward_reports_the_sharpe_over_paths(
         if _ == 0:
             first = c
     assert c == first
+    # every split's accuracy in the fold table, though most splits' bars are not on path 0
+    args = parse(["walkforward", "--config", str(config), "--no-progress"])
+    assert args.func(args) == 0
+    fold_rows = [line for line in capsys.readouterr().out.splitlines() if "| groups" in line]
+    assert len(fold_rows) == comb(4, 2) and not any("n/a" in line for line in fold_rows), fold_rows
     assert (report / "cpcv-BTC_USDT-1h.png").stat().st_size > 1000
     assert "combinatorial purged CV paths" in (report / "index.html").read_text()
 

@@ -66,12 +66,19 @@ class AssetEvaluation:
     close: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def per_fold_accuracy(self) -> dict[str, list[float]]:
+        """Directional accuracy of each forecaster on each fold's test rows (a CPCV split's rows are
+        spread over the paths: each of its bars counted once)."""
         out: dict[str, list[float]] = {}
-        for name, f in self.walkforward.forecasts.items():
+        sources = self.walkforward.paths or [self.walkforward.forecasts]
+        for name in self.walkforward.forecasts:
             accs = []
             for k in range(len(self.walkforward.folds)):
-                m = (f.fold == k) & np.isfinite(f.y)
-                accs.append(float(np.mean((f.p[m] >= 0.5) == (f.y[m] >= 0.5))) if m.any() else float("nan"))
+                mine = [(f.ts[f.fold == k], f.p[f.fold == k], f.y[f.fold == k]) for f in (s[name] for s in sources)]
+                ts, p, y = (np.concatenate(col) for col in zip(*mine, strict=True))
+                once = np.unique(ts, return_index=True)[1]
+                p, y = p[once], y[once]
+                m = np.isfinite(y)
+                accs.append(float(np.mean((p[m] >= 0.5) == (y[m] >= 0.5))) if m.any() else float("nan"))
             out[name] = accs
         return out
 
