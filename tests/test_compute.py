@@ -104,12 +104,9 @@ import sys
 import numpy as np
 import ray
 from bot.evaluation.compute import Compute, ComputeConfig
-from bot.evaluation.schedule import WalkForwardConfig
 from bot.evaluation.walkforward import walk_forward
 from strategies.history import load_history
-from tests.test_compute import TINY, _die_once, _square_plus
-
-from tests.test_compute import CPCV, WF, flat
+from tests.test_compute import CPCV, TINY, WF, _die_once, _square_plus, flat
 
 history = load_history(sys.argv[1], "BTC/USDT", "1h", "2019-01-01", "2019-05-01")
 with Compute(ComputeConfig(backend="ray", cpus=2), progress=False) as c:
