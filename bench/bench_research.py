@@ -5,10 +5,9 @@ run used on average (CPU seconds of the driver and this bench's Ray workers over
 wall time: on a shared machine, what it got), whether the forecasts equal the serial
 ones to the last digit, and the peak memory of a process (the serial driver; a Ray
 worker). Ray's start-up (workers started, torch imported in each) is timed apart,
-before the runs; and how much faster two plain processes do a fixed CPU load than one,
-in the same run, says how many cores were free. The two-node cluster is two ``ray
-start`` processes on this machine (a head and a worker joining it), driven through
-``address``: the same job, its overhead.
+before the runs. The two-node cluster is two ``ray start`` processes on this machine
+(a head and a worker joining it), driven through ``address``: the same job, its
+overhead.
 
     .venv/bin/python bench/bench_research.py [--start 2019-01-01] [--end 2021-06-10]
         [--epochs 1] [--max-train-windows 3000] [--cpus 2] [--skip-cluster]
@@ -51,31 +50,6 @@ def _run(history, cfg, compute=None):  # type: ignore[no-untyped-def]
 def _same(a, b) -> bool:  # type: ignore[no-untyped-def]
     return set(a.forecasts) == set(b.forecasts) and all(
         np.array_equal(a.forecasts[k].p, b.forecasts[k].p) for k in a.forecasts)
-
-
-def _burn(units: int) -> float:
-    """A fixed amount of single-threaded CPU work (float matrix products); returns its seconds."""
-    from threadpoolctl import threadpool_limits
-
-    t = time.perf_counter()
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((256, 256))
-    with threadpool_limits(1):
-        for _ in range(units * 120):
-            a = np.tanh(a @ a.T / 256.0)
-    return time.perf_counter() - t
-
-
-def _capacity(workers: int) -> float:
-    """How much faster ``workers`` processes finish ``workers`` units of CPU work than one process
-    does them in turn, right now (the cores this run really gets on a shared machine)."""
-    import multiprocessing as mp
-
-    one = _burn(workers)
-    t = time.perf_counter()
-    with mp.get_context("fork").Pool(workers) as pool:
-        pool.map(_burn, [1] * workers)
-    return one / (time.perf_counter() - t)
 
 
 def _ready(hold_s: float) -> int:
@@ -169,7 +143,6 @@ def main() -> int:
     cfg = WalkForwardConfig(min_train_days=365, retrain_every="quarter", cache_dir=None,
                             epochs=args.epochs or None, max_train_windows=args.max_train_windows)
     rows = []
-    capacity = _capacity(args.cpus)
     serial_s, serial_cores, base = _run(history, cfg)
     tasks = len(base.folds) * (len(base.forecasts) - 1)
     rows.append(("serial (this process)", serial_s, serial_cores, True, _self_peak_mib()))
@@ -205,8 +178,7 @@ def main() -> int:
           f"{'peak MiB/process':>17}")
     for name, secs, cores, same, mem in rows:
         print(f"{name:<36} {secs:>8.1f} {serial_s / secs:>9.2f}x {cores:>11.2f} {str(same):>15} {mem:>17.0f}")
-    print(f"\nper fit (serial): {serial_s / max(1, tasks):.2f} s; {args.cpus} plain processes did "
-          f"{args.cpus} units of CPU work {capacity:.2f}x faster than one (the cores this run got)")
+    print(f"\nper fit (serial): {serial_s / max(1, tasks):.2f} s")
     print("start-up before the timed runs (connect, start the workers, import torch in each): "
           + ", ".join(f"{k} {v:.1f} s" for k, v in startup.items()))
     if len(rows) == 3:
