@@ -154,7 +154,8 @@ def main() -> int:
         rows.append((f"local Ray, {args.cpus} workers", ray_s, cores, _same(base, res), _worker_peak_mib()))
     ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     if not args.skip_cluster and Path(ray_bin).exists():
-        env = dict(os.environ, PYTHONPATH=str(REPO))
+        # workers at the driver's priority, as the local Ray runs them (Ray's default is niceness 15)
+        env = dict(os.environ, PYTHONPATH=str(REPO), RAY_worker_niceness=str(os.nice(0)))
         port = "6391"
         half = str(max(1, args.cpus // 2))
         try:

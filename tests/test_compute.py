@@ -34,6 +34,10 @@ def _square_plus(x: int, shared: dict[str, int]) -> int:
     return x * x + shared["k"]
 
 
+def _niceness() -> int:
+    return os.nice(0)
+
+
 def _die_once(marker: str) -> int:
     """Kill the worker running it the first time (a crashed node); answer on a retry."""
     if not os.path.exists(marker):
@@ -100,17 +104,20 @@ def test_serial_map_keeps_input_order_and_reports_each_result() -> None:
 
 
 RAY_WALK_FORWARD = """
+import os
 import sys
 import numpy as np
 import ray
 from bot.evaluation.compute import Compute, ComputeConfig
 from bot.evaluation.walkforward import walk_forward
 from strategies.history import load_history
-from tests.test_compute import CPCV, TINY, WF, _die_once, _square_plus, flat
+from tests.test_compute import CPCV, TINY, WF, _die_once, _niceness, _square_plus, flat
 
 history = load_history(sys.argv[1], "BTC/USDT", "1h", "2019-01-01", "2019-05-01")
 with Compute(ComputeConfig(backend="ray", cpus=2), progress=False) as c:
     assert c.map(_square_plus, [(i, c.share({"k": 2})) for i in range(6)]) == [2, 3, 6, 11, 18, 27]
+    # the workers run at the driver's CPU priority (Ray's default niceness 15 starves them on a busy machine)
+    assert c.map(_niceness, [()] * 2) == [os.nice(0)] * 2, c.map(_niceness, [()] * 2)
     # a task whose worker dies is run again (max_retries), and answers; without retries it fails
     assert c.map(_die_once, [(sys.argv[2] + ".died",)]) == [7]
     with Compute(ComputeConfig(backend="ray", cpus=2, max_retries=0), progress=False) as once:

@@ -59,9 +59,10 @@ class Compute:
                     p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}}
                 if self.cfg.address:
                     ray.init(address=self.cfg.address, runtime_env=env, log_to_driver=False)
-                else:
+                else:  # workers at this process's CPU priority, as the serial path runs (Ray's default
+                    # niceness 15 leaves them only what a busy machine's other processes do not take)
                     ray.init(num_cpus=self.cfg.cpus, include_dashboard=False, log_to_driver=False,
-                             runtime_env=env)
+                             runtime_env=env, _system_config={"worker_niceness": os.nice(0)})
                 self._started_ray = True
         return self
 
