@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import EXIT_FAILURE, EXIT_OK, load_config_or_exit
+from bot.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, load_config_or_exit
 
 if TYPE_CHECKING:
     import numpy as np
@@ -88,7 +88,7 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
 
     record_and_deflate(settings, evals, source)
     # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
-    from bot.evaluation.tables import comparison_table, fold_table, regime_table
+    from bot.evaluation.tables import comparison_table, cpcv_table, fold_table, regime_table
 
     if args.json:
         print(json.dumps(json_safe({f"{e.symbol} {e.timeframe}": e.scores for e in evals}), sort_keys=True))
@@ -99,6 +99,9 @@ def _emit(evals: list[Any], args: argparse.Namespace, title: str, settings: Any,
             print()
             print(regime_table(e))
             print()
+            if paths := cpcv_table(e):
+                print(paths)
+                print()
             print(fold_table(e))
     if args.report:
         # deferred: building the parser imports no third-party package (tests/cli/test_cli_imports.py)
@@ -116,6 +119,7 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
     from bot.evaluation.runner import evaluate_history
     from bot.marketdata.source import CandleSource
     from strategies.features.history import load_history
+    from bot.evaluation.walkforward import ScheduleError
 
     settings = load_config_or_exit(args)
     configure_logging("WARNING", settings.logging.format)
@@ -136,10 +140,14 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_FAILURE
             rules = candidates.rule_strategies(settings, symbol, timeframe)
-            evals.append(evaluate_history(settings, history, cfg, rules, candidates.model_specs(settings),
-                                          progress=not args.no_progress,
-                                          configured=candidates.model_strategies(settings), compute=compute,
-                                          peer=candidates.peer_of(settings, history)))
+            try:
+                evals.append(evaluate_history(settings, history, cfg, rules, candidates.model_specs(settings),
+                                              progress=not args.no_progress,
+                                              configured=candidates.model_strategies(settings), compute=compute,
+                                              peer=candidates.peer_of(settings, history)))
+            except ScheduleError as exc:
+                print(f"invalid configuration: {symbol} {timeframe}: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
     _emit(evals, args, f"Walk-forward {', '.join(symbols)} {timeframe}", settings, "walkforward")
     return EXIT_OK
 
@@ -151,6 +159,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from bot.evaluation.runner import evaluate_history
     from bot.marketdata.candle_csv import load_ohlcv_arrays
     from strategies.features.history import clean_history
+    from bot.evaluation.walkforward import ScheduleError
 
     settings = load_config_or_exit(args)
     configure_logging("WARNING", settings.logging.format)
@@ -166,11 +175,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"error: {args.data}: only {len(history)} usable candles; need at least 200", file=sys.stderr)
         return EXIT_FAILURE
     cfg = fit_schedule(settings.walkforward, history.arrays["ts"])
-    ev = evaluate_history(settings, history, cfg.model_copy(update={"cache_dir": None}),
-                          candidates.rule_strategies(settings, symbol, timeframe),
-                          candidates.model_specs(settings), progress=not args.no_progress,
-                          configured=candidates.model_strategies(settings),
-                          peer=candidates.peer_of(settings, history))
+    try:
+        ev = evaluate_history(settings, history, cfg.model_copy(update={"cache_dir": None}),
+                              candidates.rule_strategies(settings, symbol, timeframe),
+                              candidates.model_specs(settings), progress=not args.no_progress,
+                              configured=candidates.model_strategies(settings),
+                              peer=candidates.peer_of(settings, history))
+    except ScheduleError as exc:
+        print(f"invalid configuration: {args.data}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if not ev.walkforward.folds:
         print(f"error: {args.data}: too short for a walk-forward fold", file=sys.stderr)
         return EXIT_FAILURE

@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 
 from bot.config.section import Section
 
-OBJECTIVES = ("sharpe", "sortino", "calmar", "total_return", "sharpe_turnover")
+OBJECTIVES = ("sharpe", "sortino", "calmar", "total_return", "sharpe_turnover", "path_sharpe")
 
 
 class ParamSpec(Section):
@@ -69,7 +69,8 @@ class HyperoptConfig(Section):
     trials: int = Field(30, ge=1, le=100_000)  # total trials of the study (a resumed search tops up)
     sampler: Literal["tpe", "random"] = "tpe"
     seed: int = 42  # the sampler's seed (each model keeps its own training seed)
-    objective: Literal["sharpe", "sortino", "calmar", "total_return", "sharpe_turnover"] = "sharpe"
+    # path_sharpe: the mean Sharpe over the CPCV paths ([walkforward] splitter = "cpcv", a forecaster)
+    objective: Literal["sharpe", "sortino", "calmar", "total_return", "sharpe_turnover", "path_sharpe"] = "sharpe"
     turnover_penalty: float = Field(0.05, ge=0)  # sharpe_turnover: Sharpe minus this x annual turnover
     strategy: str | None = None  # the evaluated strategy the objective scores; None = the first configured
     outer_start: date | None = None  # first day of the outer test span; None = the last outer_fraction

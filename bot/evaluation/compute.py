@@ -59,9 +59,10 @@ class Compute:
                     p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}}
                 if self.cfg.address:
                     ray.init(address=self.cfg.address, runtime_env=env, log_to_driver=False)
-                else:
+                else:  # workers at this process's CPU priority, as the serial path runs (Ray's default
+                    # niceness 15 leaves them only what a busy machine's other processes do not take)
                     ray.init(num_cpus=self.cfg.cpus, include_dashboard=False, log_to_driver=False,
-                             runtime_env=env)
+                             runtime_env=env, _system_config={"worker_niceness": os.nice(0)})
                 self._started_ray = True
         return self
 
@@ -75,20 +76,21 @@ class Compute:
         return self._ray.put(value) if self._ray is not None else value  # type: ignore[no-any-return]
 
     def map(self, fn: Callable[..., T], items: Sequence[tuple[Any, ...]], desc: str = "",
-            on_result: Callable[[int, T], None] | None = None) -> list[T]:
-        """``[fn(*args) for args in items]`` in input order; ``on_result`` as each one finishes."""
+            on_result: Callable[[int, T], None] | None = None, bar: bool = True) -> list[T]:
+        """``[fn(*args) for args in items]`` in input order; ``on_result`` as each one finishes.
+        A progress bar counts them as they finish unless ``bar`` is off (the caller shows its own)."""
         from tqdm.auto import tqdm  # deferred: the config imports this module, and needs no tqdm
 
         out: list[Any] = [None] * len(items)
-        bar = tqdm(total=len(items), desc=desc or None, disable=not self.progress or not items)
+        done = tqdm(total=len(items), desc=desc or None, disable=not (self.progress and bar and items))
         try:
             for i, value in self._run(fn, items):
                 out[i] = value
                 if on_result is not None:
                     on_result(i, value)
-                bar.update(1)
+                done.update(1)
         finally:
-            bar.close()
+            done.close()
         return out
 
     def _run(self, fn: Callable[..., T], items: Sequence[tuple[Any, ...]]) -> Iterable[tuple[int, T]]:

@@ -2,9 +2,10 @@
 
 The observations are cut into ``n_groups`` contiguous groups; every choice of
 ``n_test_groups`` of them is one split's test set, the rest its training set.
-Training observations whose label span reaches into a test group are purged, and
-those in the ``embargo`` rows after each test group are dropped (serial
-correlation leaks forward). Each group is tested in ``C(n_groups - 1,
+Training observations whose label span overlaps the span of a test group's
+labels are purged (before the group: their label reads it; after it: a test label
+reads them), and those in the ``embargo`` rows after the test labels end are
+dropped (serial correlation leaks forward). Each group is tested in ``C(n_groups - 1,
 n_test_groups - 1)`` splits; taking the j-th of them for every group gives path j:
 a complete out-of-sample history, so a strategy gets a distribution of Sharpe
 ratios over paths instead of the single number a walk-forward gives.
@@ -57,10 +58,10 @@ def cpcv_splits(n_obs: int, n_groups: int, n_test_groups: int,
         keep = np.ones(n_obs, dtype=bool)
         for g in groups:
             lo, hi = bounds[g]
-            keep[lo:hi] = False
-            # purge: a training label that reads any row of the test group (start <= hi-1, end >= lo)
-            keep &= ~((rows < hi) & (end >= lo))
-            keep[hi:min(n_obs, hi + embargo)] = False
+            reach = int(end[lo:hi].max()) + embargo  # the test labels read up to here, + embargo
+            # purge: a training label whose span [i, end[i]] overlaps the test labels' span [lo, reach]
+            # (before the group: it reads into it; after it: the test labels read it, or it is embargoed)
+            keep &= ~((rows <= reach) & (end >= lo))
         test = np.concatenate([rows[bounds[g][0]:bounds[g][1]] for g in groups])
         splits.append(Split(k, groups, rows[keep], test))
     return splits
@@ -80,3 +81,14 @@ def cpcv_paths(splits: list[Split], n_groups: int) -> list[list[tuple[int, int]]
     if len(counts) != 1:
         raise ValueError("splits do not test every group equally often")
     return [[(g, by_group[g][j]) for g in range(n_groups)] for j in range(counts.pop())]
+
+
+def path_summary(sharpes: list[float | None]) -> dict[str, object]:
+    """The distribution of a strategy's Sharpe ratio over the CPCV paths (a missing one is NaN)."""
+    x = np.array([np.nan if v is None else v for v in sharpes], dtype=np.float64)
+    ok = x[np.isfinite(x)]
+    stat = (lambda f: float(f(ok))) if len(ok) else (lambda f: float("nan"))
+    return {"paths": len(x), "sharpe": x.tolist(), "mean": stat(np.mean), "median": stat(np.median),
+            "std": float(np.std(ok, ddof=1)) if len(ok) > 1 else float("nan"),
+            "min": stat(np.min), "max": stat(np.max),
+            "share_positive": float(np.mean(ok > 0)) if len(ok) else float("nan")}

@@ -96,6 +96,7 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
                  progress: bool = True) -> HyperoptResult:
     """Run (or resume) the configured search on ``history``; score the winner on the outer span."""
     import optuna  # deferred: only searches need it
+    from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     cfg: HyperoptConfig = settings.hyperopt
@@ -107,6 +108,8 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
     if len(inner["ts"]) < 2 or split > int(ts[-1]):
         raise ValueError(f"hyperopt: the outer start {_day(split)} leaves no inner or no outer bars "
                          f"(data {_day(int(ts[0]))} -> {_day(int(ts[-1]))})")
+    if cfg.objective == "path_sharpe" and settings.walkforward.splitter != "cpcv":
+        raise ValueError('hyperopt.objective = "path_sharpe" needs [walkforward] splitter = "cpcv"')
     base = settings.model_dump()
     study_name = f"{cfg.study_name}:{history.symbol}:{history.timeframe}"
     inner_hash = data_hash(inner["ts"], inner["close"])
@@ -120,6 +123,14 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
     _settle_stale(study, known, cfg)
     shared = compute.share(inner)
 
+    def done() -> int:
+        return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+
+    # one bar over the whole search, counting each trial as it finishes (a resumed search starts
+    # at the trials it already has)
+    finished = tqdm(total=total, initial=min(done(), total), desc=f"trials {history.symbol} {history.timeframe}",
+                    disable=not progress)
+
     def evaluate(trials: list[Any]) -> None:
         waiting: dict[str, list[Any]] = {}  # params hash -> the trials that asked for it
         todo: dict[str, dict[str, Any]] = {}
@@ -129,12 +140,19 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
             hit = known.get(h)
             if hit is not None:  # evaluated before (maybe before a crash): tell, do not re-run
                 study.tell(t, objective_value(hit["metrics"], cfg.objective, cfg.turnover_penalty))
+                finished.update(1)
                 continue
             waiting.setdefault(h, []).append(t)
             todo.setdefault(h, params)
         jobs = [(apply_params(base, p), shared, history.symbol, history.timeframe, cfg.strategy, None, split)
                 for p in todo.values()]
-        outcomes = compute.map(try_configuration, jobs, desc="trials")
+        keys = list(todo)
+
+        def tick(i: int, o: TrialOutcome | Exception) -> None:
+            if isinstance(o, TrialOutcome):  # every trial that asked for it is done
+                finished.update(len(waiting[keys[i]]))
+
+        outcomes = compute.map(try_configuration, jobs, bar=False, on_result=tick)
         append_trials(ledger_path, [_record(study_name, "hyperopt", "inner", o, history, p, inner_hash, settings)
                                   for p, o in zip(todo.values(), outcomes, strict=True)
                                   if isinstance(o, TrialOutcome)])
@@ -144,23 +162,26 @@ def run_hyperopt(settings: Any, history: History, compute: Compute, n_trials: in
                 for t in waiting[h]:
                     study.tell(t, state=optuna.trial.TrialState.FAIL)
                 continue
+            if cfg.objective == "path_sharpe" and "path_sharpe" not in o.metrics:
+                raise ValueError(f"hyperopt.strategy {o.strategy!r} has no CPCV paths to score; name a "
+                                 "forecaster (a [[models]] name, 'ensemble' or 'ensemble_vote')")
             known[h] = {"metrics": o.metrics}
             for t in waiting[h]:
                 study.tell(t, objective_value(o.metrics, cfg.objective, cfg.turnover_penalty))
 
-    def done() -> int:
-        return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
-
     asked, max_asks = 0, 5 * total  # an invalid sample is not a trial; give up on a space mostly invalid
-    while (left := total - done()) > 0:
-        if asked >= max_asks:
-            raise ValueError(f"hyperopt: {asked} samples gave only {done()} valid configurations; "
-                             "narrow [hyperopt.space] (e.g. keep a fast window below the slow one)")
-        batch = min(left, compute.parallelism)
-        asked += batch
-        evaluate([study.ask() for _ in range(batch)])
-        if progress:
-            log.warning("hyperopt_progress", done=done(), of=total, best=round(study.best_value, 4))
+    try:
+        while (left := total - done()) > 0:
+            if asked >= max_asks:
+                raise ValueError(f"hyperopt: {asked} samples gave only {done()} valid configurations; "
+                                 "narrow [hyperopt.space] (e.g. keep a fast window below the slow one)")
+            batch = min(left, compute.parallelism)
+            asked += batch
+            evaluate([study.ask() for _ in range(batch)])
+            if done():
+                finished.set_postfix(best=round(study.best_value, 4))
+    finally:
+        finished.close()
     best = study.best_trial.params
     full = compute.share({k: np.ascontiguousarray(v) for k, v in a.items()})
     [outer] = compute.map(evaluate_configuration,

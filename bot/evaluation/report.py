@@ -3,8 +3,9 @@
 One section per (symbol, timeframe): metrics table, equity curves of every
 strategy against the baselines, drawdowns, a strategies x months heatmap of
 monthly returns, the reliability diagram and per-fold accuracy of the
-forecasters (walk-forward runs), and the trade list (``trades-<strategy>.csv``,
-the last trades inline). ``metrics.json`` holds every number shown.
+forecasters (walk-forward runs), the histogram of their Sharpe ratios over the
+paths (CPCV runs), and the trade list (``trades-<strategy>.csv``, the last trades
+inline). ``metrics.json`` holds every number shown.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from bot.evaluation.forecast import reliability_bins
 from bot.evaluation.performance import drawdown_series, monthly_returns, round_trips
 from bot.evaluation.runner import AssetEvaluation
-from bot.evaluation.tables import comparison_table, day, display, regime_table
+from bot.evaluation.tables import comparison_table, cpcv_table, day, display, regime_table
 
 INLINE_TRADES = 30
 
@@ -121,6 +122,26 @@ def plot_fold_accuracy(ev: AssetEvaluation, path: Path) -> str | None:
     return save_figure(fig, path)
 
 
+def plot_cpcv_sharpes(ev: AssetEvaluation, path: Path) -> str | None:
+    """Histogram of each forecaster's Sharpe ratio over the CPCV paths (none without paths)."""
+    per = {n: np.asarray(s["cpcv"]["sharpe"], dtype=np.float64) for n, s in ev.scores.items() if s.get("cpcv")}
+    per = {n: v[np.isfinite(v)] for n, v in per.items()}
+    if not any(len(v) for v in per.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    every = np.concatenate(list(per.values()))
+    bins = np.linspace(every.min() - 0.05, every.max() + 0.05, max(6, min(30, len(every) // 2)))
+    for name, v in per.items():
+        ax.hist(v, bins=bins, histtype="step", lw=1.5, label=f"{display(name)} (mean {np.mean(v):.2f})")
+    ax.axvline(0, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("annualised Sharpe ratio after costs, one per path")
+    ax.set_ylabel("paths")
+    ax.set_title("Combinatorial purged CV: Sharpe ratio over the paths")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
 def write_trades(ev: AssetEvaluation, out: Path, slug: str) -> dict[str, tuple[str, list[list[str]]]]:
     """``trades-<slug>-<strategy>.csv`` per strategy; returns (file name, last rows) per strategy."""
     result = {}
@@ -190,10 +211,12 @@ def write_report(evals: Sequence[AssetEvaluation], out_dir: Path | str, title: s
         if ev.scores:
             parts.append(_md_to_html(comparison_table(ev)))
             parts.append(_md_to_html(regime_table(ev)))
+            parts.append(_md_to_html(cpcv_table(ev)))
         plots = [plot_equity(ev, out / f"equity-{slug}.png"), plot_drawdowns(ev, out / f"drawdown-{slug}.png"),
                  plot_monthly_heatmap(ev, out / f"monthly-{slug}.png"),
                  plot_reliability(ev, out / f"reliability-{slug}.png"),
-                 plot_fold_accuracy(ev, out / f"folds-{slug}.png")]
+                 plot_fold_accuracy(ev, out / f"folds-{slug}.png"),
+                 plot_cpcv_sharpes(ev, out / f"cpcv-{slug}.png")]
         parts += [f"<img src='{p}' alt='{p}'>" for p in plots if p]
         parts.append("<h3>Trades</h3>")
         for name, (fname, rows) in write_trades(ev, out, slug).items():

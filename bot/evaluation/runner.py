@@ -37,6 +37,7 @@ from bot.evaluation.backtest import (
     with_costs,
 )
 from bot.evaluation.compute import Compute
+from bot.evaluation.cpcv import path_summary
 from bot.evaluation.edge_replay import EdgeReplayStrategy, MetaReplayStrategy
 from bot.evaluation.regimes import regime_scores
 from bot.evaluation.scoring import score, signal_forecasts
@@ -74,12 +75,19 @@ class AssetEvaluation:
     close: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def per_fold_accuracy(self) -> dict[str, list[float]]:
+        """Directional accuracy of each forecaster on each fold's test rows (a CPCV split's rows are
+        spread over the paths: each of its bars counted once)."""
         out: dict[str, list[float]] = {}
-        for name, f in self.walkforward.forecasts.items():
+        sources = self.walkforward.paths or [self.walkforward.forecasts]
+        for name in self.walkforward.forecasts:
             accs = []
             for k in range(len(self.walkforward.folds)):
-                m = (f.fold == k) & np.isfinite(f.y)
-                accs.append(float(np.mean((f.p[m] >= 0.5) == (f.y[m] >= 0.5))) if m.any() else float("nan"))
+                mine = [(f.ts[f.fold == k], f.p[f.fold == k], f.y[f.fold == k]) for f in (s[name] for s in sources)]
+                ts, p, y = (np.concatenate(col) for col in zip(*mine, strict=True))
+                once = np.unique(ts, return_index=True)[1]
+                p, y = p[once], y[once]
+                m = np.isfinite(y)
+                accs.append(float(np.mean((p[m] >= 0.5) == (y[m] >= 0.5))) if m.any() else float("nan"))
             out[name] = accs
         return out
 
@@ -140,19 +148,25 @@ def cached_walk_forward(
                       for n in meta["names"]}
                 val = {n: Forecasts(n, z[f"val:{n}.ts"], z[f"val:{n}.p"], z[f"val:{n}.y"], z[f"val:{n}.fold"])
                        for n in meta.get("validation", [])}
+                paths = [{n: Forecasts(n, z[f"path{j}:{n}.ts"], z[f"path{j}:{n}.p"], z[f"path{j}:{n}.y"],
+                                       z[f"path{j}:{n}.fold"]) for n in meta["names"]}
+                         for j in range(meta.get("paths", 0))]
             log.info("walk_forward_cached", path=str(path))
-            return WalkForwardResult(meta["symbol"], meta["timeframe"], meta["folds"], fc, meta["seconds"], val)
+            return WalkForwardResult(meta["symbol"], meta["timeframe"], meta["folds"], fc, meta["seconds"], val,
+                                     paths)
     result = walk_forward(history, cfg, models, progress=progress, compute=compute, peer=peer)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
-        for prefix, group in (("", result.forecasts), ("val:", result.validation)):
+        groups = [("", result.forecasts), ("val:", result.validation)]
+        groups += [(f"path{j}:", p) for j, p in enumerate(result.paths)]
+        for prefix, group in groups:
             for n, f in group.items():
                 arrays.update({f"{prefix}{n}.ts": f.ts, f"{prefix}{n}.p": f.p, f"{prefix}{n}.y": f.y,
                                f"{prefix}{n}.fold": f.fold})
         meta = {"symbol": result.symbol, "timeframe": result.timeframe, "folds": result.folds,
                 "names": list(result.forecasts), "validation": list(result.validation),
-                "seconds": result.seconds}
+                "paths": len(result.paths), "seconds": result.seconds}
         np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
     return result
 
@@ -225,20 +239,7 @@ async def backtest_all(
                                 history.symbol, history.timeframe)
     signal_risk = cfg.risk_profile == "signal"
     costed = with_costs(settings, cfg.spread_bps, signal_risk=signal_risk)
-    jobs: list[tuple[Strategy, Forecasts | None]] = []
-    for name, f in wf.forecasts.items():
-        if name in meta_models:
-            continue  # a meta-labeling secondary never trades alone (its strategy uses it)
-        strat = ProbabilityStrategy.from_arrays(name, history.symbol, history.timeframe, f.ts, f.p,
-                                                long_above=cfg.long_above, exit_below=cfg.exit_below,
-                                                size_pct=cfg.size_pct)
-        jobs.append((strat, f))
-    models = {n: f for n, f in wf.forecasts.items() if n != "ensemble" and n not in meta_models}
-    if len(models) >= 2:
-        first_f = next(iter(models.values()))
-        voter = VoteStrategy("ensemble_vote", history.symbol, history.timeframe, first_f.ts,
-                             {n: f.p for n, f in models.items()})
-        jobs.append((voter, None))
+    jobs = forecast_strategies(history, wf.forecasts, cfg, meta_models)
     jobs += [(s, None) for s in list(edges) + list(baselines)]
     bar_ms = timeframe_ms(history.timeframe)
     for strat, f in tqdm(jobs, desc=f"backtests {history.symbol} {history.timeframe}", disable=not progress):
@@ -256,7 +257,45 @@ async def backtest_all(
         ev.scores[strat.name] = score(rec, fc)
         ev.scores[strat.name]["regimes"] = regime_scores(rec.ts, rec.equity, rec.initial_equity, bar_ms,
                                                          ev.close_ts, ev.close)
+    if len(wf.paths) > 1:
+        await score_paths(ev, history, costed, candles, cfg, meta_models, progress)
     return ev
+
+
+def forecast_strategies(history: History, forecasts: dict[str, Forecasts], cfg: WalkForwardConfig,
+                        meta_models: frozenset[str]) -> list[tuple[Strategy, Forecasts | None]]:
+    """A long/flat strategy per forecaster (and the models' vote), each with the forecasts it trades."""
+    jobs: list[tuple[Strategy, Forecasts | None]] = []
+    for name, f in forecasts.items():
+        if name in meta_models:
+            continue  # a meta-labeling secondary never trades alone (its strategy uses it)
+        strat = ProbabilityStrategy.from_arrays(name, history.symbol, history.timeframe, f.ts, f.p,
+                                                long_above=cfg.long_above, exit_below=cfg.exit_below,
+                                                size_pct=cfg.size_pct)
+        jobs.append((strat, f))
+    models = {n: f for n, f in forecasts.items() if n != "ensemble" and n not in meta_models}
+    if len(models) >= 2:
+        first_f = next(iter(models.values()))
+        voter = VoteStrategy("ensemble_vote", history.symbol, history.timeframe, first_f.ts,
+                             {n: f.p for n, f in models.items()})
+        jobs.append((voter, None))
+    return jobs
+
+
+async def score_paths(ev: AssetEvaluation, history: History, costed: Settings, candles: Sequence[Any],
+                      cfg: WalkForwardConfig, meta_models: frozenset[str], progress: bool) -> None:
+    """CPCV: backtest every forecaster along every other path too (path 0 is what ``ev.records``
+    holds); ``scores[name]["cpcv"]`` gets the distribution of its Sharpe ratio over the paths."""
+    paths = ev.walkforward.paths
+    sharpes = {strat.name: [ev.scores[strat.name]["sharpe"]]
+               for strat, _ in forecast_strategies(history, paths[0], cfg, meta_models)}
+    jobs = [job for path in paths[1:] for job in forecast_strategies(history, path, cfg, meta_models)]
+    size = cfg.size_pct if cfg.risk_profile == "signal" else None
+    for strat, _ in tqdm(jobs, desc=f"cpcv paths {history.symbol} {history.timeframe}", disable=not progress):
+        rec = await run_strategy(costed, strat, candles, start_ts=ev.walkforward.oos_start_ts, size_pct=size)
+        sharpes[strat.name].append(score(rec)["sharpe"])
+    for name, values in sharpes.items():
+        ev.scores[name]["cpcv"] = path_summary(values)
 
 
 def evaluate_history(

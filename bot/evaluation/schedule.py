@@ -7,16 +7,18 @@ so loading the configuration stays light.
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import UTC, date, datetime
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from bot.config.section import Section
 
 DAY_MS = 86_400_000
 _CADENCE = re.compile(r"^(month|quarter|half|year|\d+[dw])$")
+SPLITTERS = ("walk_forward", "cpcv")
 
 
 class WalkForwardConfig(Section):
@@ -39,6 +41,28 @@ class WalkForwardConfig(Section):
     # (measures the signals); "config": the configured [risk] section as it is.
     risk_profile: Literal["signal", "config"] = "signal"
     cache_dir: str | None = "var/walkforward"  # predictions cache (None: off)
+    # "walk_forward": the schedule above; "cpcv": combinatorial purged cross-validation over
+    # cpcv_groups contiguous groups, cpcv_test_groups tested per split (a Sharpe per path)
+    splitter: str = "walk_forward"
+    cpcv_groups: int = Field(6, ge=3, le=16)
+    cpcv_test_groups: int = Field(2, ge=1, le=15)
+    cpcv_embargo_days: float = Field(2.0, ge=0, le=365)  # training rows dropped after each test group
+
+    @field_validator("splitter")
+    @classmethod
+    def _splitter(cls, v: str) -> str:
+        if v not in SPLITTERS:
+            hint = difflib.get_close_matches(v, SPLITTERS, n=1)
+            raise ValueError(f"expected one of {', '.join(SPLITTERS)}"
+                             + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        return v
+
+    @model_validator(mode="after")
+    def _cpcv_groups(self) -> WalkForwardConfig:
+        if self.cpcv_test_groups >= self.cpcv_groups:
+            raise ValueError(f"cpcv_test_groups ({self.cpcv_test_groups}) must be below cpcv_groups "
+                             f"({self.cpcv_groups}); e.g. cpcv_groups = 6, cpcv_test_groups = 2")
+        return self
 
     @field_validator("retrain_every")
     @classmethod

@@ -96,9 +96,22 @@ def fold_table(ev: AssetEvaluation) -> str:
     header = ["Fold", "Train from", "Test period", "Eligible train windows"] + [display(n) for n in names]
     rows = []
     for k, f in enumerate(ev.walkforward.folds):
-        rows.append([str(k), day(f["train_from"]), f"{day(f['test_from'])} .. {day(int(f['test_to']) - 1)}",  # type: ignore[arg-type]
-                     str(f["n_train"])] + [_pct(per[n][k]) for n in names])
+        period = (f"groups {', '.join(map(str, f['test_groups']))}" if "test_groups" in f  # type: ignore[call-overload]
+                  else f"{day(f['test_from'])} .. {day(int(f['test_to']) - 1)}")  # type: ignore[call-overload]
+        rows.append([str(k), day(f["train_from"]), period, str(f["n_train"])] + [_pct(per[n][k]) for n in names])
     return md_table(header, rows)
+
+
+def cpcv_table(ev: AssetEvaluation) -> str:
+    """The Sharpe ratio of each forecaster over the CPCV paths ("" when the splitter made none)."""
+    rows = [[display(name), str(c["paths"]), _num(c["mean"]), _num(c["std"]), _num(c["min"]), _num(c["median"]),
+             _num(c["max"]), _pct(c["share_positive"], 0)]
+            for name, s in ev.scores.items() if (c := s.get("cpcv"))]
+    if not rows:
+        return ""
+    header = ["Strategy", "Paths", "Mean Sharpe", "Std", "Min", "Median", "Max", "Paths > 0"]
+    return ("Sharpe ratio over the combinatorial purged CV paths (each a full out-of-sample history):\n\n"
+            + md_table(header, rows))
 
 
 def accuracy_table(evs: Sequence[AssetEvaluation]) -> str:

@@ -85,8 +85,11 @@ def evaluate_configuration(settings_data: dict[str, Any], arrays: dict[str, np.n
                               f"({', '.join(ev.records) or 'none'})")
     rec = ev.records[name]
     if score_from is not None:
-        rec = slice_record(rec, score_from)
-    return outcome(name, rec)
+        return outcome(name, slice_record(rec, score_from))
+    done = outcome(name, rec)
+    if paths := ev.scores[name].get("cpcv"):  # CPCV: the Sharpe over every path, not path 0 alone
+        done.metrics.update(path_sharpe=paths["mean"], path_sharpes=paths["sharpe"])
+    return done
 
 
 def schedule_only(history: Any, cfg: Any) -> Any:

@@ -30,7 +30,9 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from bot.evaluation.compute import Compute, ComputeConfig
+from bot.evaluation.cpcv import cpcv_paths, cpcv_splits, group_bounds
 from bot.evaluation.schedule import DAY_MS, WalkForwardConfig, period_starts
+from bot.core.events import timeframe_ms
 from strategies.features.compute import FeatureSpec, compute_features, get_spec
 from strategies.features.history import History
 from strategies.training.selection import PriceSeries
@@ -50,13 +52,32 @@ class Fold:
     test: np.ndarray  # window-end rows forecast (out of sample)
     test_start_ts: int
     test_end_ts: int
+    groups: tuple[int, ...] = ()  # CPCV: the groups this split tests (walk-forward: none)
 
     def describe(self, ts: np.ndarray) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "fold": self.index, "train_from": int(ts[self.train[0]]), "train_to": int(ts[self.val[-1]]),
             "test_from": self.test_start_ts, "test_to": self.test_end_ts,
             "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test),
         }
+        if self.groups:
+            out["test_groups"] = list(self.groups)
+        return out
+
+
+# A path: (fold index, first row, end row) segments; its forecasts are each fold's on its rows.
+SplitPath = list[tuple[int, int, int]]
+
+
+class ScheduleError(ValueError):
+    """The configured splitter cannot cut this history (e.g. too many CPCV groups for its length)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    folds: list[Fold]
+    paths: list[SplitPath]  # walk-forward: one (each fold on its test period); CPCV: C(N-1, k-1)
+    group_rows: list[tuple[int, int]] = field(default_factory=list)  # CPCV: [first, end) row per group
 
 
 def make_folds(
@@ -110,6 +131,56 @@ def check_fold(fold: Fold, horizon: int, window: int, label_end: np.ndarray | No
         raise AssertionError(f"fold {fold.index}: train and test share rows")
 
 
+def make_cpcv_folds(ts: np.ndarray, ends: np.ndarray, cfg: WalkForwardConfig, label_end: np.ndarray,
+                    embargo: int) -> Schedule:
+    """Combinatorial purged CV over window-end rows ``ends``: ``cfg.cpcv_groups`` contiguous groups,
+    every choice of ``cfg.cpcv_test_groups`` of them one split, its test rows forecast by a model
+    fitted on the rest, purged by each label's real span (``label_end``: the row that resolves it;
+    < 0 unknown, never fitted) and embargoed ``embargo`` rows after each test group's labels end.
+    The tail of the remaining rows is the validation split (a training label resolves before it)."""
+    ends = np.asarray(ends, dtype=np.int64)
+    n = len(ends)
+    if n < 2 * cfg.cpcv_groups:
+        return Schedule([], [])
+    known = label_end[ends] >= 0
+    # in observation (window-end) units: the last observation whose row a label reads
+    span = np.where(known, label_end[ends], ends)
+    obs_end = np.maximum(np.searchsorted(ends, span, side="right") - 1, np.arange(n))
+    # `embargo` observations cover `embargo` rows even across gaps in `ends` (never fewer rows)
+    splits = cpcv_splits(n, cfg.cpcv_groups, cfg.cpcv_test_groups, obs_end, embargo)
+    bounds = group_bounds(n, cfg.cpcv_groups)
+    folds = []
+    for sp in splits:
+        eligible = ends[sp.train[known[sp.train]]]
+        cut = int(eligible[int(len(eligible) * (1 - cfg.val_fraction))]) if len(eligible) else 0
+        train, val = eligible[label_end[eligible] < cut], eligible[eligible >= cut]
+        if len(train) < 20 or len(val) < 10:
+            raise ScheduleError(f"walkforward: cpcv split {sp.index} leaves {len(train)} training and "
+                             f"{len(val)} validation rows; use fewer cpcv_groups or more history")
+        test = ends[sp.test]
+        folds.append(Fold(sp.index, train, val, test, int(ts[test[0]]), int(ts[test[-1]]) + 1, sp.test_groups))
+    group_rows = [(int(ends[lo]), int(ends[hi - 1]) + 1) for lo, hi in bounds]
+    paths = [[(k, *group_rows[g]) for g, k in path] for path in cpcv_paths(splits, cfg.cpcv_groups)]
+    return Schedule(folds, paths, group_rows)
+
+
+def check_cpcv_fold(fold: Fold, label_end: np.ndarray, group_rows: list[tuple[int, int]], embargo: int) -> None:
+    """Raise if a CPCV split fits on a row whose label span overlaps a test group's labels (or their
+    embargo), on a row with an unknown label, or on a test row."""
+    fitted = np.concatenate([fold.train, fold.val])
+    end = label_end[fitted]
+    if np.any(end < 0):
+        raise AssertionError(f"split {fold.index}: fitted on a row with an unknown label")
+    for g in fold.groups:
+        lo, hi = group_rows[g]
+        rows = fold.test[(fold.test >= lo) & (fold.test < hi)]
+        reach = int(np.max(np.where(label_end[rows] >= 0, label_end[rows], rows))) + embargo
+        if np.any((fitted <= reach) & (end >= lo)):
+            raise AssertionError(f"split {fold.index}: a fitted label overlaps test group {g} or its embargo")
+    if int(label_end[fold.train].max()) >= int(fold.val.min()):
+        raise AssertionError(f"split {fold.index}: a training label reads a validation row")
+
+
 @dataclass
 class Forecasts:
     """Out-of-sample forecasts of one model over all folds, in time order."""
@@ -130,6 +201,8 @@ class WalkForwardResult:
     seconds: float = 0.0
     # per model: its forecasts of each fold's validation span (after calibration on it)
     validation: dict[str, Forecasts] = field(default_factory=dict)
+    # CPCV: the forecasts along every path (``forecasts`` is path 0); walk-forward: none
+    paths: list[dict[str, Forecasts]] = field(default_factory=list)
 
     @property
     def oos_start_ts(self) -> int:
@@ -152,10 +225,12 @@ def prepare_specs(cfg: WalkForwardConfig, models: Sequence[ModelSpec] | None) ->
 
 
 def fit_windows(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarray,
-                train: np.ndarray, val: np.ndarray, prices: PriceSeries | None = None) -> Model:
+                train: np.ndarray, val: np.ndarray, prices: PriceSeries | None = None,
+                unseen: np.ndarray | None = None) -> Model:
     """Fit ``spec`` on the windows ending at rows ``train``; early-stop and calibrate on ``val``.
 
-    Normalisation statistics come from the rows the training windows read; rows without
+    Normalisation statistics come from the rows the training windows read, less the rows
+    ``unseen`` (a CPCV split's test rows, which lie between its training rows); rows without
     a label (meta-labels exist only on primary signals) are skipped; overlapping
     multi-bar labels are weighted by their average uniqueness when the spec says so.
     With ``spec.select_by = "net_return"`` (and the history's ``prices``) early stopping and
@@ -164,7 +239,10 @@ def fit_windows(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.nd
     """
     w, y = spec.window, labels.y
     lo, hi = int(train[0]), int(train[-1])
-    normalizer = Normalizer.fit(features[lo - w + 1 : hi + 1])
+    read = features[lo - w + 1 : hi + 1]
+    if unseen is not None:
+        read = read[~np.isin(np.arange(lo - w + 1, hi + 1), unseen)]
+    normalizer = Normalizer.fit(read)
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
     model = build_model(spec, features.shape[1], normalizer)
@@ -189,7 +267,8 @@ def fit_fold(spec: ModelSpec, features: np.ndarray, labels: Labels, ts: np.ndarr
              fold: Fold, prices: PriceSeries | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``spec`` on the fold's training windows; return P(up) for its test windows and for its
     validation windows (every one of them, labelled or not: what decision settings are chosen on)."""
-    model = fit_windows(spec, features, labels, ts, fold.train, fold.val, prices)
+    model = fit_windows(spec, features, labels, ts, fold.train, fold.val, prices,
+                        fold.test if fold.groups else None)
     y = labels.y
     return (model.predict_windows(_windows(spec, features, y, ts, fold.test)),
             model.predict_windows(_windows(spec, features, y, ts, fold.val)))
@@ -227,9 +306,7 @@ def walk_forward(
     arrays = history.arrays
     ts = np.asarray(arrays["ts"], dtype=np.int64)
     feats: dict[str, np.ndarray] = {}
-    forecasts: dict[str, Forecasts] = {}
     validation: dict[str, Forecasts] = {}
-    fold_meta: list[dict[str, object]] = []
     # one common fold schedule: rows where every model has a full window
     max_window = max((s.window for s in specs), default=2)
     horizon = max((s.horizon for s in specs), default=1)
@@ -238,14 +315,9 @@ def walk_forward(
     f0 = feats.setdefault(spec0.name, compute_features(arrays, spec0, peer=peer_arrays))
     ends = valid_ends(f0, None, max_window)
     labels = {s.name: model_labels(arrays, s, history.timeframe) for s in specs}
-    # one schedule for every model: a row is fitted on once every model's label has resolved
-    label_end = np.max([lab.end for lab in labels.values()], axis=0) if labels else None
-    if label_end is not None:
-        label_end[np.any([lab.end < 0 for lab in labels.values()], axis=0)] = -1
-    folds = make_folds(ts, ends, cfg, horizon, label_end)
-    for fold in folds:
-        check_fold(fold, horizon, max_window, label_end)
-        fold_meta.append(fold.describe(ts))
+    sched = plan_folds(ts, ends, labels, cfg, horizon, max_window, history.timeframe)
+    folds = sched.folds
+    fold_meta = [fold.describe(ts) for fold in folds]
     jobs: list[tuple[object, ...]] = []
     shared: dict[str, object] = {}
     shared_ts = runner.share(ts)
@@ -260,25 +332,69 @@ def walk_forward(
         lab = runner.share(labels[spec.name])
         jobs += [(spec, shared[fspec.name], lab, shared_ts, fold, cfg.threads, prices) for fold in folds]
     parts = runner.map(_fit_task, jobs, desc=f"walk-forward {history.symbol} {history.timeframe}")
-    rows = np.concatenate([f.test for f in folds]) if folds else np.zeros(0, dtype=np.int64)
-    fold_ids = np.concatenate([np.full(len(f.test), f.index) for f in folds]) if folds else np.zeros(0, np.int64)
-    for k, spec in enumerate(specs):
-        mine = parts[k * len(folds):(k + 1) * len(folds)]
-        ys = labels[spec.name].y
+    per_model = {spec.name: parts[k * len(folds):(k + 1) * len(folds)] for k, spec in enumerate(specs)}
+    tests = {name: [p for p, _ in mine] for name, mine in per_model.items()}
+    for spec in specs:
+        mine = per_model[spec.name]
         if folds:
             vrows = np.concatenate([f.val for f in folds])
-            validation[spec.name] = Forecasts(spec.name, ts[vrows], np.concatenate([v for _, v in mine]), ys[vrows],
+            validation[spec.name] = Forecasts(spec.name, ts[vrows], np.concatenate([v for _, v in mine]),
+                                              labels[spec.name].y[vrows],
                                               np.concatenate([np.full(len(f.val), f.index) for f in folds]))
-        forecasts[spec.name] = Forecasts(spec.name, ts[rows],
-                                         np.concatenate([p for p, _ in mine]) if mine else np.zeros(0),
-                                         ys[rows], fold_ids)
     # the ensemble is the mean P(up); meta-labeling models forecast something else (a trade's success)
-    direction = [forecasts[s.name] for s in specs if s.target != "meta_trend"]
-    if len(direction) > 1:
-        first = direction[0]
-        mean = np.mean([f.p for f in direction], axis=0)
-        forecasts["ensemble"] = Forecasts("ensemble", first.ts, mean, first.y, first.fold)
+    direction = [s.name for s in specs if s.target != "meta_trend"]
+    paths = []
+    for path in sched.paths:
+        along = {s.name: along_path(s.name, path, folds, tests[s.name], ts, labels[s.name].y) for s in specs}
+        if len(direction) > 1:
+            first = along[direction[0]]
+            mean = np.mean([along[n].p for n in direction], axis=0)
+            along["ensemble"] = Forecasts("ensemble", first.ts, mean, first.y, first.fold)
+        paths.append(along)
+    forecasts = paths[0] if paths else {s.name: along_path(s.name, [], folds, [], ts, labels[s.name].y)
+                                        for s in specs}
     seconds = time.perf_counter() - t0
     log.info("walk_forward_done", symbol=history.symbol, timeframe=history.timeframe,
              folds=len(folds), models=len(specs), seconds=round(seconds, 1))
-    return WalkForwardResult(history.symbol, history.timeframe, fold_meta, forecasts, seconds, validation)
+    return WalkForwardResult(history.symbol, history.timeframe, fold_meta, forecasts, seconds, validation,
+                             paths if cfg.splitter == "cpcv" else [])
+
+
+def embargo_bars(cfg: WalkForwardConfig, timeframe: str) -> int:
+    return int(np.ceil(cfg.cpcv_embargo_days * DAY_MS / timeframe_ms(timeframe)))
+
+
+def plan_folds(ts: np.ndarray, ends: np.ndarray, labels: dict[str, Labels], cfg: WalkForwardConfig, horizon: int,
+               max_window: int, timeframe: str) -> Schedule:
+    """The folds every model is fitted on, each checked for leaks: one schedule for every model,
+    a row fitted on once every model's label has resolved (purged by the longest real span)."""
+    label_end = np.max([lab.end for lab in labels.values()], axis=0) if labels else np.arange(len(ts)) + horizon
+    if labels:
+        label_end[np.any([lab.end < 0 for lab in labels.values()], axis=0)] = -1
+    sched = schedule(ts, ends, cfg, horizon, label_end, timeframe)
+    for fold in sched.folds:
+        if fold.groups:
+            check_cpcv_fold(fold, label_end, sched.group_rows, embargo_bars(cfg, timeframe))
+        else:
+            check_fold(fold, horizon, max_window, label_end)
+    return sched
+
+
+def schedule(ts: np.ndarray, ends: np.ndarray, cfg: WalkForwardConfig, horizon: int, label_end: np.ndarray,
+             timeframe: str) -> Schedule:
+    """The configured splitter's folds and the paths their forecasts are read along."""
+    if cfg.splitter == "cpcv":
+        return make_cpcv_folds(ts, ends, cfg, label_end, embargo_bars(cfg, timeframe))
+    folds = make_folds(ts, ends, cfg, horizon, label_end)
+    return Schedule(folds, [[(f.index, int(f.test[0]), int(f.test[-1]) + 1) for f in folds]] if folds else [])
+
+
+def along_path(name: str, path: SplitPath, folds: Sequence[Fold], preds: Sequence[np.ndarray], ts: np.ndarray,
+               y: np.ndarray) -> Forecasts:
+    """One model's out-of-sample forecasts along ``path``: each fold's forecasts of its segment's rows."""
+    if not path:
+        return Forecasts(name, ts[:0], np.zeros(0), y[:0], np.zeros(0, dtype=np.int64))
+    sel = [(folds[k].test >= lo) & (folds[k].test < hi) for k, lo, hi in path]
+    r = np.concatenate([folds[k].test[m] for (k, _, _), m in zip(path, sel, strict=True)])
+    return Forecasts(name, ts[r], np.concatenate([preds[k][m] for (k, _, _), m in zip(path, sel, strict=True)]),
+                     y[r], np.concatenate([np.full(int(m.sum()), k) for (k, _, _), m in zip(path, sel, strict=True)]))

@@ -60,10 +60,15 @@ def test_environment_overrides_toml(write_config, monkeypatch: pytest.MonkeyPatc
          "models", "repeated: m"),
         ("[walkforward]\nretrain_every = \"fortnight\"\n", "walkforward.retrain_every", "quarter"),
         ("[risk]\nbreakers = [\"max_drawdown\", \"daily_los\"]\n", "risk.breakers", "did you mean 'daily_loss'"),
+        ("[walkforward]\nsplitter = \"cpvc\"\n", "walkforward.splitter", "did you mean 'cpcv'"),
+        ("[walkforward]\nsplitter = \"cpcv\"\ncpcv_groups = 4\ncpcv_test_groups = 4\n", "walkforward",
+         "must be below cpcv_groups"),
+        ("[walkforward]\ncpcv_groups = 2\n", "walkforward.cpcv_groups", "greater than or equal to 3"),
     ],
     ids=["typo", "cap-out-of-range", "wrong-type", "bad-timeframe", "live-without-opt-in",
          "stop-above-target", "secret-in-toml", "nested-secret-in-toml", "unknown-top-level",
-         "duplicate-strategy-names", "duplicate-model-names", "bad-retrain-cadence", "unknown-breaker"],
+         "duplicate-strategy-names", "duplicate-model-names", "bad-retrain-cadence", "unknown-breaker",
+         "splitter-typo", "cpcv-test-groups", "cpcv-groups"],
 )
 def test_bad_config_names_the_key(write_config, body: str, key: str, fragment: str) -> None:
     path = write_config(body)

@@ -32,8 +32,12 @@ def test_splits_purge_and_embargo(n_obs: int, n_groups: int, data: st.DataObject
             assert not np.any((s.train <= hi - 1) & (label_end[s.train] >= lo))
             # nothing trains in the embargo after the test group
             assert not np.any((s.train >= hi) & (s.train < hi + embargo))
-        # everything else that could train does
-        assert len(s.train) + len(s.test) <= n_obs
+        # brute force over pairs: a row trains iff its label span overlaps no test label's span
+        # (each test label's span stretched by the embargo), and is not a test row
+        test, trains, tests = s.test, set(s.train.tolist()), set(s.test.tolist())
+        for i in range(n_obs):
+            leaks = np.any((i <= label_end[test] + embargo) & (label_end[i] >= test))
+            assert (i in trains) == (not leaks and i not in tests), i
 
 
 @pytest.mark.parametrize(("n", "k"), [(6, 2), (8, 3), (5, 1)])

@@ -172,3 +172,73 @@ def test_an_invalid_sample_fails_its_trial_not_the_search(write_config, tmp_path
     assert scored and all(r["params"]["strategies.ma.params.fast"] < r["params"]["strategies.ma.params.slow"]
                           for r in scored)
     assert result.best_params["strategies.ma.params.fast"] == 30
+
+
+def test_trials_share_one_copy_of_the_bars_and_a_bar_counts_them(
+    write_config, tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every trial reads the inner bars through one shared handle (put into the store once); one
+    progress bar counts the search's trials as they finish."""
+    from tests.evaluation.test_compute import Handle, HandleCompute
+
+    settings = load_settings(_config(write_config, tmp_path, trials=3))
+    history = load_history(data_dir, "BTC/USDT", "1h", "2019-06-01", "2021-06-01")
+    compute = HandleCompute(progress=True)
+    run_hyperopt(settings, history, compute, progress=True)
+    trials = [t for t in compute.tasks if t[-1] is not None]  # (settings, bars, ..., score_to)
+    assert len(trials) == 3 and len({t[1] for t in trials}) == 1 and isinstance(trials[0][1], Handle)
+    err = capsys.readouterr().err
+    assert "trials BTC/USDT 1h" in err and "3/3" in err, err[-2000:]
+
+
+CPCV_SEARCH = """
+[backtest]
+symbols = ["BTC/USDT"]
+timeframe = "1h"
+start = 2019-01-01
+end = 2019-06-01
+
+[walkforward]
+splitter = "{splitter}"
+cpcv_groups = 4
+cpcv_test_groups = 2
+
+[hyperopt]
+trials = 2
+seed = 3
+strategy = "gbm"
+objective = "path_sharpe"
+outer_start = 2019-05-01
+storage = "{storage}"
+
+[hyperopt.space]
+"walkforward.long_above" = {{ low = 0.5, high = 0.6 }}
+
+[[models]]
+name = "gbm"
+kind = "gbm"
+preset = "gbm"
+window = 24
+gbm_max_iter = 5
+"""
+
+
+@pytest.mark.slow
+def test_a_cpcv_search_maximises_the_sharpe_over_the_inner_paths(write_config, tmp_path: Path) -> None:
+    """Each trial walks its inner bars with CPCV; the objective is its mean Sharpe over the paths."""
+    cfg = write_config(CPCV_SEARCH.format(splitter="cpcv", storage=tmp_path / "s.sqlite"))
+    proc = _run(["hyperopt", "--config", str(cfg), "--json", "--no-progress"])
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)["BTC/USDT 1h"]
+    inner = read_trials(tmp_path / "bot.sqlite", span="inner")
+    assert len(inner) == 2
+    for r in inner:
+        m = r["metrics"]
+        assert len(m["path_sharpes"]) == 3 and m["path_sharpe"] == pytest.approx(np.mean(m["path_sharpes"]))
+        assert r["data_to"] < out["outer_start_ts"]  # the inner paths never reach the outer span
+    best = max(inner, key=lambda r: r["metrics"]["path_sharpe"])
+    assert out["best_params"] == best["params"]
+    # the objective without the splitter it needs: one line, exit 2
+    bad = write_config(CPCV_SEARCH.format(splitter="walk_forward", storage=tmp_path / "b.sqlite"), name="b.toml")
+    proc = _run(["hyperopt", "--config", str(bad), "--json", "--no-progress"])
+    assert proc.returncode == 2 and 'needs [walkforward] splitter = "cpcv"' in proc.stderr, proc.stderr
