@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.cli import evaluation as cmd
+from bot.evaluation import candidates
 from bot.evaluation.schedule import WalkForwardConfig
 from bot.evaluation.walkforward import embargo_bars, plan_folds, walk_forward
 from strategies.features.compute import DEFAULT_SPEC, compute_features
@@ -90,7 +90,7 @@ def test_every_path_covers_every_out_of_sample_bar_once(data_dir: Path) -> None:
 def _one_model_cpcv(write_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, end: str, groups: int,
                     test_groups: int) -> Path:
     """A config walking one tiny model forward by CPCV on BTC/USDT 1h from 2019-01-01 to ``end``."""
-    monkeypatch.setattr(cmd, "model_specs", lambda settings: TINY[:1])
+    monkeypatch.setattr(candidates, "model_specs", lambda settings: TINY[:1])
     return write_config(f"[backtest]\nstart = 2019-01-01\nend = {end}\n"
                         f'[walkforward]\nsplitter = "cpcv"\ncpcv_groups = {groups}\ncpcv_test_groups = {test_groups}\n'
                         f'cache_dir = "{tmp_path / "wf-cache"}"\n')
