@@ -8,7 +8,6 @@ paper session (daemon, loopback exchange) with the same strategies.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import date
 from pathlib import Path
@@ -116,4 +115,6 @@ async def live_part(settings: Settings, candles: int = LIVE_CANDLES, max_s: floa
 
 
 def main(config: Path | None = None) -> int:
+    import asyncio  # deferred: the CLI parser starts without asyncio
+
     return asyncio.run(run_demo(config))

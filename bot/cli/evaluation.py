@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import sys
@@ -201,6 +200,8 @@ def evaluate_backtest(result: Any, settings: Any = None) -> Any:
     every configured strategy and buy-and-hold are also replayed alone over the same
     candles and costs, so each can be compared with the baselines.
     """
+
+    import asyncio  # deferred: the CLI parser starts without asyncio
 
     return asyncio.run(_backtest_eval(result, settings))
 
