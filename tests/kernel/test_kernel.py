@@ -20,8 +20,8 @@ from bot.feeds.live_settings import LiveFeedSettings
 from bot.feeds.replay import ReplayFeed
 from bot.kernel.kernel import Kernel
 from bot.store.store import Store
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 MA = '[[strategies]]\nname = "ma"\nkind = "ma_crossover"\nsymbols = ["BTC/USDT"]\ntimeframe = "1h"\n'
 
 
