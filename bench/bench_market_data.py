@@ -85,6 +85,9 @@ class _Take:
     async def close(self) -> None:
         await self.feed.close()
 
+    def reconnects_by_stream(self) -> dict[str, int]:
+        return self.feed.reconnects_by_stream()
+
 
 def _engine(store: object) -> object:
     from bot.engine.engine import Engine, EngineSettings

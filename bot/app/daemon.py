@@ -358,10 +358,9 @@ class Daemon:
         last_beat = 0.0
         while True:
             await asyncio.sleep(min(d.flush_interval_s, d.heartbeat_s))
-            stats = getattr(self.feed, "stats", None)
-            if isinstance(stats, dict):
-                for key, st in stats.items():
-                    self.metrics.set_reconnects(key, int(getattr(st, "reconnects", 0)))
+            if self.feed is not None:
+                for key, n in self.feed.reconnects_by_stream().items():
+                    self.metrics.set_reconnects(key, n)
             if self.retrainer is not None:
                 self.metrics.set_model_ages(self.retrainer.model_ages())
             if time.monotonic() - last_beat >= d.heartbeat_s:
@@ -433,7 +432,7 @@ class Daemon:
         status = "degraded" if self.status == "ok" and problems else self.status
         book: dict[str, Any] = engine.portfolio.report() if engine is not None else {"positions": []}
         models = self.retrainer.model_report() if self.retrainer is not None else {}
-        reconnects = {k: int(getattr(v, "reconnects", 0)) for k, v in (getattr(self.feed, "stats", None) or {}).items()}
+        reconnects = self.feed.reconnects_by_stream() if self.feed is not None else {}
         return {
             "status": status, "run_id": self.run_id, "pid": os.getpid(), "mode": self.settings.mode,
             "portfolio": self.settings.store.portfolio, "uptime_s": round((LiveClock().now_ms() - self.started_ms) / 1000, 1),

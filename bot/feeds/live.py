@@ -202,6 +202,10 @@ class LiveFeed:
 
         self.exchange.client = client
 
+    def reconnects_by_stream(self) -> dict[str, int]:
+        """Network errors each stream's watch call raised (see ``StreamStats.reconnects``)."""
+        return {key: st.reconnects for key, st in self.stats.items()}
+
     @property
     def reconnects(self) -> int:
         """Websocket re-connections (every connect to a url after its first), however caused."""

@@ -69,6 +69,9 @@ class ReplayFeed:
         """Every candle this feed replays, in the order it replays them."""
         return heapq.merge(*self._series, key=lambda c: (c.close_ts, c.symbol))
 
+    def reconnects_by_stream(self) -> dict[str, int]:
+        return {}  # a replay has no connection to lose
+
     async def __aiter__(self) -> AsyncIterator[MarketEvent]:
         for i, candle in enumerate(self.candles()):
             if self._closed:

@@ -94,3 +94,23 @@ def test_paper_book_cancel_all_keeps_resting_stops_at_a_shutdown_that_leaves_the
 
     closed, left = asyncio.run(go())
     assert closed == ["s:BTC/USDT:entry", "s:BTC/USDT:exit"] and left == ["s:BTC/USDT:stop"]
+
+
+def test_every_feed_is_a_whole_feed_port() -> None:
+    """The daemon reads each stream's reconnects through the port, never by probing the feed."""
+    from bot.core.feed_port import Feed
+    from bot.feeds.live import LiveFeed
+    from bot.feeds.live_settings import LiveFeedSettings
+    from bot.feeds.replay import ReplayFeed
+
+    replay = ReplayFeed([])
+    client = ccxt.binance()
+    try:
+        live = LiveFeed(client, LiveFeedSettings(exchange="binance", symbols=(BTC,), timeframes=("1h",)),
+                        LiveClock())
+        live.stats["ohlcv:BTC/USDT:1h"].reconnects = 2
+        for feed in (replay, live):
+            assert isinstance(feed, Feed), type(feed).__name__
+        assert replay.reconnects_by_stream() == {} and live.reconnects_by_stream() == {"ohlcv:BTC/USDT:1h": 2}
+    finally:
+        asyncio.run(client.close())

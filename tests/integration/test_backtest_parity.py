@@ -159,6 +159,9 @@ class StreamingFeed:
     async def close(self) -> None:
         pass
 
+    def reconnects_by_stream(self) -> dict[str, int]:
+        return {}
+
 
 def _stored(path):
     import sqlite3
