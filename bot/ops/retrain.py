@@ -50,6 +50,7 @@ from bot.core.clock import Clock, LiveClock
 from bot.core.events import Candle, Signal, timeframe_ms
 from bot.evaluation.schedule import retrain_due
 from bot.ops.retrain_job import DEFAULT_TRAINER, RetrainJob, Verdict, run_in_child
+from strategies.models.registry_files import read_meta
 from strategies.predictor import ModelHolder
 
 log = structlog.get_logger(__name__)
@@ -173,22 +174,29 @@ class Retrainer:
             self.series[(sym, tf)] = SeriesState(sym, tf, root, tracker)
         self.refresh()
 
-    def refresh(self) -> None:
-        """Re-read the registry; a held model that is no longer expired is released."""
-        # the model registry (torch): only when a retrain runs or a model loads
-        from strategies.models.registry import read_meta
+    def _read_registry(self) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+        """Every traded series' model metadata as the registry says now (raises on a bad file)."""
+        return {key: {p.parent.name: read_meta(p.parent) for p in sorted(st.root.glob("*/meta.json"))}
+                for key, st in self.series.items()}
 
-        for st in self.series.values():
-            st.metas = {p.parent.name: read_meta(p.parent) for p in sorted(st.root.glob("*/meta.json"))}
+    def refresh(self, metas: dict[tuple[str, str], dict[str, dict[str, Any]]] | None = None) -> None:
+        """Re-read the registry (or take ``metas`` read already); a held model that is no longer
+        expired is released."""
+        metas = self._read_registry() if metas is None else metas
+        for key, st in self.series.items():
+            st.metas = metas[key]
             expired = self._expired(st)
             if any(name not in expired for name in st.held):
                 self._hold(st, {n: why for n, why in st.held.items() if n in expired})
 
     def reconfigure(self, config: RetrainConfig, cadence: str | None = None) -> None:
+        """A reloaded ``[retrain]``: the registry is read first, so a file that cannot be read
+        rejects the reload with nothing changed."""
+        metas = self._read_registry()
         self.config, self.cadence = config, cadence
         for st in self.series.values():
             st.tracker.reconfigure(config.accuracy_window, config.accuracy_drop_pct)
-        self.refresh()
+        self.refresh(metas)
 
     # -- observation (engine listener / daemon) -------------------------------------------
 

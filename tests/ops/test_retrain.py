@@ -20,7 +20,7 @@ from strategies.features.compute import get_spec
 from strategies.features.history import load_history
 from strategies.models.spec import ModelSpec
 from strategies.predictor import ModelHolder
-from strategies.models.registry import load_model, model_dir, read_meta, save_model
+from strategies.models.registry import RegistryError, load_model, model_dir, read_meta, save_model
 from strategies.training.pipeline import Dataset, train_model
 
 SPEC = ModelSpec(name="lstm", kind="lstm", window=12, hidden=(8,), dense=(8,), epochs=1, batch_size=256)
@@ -180,3 +180,20 @@ def test_tracker_threshold_is_configurable(drop: float) -> None:
     for hit in [True] * 10 + [False] * 1:
         t.add(hit)
     assert t.dropped() is (drop < 10.0)
+
+
+def test_a_reload_whose_registry_cannot_be_read_changes_nothing(tmp_path: Path) -> None:
+    """SIGHUP validates before it applies: an unreadable meta.json rejects the new [retrain]
+    and leaves the running one (and what the registry said) as it was."""
+    d = model_dir(tmp_path, "BTC/USDT", "1h", "m1")
+    d.mkdir(parents=True)
+    (d / "meta.json").write_text('{"created_at": "2024-01-01T00:00:00Z", "name": "m1"}')
+    cfg = RetrainConfig(enabled=True, models_dir=tmp_path, max_model_age_days=10, accuracy_window=50)
+    r = Retrainer(cfg, SimpleNamespace(), clock=FakeClock(1704067200000), cadence="1d", holders=[holder()])
+    (d / "meta.json").write_text("{ not json")
+    new = cfg.model_copy(update={"accuracy_window": 80, "max_model_age_days": 1})
+    with pytest.raises(RegistryError):
+        r.reconfigure(new, None)
+    series = r.series[("BTC/USDT", "1h")]
+    assert r.config is cfg and r.cadence == "1d" and series.tracker.window == 50
+    assert series.metas["m1"]["name"] == "m1"
