@@ -1,9 +1,9 @@
 """Live updates for the dashboard: Engine facts fanned out to server-sent-event clients.
 
 ``StreamHub.listener`` subscribes to the Engine; every signal, fill, order, position
-change, denial and equity snapshot becomes one JSON message, put into each client's
+change, denial, equity snapshot and trading-state change becomes one JSON message, put into each client's
 bounded queue (a client too slow to keep up loses its oldest messages, never blocks
-trading). Operator actions and trading-state changes are published with ``publish``.
+trading). Operator actions are published with ``publish``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,20 @@ import json
 from enum import Enum
 from typing import Any
 
-from bot.core.events import EquitySnapshot, Fact, OrderDenied, OrderFilled, OrderSubmitted, PositionChanged, Signal
+from bot.core.events import (
+    EquitySnapshot,
+    Fact,
+    OrderDenied,
+    OrderFilled,
+    OrderSubmitted,
+    PositionChanged,
+    Signal,
+    TradingStateChanged,
+)
 
 KINDS: dict[type, str] = {
     Signal: "signal", OrderSubmitted: "order", OrderFilled: "fill", OrderDenied: "denial",
-    PositionChanged: "position", EquitySnapshot: "equity",
+    PositionChanged: "position", EquitySnapshot: "equity", TradingStateChanged: "trading_state",
 }
 
 

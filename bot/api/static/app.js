@@ -229,7 +229,7 @@
       while (body.children.length > 25) body.lastChild.remove();
       soon(refresh, 300);
     });
-    for (const kind of ["position", "denial", "signal", "action"]) es.addEventListener(kind, () => soon(refresh, 300));
+    for (const kind of ["position", "denial", "signal", "action", "trading_state"]) es.addEventListener(kind, () => soon(refresh, 300));
     es.addEventListener("status", (e) => {
       const s = JSON.parse(e.data);
       if (state.status && (s.trading_state !== state.status.trading_state || JSON.stringify(s.paused) !== JSON.stringify(state.status.paused))) soon(refresh, 0);
