@@ -201,7 +201,8 @@ class Engine:
         if facts:
             await self.flow.apply(facts)
         self.portfolio.mark(candle.symbol, candle.close)
-        if self.protection.stale or candle.symbol in self.portfolio.positions:  # else nothing to protect
+        held = self.portfolio.positions.get(candle.symbol)
+        if self.protection.stale or (held is not None and held.is_open):  # else nothing to protect
             await self._protect(self.protection.judge_bar(candle), candle.symbol, candle.high, candle.close_ts)
         rolling = self._rolling_atr.get(key)
         if rolling is None:  # first candle of this series here: start from what the buffer holds
