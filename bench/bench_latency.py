@@ -126,6 +126,7 @@ class Alternating(Strategy):
         super().__init__(name, symbols, "1h")
         self.ensemble = ensemble
         self.inference_s: list[float] = []
+        self.inference_at: dict[int, float] = {}  # bar open time -> seconds of its evaluate
         self.explain_s: list[float] = []  # attributions, after the order (not in the latency)
         self._ensemble_signal: Any = None
 
@@ -135,6 +136,7 @@ class Alternating(Strategy):
             t0 = time.perf_counter()
             self._ensemble_signal = self.ensemble.evaluate(ctx)
             self.inference_s.append(time.perf_counter() - t0)
+            self.inference_at[c.ts] = self.inference_s[-1]
         direction = Direction.LONG if (c.ts // TF_MS) % 2 == 0 else Direction.FLAT
         return self.signal(ctx, direction, 90.0, size_pct=5.0)
 
@@ -310,11 +312,13 @@ def main() -> int:
             continue
         p50, p99, mx = percentiles(xs)
         print(f"{phase:<10}{len(xs):>9}{p50:>10.2f}{p99:>10.2f}{mx:>10.2f}{p99 / base_p99:>10.2f}")
-    inf = phases["ensemble"][1].inference_s
-    if inf:
-        i50, i99, imax = percentiles([x * 1000 for x in inf])
-        print(f"NeuralEnsemble.evaluate (features, 5 models, vote) per bar: p50 {i50:.2f} ms, p99 {i99:.2f} ms, "
-              f"max {imax:.2f} ms ({len(inf)} bars incl. backfill)")
+    _, ens, ens_sent = phases["ensemble"]
+    live = [ens.inference_at[b] * 1000 for b in ens_sent.values() if b in ens.inference_at]
+    for what, xs in (("incl. backfill", [x * 1000 for x in ens.inference_s]), ("measured live bars", live)):
+        if xs:
+            i50, i99, imax = percentiles(xs)
+            print(f"NeuralEnsemble.evaluate (features, 5 models, vote) per bar: p50 {i50:.2f} ms, "
+                  f"p99 {i99:.2f} ms, max {imax:.2f} ms ({len(xs)} bars, {what})")
     expl = phases["ensemble"][1].explain_s
     if expl:
         e50, e99, emax = percentiles([x * 1000 for x in expl])
