@@ -9,6 +9,7 @@ the same run (so numbers from a loaded machine stay comparable):
 * bare ``async for`` over a ReplayFeed (no Engine);
 * Engine-only replay with a trivial strategy (returns ``None``), in-memory fact sink;
 * the same with the SQLite store (``bot.store.store.Store``), as ``neuralbot backtest`` runs;
+* the SMA(20/50) cross with the SQLite store (a signal on every bar, positions and stops);
 * the full 5-model ensemble backtest of BTC/USDT 1h 2017-2021 (NeuralEnsemble fast
   path: batch predictions + Engine replay), excluding training: the models are
   fitted on a small slice just so they exist; inference cost does not depend on
@@ -48,6 +49,13 @@ class Idle(Strategy):
         return None
 
 
+def ma_cross() -> Strategy:
+    """The SMA(20/50) cross of ``neuralbot backtest`` (a signal every bar, positions held)."""
+    from strategies.baselines import MovingAverageCrossover
+
+    return MovingAverageCrossover("ma", ("BTC/USDT",), "1h", fast=20, slow=50)
+
+
 async def bare_queue(n: int) -> float:
     q: asyncio.Queue[int | None] = asyncio.Queue(maxsize=1024)
 
@@ -78,14 +86,15 @@ async def engine_memory(settings: Settings, candles: list[Candle]) -> float:
     return time.perf_counter() - t
 
 
-async def engine_sqlite(settings: Settings, candles: list[Candle]) -> float:
+async def engine_sqlite(settings: Settings, candles: list[Candle], strategy: Strategy | None = None) -> float:
+    """The Engine replay with the SQLite store; ``strategy`` (default: the trivial one)."""
     from bot.kernel.kernel import Kernel
     from bot.store.store import Store
 
     with tempfile.TemporaryDirectory() as d:
         store = await Store.open(Path(d) / "bench.sqlite", portfolio="bench")
-        engine = Kernel(settings, "backtest").simulated_engine([Idle("idle", ("BTC/USDT",), "1h")], store,
-                                                               SimClock())
+        engine = Kernel(settings, "backtest").simulated_engine(
+            [strategy or Idle("idle", ("BTC/USDT",), "1h")], store, SimClock())
         t = time.perf_counter()
         await engine.run(ReplayFeed([candles]))
         elapsed = time.perf_counter() - t
@@ -159,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         ("CSV parse + Candle objects", load_s, n),
         ("Engine, trivial strategy, in-memory sink", best(lambda: engine_memory(settings, candles)), n),
         ("Engine, trivial strategy, SQLite store", best(lambda: engine_sqlite(settings, candles)), n),
+        ("Engine, SMA(20/50) cross, SQLite store", best(lambda: engine_sqlite(settings, candles, ma_cross())), n),
     ]
     if not args.skip_ensemble:
         pre, replay, m = ensemble_backtest(settings)

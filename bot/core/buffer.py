@@ -46,6 +46,7 @@ class CandleBuffer:
         self._data = np.zeros((6, 2 * capacity), dtype=np.float64)
         # read-only views of the six columns, made once: a window is six slices of them
         self._columns = tuple(self._readonly(self._data[i]) for i in range(6))
+        self._writable = tuple(self._data[i] for i in range(6))  # six scalar stores beat one tuple store
         self._start = 0
         self._len = 0
         self.last_ts: int | None = None
@@ -75,13 +76,9 @@ class CandleBuffer:
             self._data[:, :keep] = self._data[:, self._start : self._start + keep]
             self._start = 0
         row = self._start + self._len
-        self._data[:, row] = (
-            candle.ts,
-            candle.open,
-            candle.high,
-            candle.low,
-            candle.close,
-            candle.volume,
+        ts, o, h, lo, c, v = self._writable
+        ts[row], o[row], h[row], lo[row], c[row], v[row] = (
+            candle.ts, candle.open, candle.high, candle.low, candle.close, candle.volume,
         )
         if self._len < self.capacity:
             self._len += 1

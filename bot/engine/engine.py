@@ -97,6 +97,8 @@ class Engine:
                 for stream in streams:
                     self._market_routes[(symbol, stream)].append(strategy)
         self._rolling_atr: dict[tuple[str, str], RollingATR] = {}
+        # only a strategy that overrides ``explain`` is asked (the default answers ``{}``)
+        self._explains = {s.name for s in strategies if type(s).explain is not Strategy.explain}
         self._recorder = Recorder(store)
         self.trading = TradingStateController(make_breakers(gate.limits), on_change=self._recorder.emit)
         self.ledger = OrderLedger()
@@ -199,7 +201,8 @@ class Engine:
         if facts:
             await self.flow.apply(facts)
         self.portfolio.mark(candle.symbol, candle.close)
-        if self.protection.stale or candle.symbol in self.portfolio.positions:  # else nothing to protect
+        held = self.portfolio.positions.get(candle.symbol)
+        if self.protection.stale or (held is not None and held.is_open):  # else nothing to protect
             await self._protect(self.protection.judge_bar(candle), candle.symbol, candle.high, candle.close_ts)
         rolling = self._rolling_atr.get(key)
         if rolling is None:  # first candle of this series here: start from what the buffer holds
@@ -220,6 +223,8 @@ class Engine:
             signal = self._guarded(strategy, "evaluate", candle, self._evaluation(strategy, ctx))
             if signal is not None:  # a backfilled bar is history: it may exit, never enter
                 await self.flow.on_signal(signal, candle.close, may_enter=not candle.backfilled)
+                if strategy.name not in self._explains:
+                    continue
                 attributions = self._guarded(  # after the order left
                     strategy, "explain", candle, lambda s=strategy, sig=signal: s.explain(sig))
                 if attributions:

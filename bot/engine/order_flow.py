@@ -250,6 +250,8 @@ class OrderFlow:
 
     async def sync_stops(self) -> None:
         """Bring each touched symbol's exchange stop in line with its position (idempotent)."""
+        if not self.protection.stale:  # nothing touched: nothing to bring in line (most bars)
+            return
         with self.protection.mirroring() as mine:
             if not mine:
                 return
