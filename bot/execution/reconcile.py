@@ -125,25 +125,49 @@ def note(report: ReconcileReport, problem: str, outside: bool) -> None:
 def compare_balances(
     portfolio: Portfolio, balance: dict[str, Any], rules: dict[str, MarketRules],
     markets: dict[str, dict[str, Any]], report: ReconcileReport, outside: bool = False,
+    fills: Iterable[dict[str, Any]] = (),
 ) -> None:
     """Held amounts vs the exchange's. An excess is never adopted (not ours: left alone; a
-    mismatch unless ``outside`` holdings are expected); a shortfall shrinks the position."""
+    mismatch unless ``outside`` holdings are expected); a shortfall shrinks the position.
+
+    The exchange may hold, beyond the position, the dust the bot's own round trips left there
+    (``fills``: the stored fills; see :func:`explained_dust`): dust is accounted for, never a
+    position; anything else either side of that range (within the lot tolerance) is a mismatch."""
     totals = balance.get("total") or {}
+    rows = list(fills)
     for symbol, r in rules.items():
         base = markets[symbol]["base"]
         exchange_amount = float(totals.get(base) or 0.0)
         pos = portfolio.position(symbol)
         price = portfolio.last_price.get(symbol) or pos.avg_price
         tolerance = r.dust(price) if price > 0 else (r.amount_step or 0.0)
-        if abs(exchange_amount - pos.amount) <= tolerance or (outside and exchange_amount > pos.amount):
+        held = pos.amount + explained_dust(symbol, rows, pos.amount, tolerance)
+        if pos.amount - tolerance <= exchange_amount <= held + tolerance or (outside and exchange_amount > held):
             continue
-        problem = f"{symbol}: we hold {pos.amount:.8f} {base}, the exchange says {exchange_amount:.8f}"
+        problem = f"{symbol}: we hold {held:.8f} {base}, the exchange says {exchange_amount:.8f}"
         report.mismatches.append(problem)
         if exchange_amount < pos.amount:  # ours went missing: hold only what is there
             if exchange_amount > tolerance:
                 portfolio.restore(replace(pos, amount=exchange_amount))
             else:
                 portfolio.restore(Position(symbol, realized_pnl=pos.realized_pnl))
+
+
+def explained_dust(symbol: str, fills: Iterable[dict[str, Any]], position: float, per_close: float) -> float:
+    """The base amount the bot's own fills left on the exchange beyond its ``position``: the
+    remainders below the lot size written off when positions closed. At most ``per_close`` (the
+    largest untradeable amount) per sell; anything more is not dust and explains nothing (0)."""
+    bought = sold = 0.0
+    sells = 0
+    for row in fills:
+        if row["symbol"] == symbol:
+            if row["side"] == Side.SELL.value:
+                sold += row["amount"]
+                sells += 1
+            else:
+                bought += row["amount"]
+    extra = bought - sold - position
+    return extra if 0.0 < extra <= sells * per_close else 0.0
 
 
 def accounted_cash(stake: float, fills: Iterable[dict[str, Any]]) -> float:

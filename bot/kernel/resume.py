@@ -71,10 +71,12 @@ async def resume_exchange(engine: Engine, executor: ExchangeExecutor, positions:
             portfolio.mark(symbol, float(ticker["last"]))
     balance = await executor.call(client.fetch_balance)
     cash = float((balance.get("total") or {}).get(quote) or 0.0)
+    fills = await store.fetch("fills")
     if stake is not None:  # never more than the account holds
-        cash = max(0.0, min(cash, accounted_cash(stake, await store.fetch("fills"))))
+        cash = max(0.0, min(cash, accounted_cash(stake, fills)))
     portfolio.restore_cash(cash)
-    compare_balances(portfolio, balance, rules, {s: client.market(s) for s in symbols}, report, outside)
+    compare_balances(portfolio, balance, rules, {s: client.market(s) for s in symbols}, report, outside,
+                     fills)
     for pos in portfolio.open_positions():
         if pos.stop_price is None:
             portfolio.restore(protected(pos, None, settings.stops))
