@@ -26,8 +26,6 @@ import structlog
 
 from bot.core.clock import Clock
 from bot.core.events import (
-    PROTECTIVE_LEGS,
-    Fact,
     MarketEvent,
     OrderDenied,
     OrderFilled,
