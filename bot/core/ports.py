@@ -98,6 +98,11 @@ class FactSink(Protocol):
         """Write what is queued; returns how many rows were written."""
         ...
 
+    async def flush_behind(self) -> None:
+        """Start writing what is queued without waiting for it (a replay's batches); every
+        later call waits for that write, and raises its failure."""
+        ...
+
     def record_breakers(self, memory: BreakerMemory, ts: int) -> None:
         """Queue the circuit breakers' memory (day-start equity, peak)."""
         ...

@@ -181,8 +181,10 @@ class Engine:
             if event.best_bid is not None:  # a long exits into the bid
                 await self._on_price(event, event.symbol, event.best_bid, event.ts)
         settings = self.flow.settings
-        if settings.durable or self._recorder.since_flush >= settings.flush_every:
+        if settings.durable:
             await self._recorder.flush()
+        elif self._recorder.since_flush >= settings.flush_every:
+            await self._recorder.flush_behind()  # the replay goes on while the batch is written
 
     # -- candles ----------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Where the Engine's parts send what happened: the fact sink, then every listener.
 
 It counts what was queued since the last flush, so the Engine can flush in batches
-(``EngineSettings.flush_every``) or at once (``durable``).
+(``EngineSettings.flush_every``, written behind the replay) or at once (``durable``).
 """
 
 from __future__ import annotations
@@ -38,3 +38,8 @@ class Recorder:
     async def flush(self) -> None:
         self.since_flush = 0
         await self.sink.flush()
+
+    async def flush_behind(self) -> None:
+        """Start the sink's write of what is queued; the next call into the sink waits for it."""
+        self.since_flush = 0
+        await self.sink.flush_behind()

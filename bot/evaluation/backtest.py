@@ -88,6 +88,9 @@ class MemoryStore:
     async def flush(self) -> int:
         return 0
 
+    async def flush_behind(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 

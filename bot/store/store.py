@@ -6,18 +6,24 @@ backtest writes under a fresh one, a daemon under its configured, stable one so
 that a restart resumes where it stopped.
 
 Facts are queued with ``record`` and written together by ``flush`` in a single
-transaction (hot paths stay fast); ``record_now`` queues and flushes at once, for
+transaction on the writer's thread (``bot.store.writer``; hot paths stay fast);
+``flush_behind`` starts that write without waiting for it (a backtest's replay goes on
+beside it; every later call into the store waits for it first, so reads see every row
+and a failed write is raised there); ``record_now`` queues and flushes at once, for
 money paths that must be durable before the next step (an order intent is on disk
 before the request leaves).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import itertools
 import json
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -48,18 +54,22 @@ from bot.store.schema import (
     prepare_writable,
     user_version,
 )
+from bot.store.writer import Batch, Writer
 from risk.breakers import BreakerMemory
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "StoreError", "migrate"]
 
 TERMINAL_STATUSES = tuple(sorted(s.value for s in TERMINAL))  # orders.status that never change
+_MEMORY_DBS = itertools.count()  # names of in-memory stores (shared by the store's two connections)
 
 
 class Store:
-    def __init__(self, db: aiosqlite.Connection, portfolio: str) -> None:
-        self._db = db
+    def __init__(self, db: aiosqlite.Connection, portfolio: str, writer: Writer | None = None) -> None:
+        self._conn = db  # reads, migrations, candles; use through ``_ready``
+        self._writer = writer  # queued rows (``None``: a read-only store)
         self.portfolio = portfolio
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._behind: tuple[Future[None], list[tuple[str, tuple[Any, ...]]]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -72,9 +82,12 @@ class Store:
         if read_only:
             db = await aiosqlite.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, isolation_level=None)
         else:
-            if str(path) != ":memory:":
+            if str(path) == ":memory:":  # both connections must see one database
+                database, uri = f"file:store-{next(_MEMORY_DBS)}?mode=memory&cache=shared", True
+            else:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(str(path), isolation_level=None)
+                database, uri = str(path), False
+            db = await aiosqlite.connect(database, uri=uri, isolation_level=None)
         try:  # the connection's thread must end on every failure, or the process never exits
             if read_only:
                 await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -93,14 +106,18 @@ class Store:
         except BaseException:
             await db.close()
             raise
-        return cls(db, portfolio)
+        return cls(db, portfolio, None if read_only else Writer(database, uri))
 
     async def close(self) -> None:
-        """Flush what is queued and close; the connection closes even when the flush fails."""
+        """Flush what is queued and close; the connections close even when the flush fails."""
         try:
             await self.flush()
         finally:
-            await self._db.close()
+            try:
+                if self._writer is not None:
+                    await self._writer.close()
+            finally:
+                await self._conn.close()
 
     async def __aenter__(self) -> Store:
         return self
@@ -109,7 +126,7 @@ class Store:
         await self.close()
 
     async def schema_version(self) -> int:
-        return await user_version(self._db)
+        return await user_version(await self._ready())
 
     # -- queued facts ----------------------------------------------------------------
 
@@ -141,19 +158,59 @@ class Store:
 
     async def flush(self) -> int:
         """Write every queued row in one transaction; returns the number written."""
+        await self._ready()
         if not self._pending:
             return 0
-        rows, self._pending = self._pending, []
-        try:
-            await self._db.execute("BEGIN IMMEDIATE")
-            for sql, batch in _batches(rows):
-                await self._db.executemany(sql, batch)
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            self._pending = rows + self._pending  # nothing is lost; retry on next flush
-            raise
+        rows = self._pending
+        await self._settle(self._start_write(), rows)
         return len(rows)
+
+    async def flush_behind(self) -> None:
+        """Start writing every queued row in one transaction and return without waiting for it
+        (after the previous such write has ended); every later call waits for it first."""
+        await self._ready()
+        if self._pending:
+            rows = self._pending
+            self._behind = (self._start_write(), rows)
+
+    def _start_write(self) -> Future[None]:
+        if self._writer is None:
+            raise StoreError("a read-only store cannot write")
+        rows, self._pending = self._pending, []
+        return self._writer.write(_batches(rows))
+
+    async def _settle(self, write: Future[None], rows: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Wait for ``write``; when it failed (or never ran), ``rows`` go back to the queue."""
+        try:
+            await asyncio.wrap_future(write)
+        except asyncio.CancelledError:
+            # the write may be under way on its thread: its own outcome decides (a committed
+            # transaction queued again would be written twice); it is a transaction, ms long
+            if not write.cancelled():
+                wait([write])
+            if write.cancelled() or write.exception() is not None:
+                self._pending = rows + self._pending
+            raise
+        except BaseException:
+            self._pending = rows + self._pending  # nothing is lost; retry on the next flush
+            raise
+
+    async def _ready(self) -> aiosqlite.Connection:
+        """The reading connection, once a write :meth:`flush_behind` started has ended (its
+        failure is raised here, its rows queued again)."""
+        if self._behind is not None:
+            behind, self._behind = self._behind, None
+            await self._settle(*behind)
+        return self._conn
+
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        async with (await self._ready()).execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def _dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        async with (await self._ready()).execute(sql, tuple(params)) as cur:
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
 
     def _row_for(self, item: Fact | Signal) -> tuple[str, tuple[Any, ...]]:
         p = self.portfolio
@@ -245,11 +302,8 @@ class Store:
         process: nothing of it can fill any more); returns their ids."""
         await self.flush()
         terminal = ", ".join(repr(s) for s in TERMINAL_STATUSES)
-        async with self._db.execute(
-            f"SELECT order_id FROM orders WHERE portfolio = ? AND status NOT IN ({terminal})",
-            (self.portfolio,),
-        ) as cur:
-            ids = [str(r[0]) for r in await cur.fetchall()]
+        ids = [str(r[0]) for r in await self._rows(
+            f"SELECT order_id FROM orders WHERE portfolio = ? AND status NOT IN ({terminal})", (self.portfolio,))]
         for order_id in ids:
             await self.set_order_status(order_id, "expired", ts)
         await self.flush()
@@ -258,10 +312,11 @@ class Store:
     # -- runs ---------------------------------------------------------------------
 
     async def start_run(self, run_id: str, mode: str, started_ms: int, config: dict[str, Any]) -> None:
-        await self._db.execute(
+        self._pending.append((
             "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?)",
             (run_id, self.portfolio, mode, started_ms, json.dumps(config, default=str)),
-        )
+        ))
+        await self.flush()
 
     # -- candles ------------------------------------------------------------------
 
@@ -273,25 +328,21 @@ class Store:
         ]
         if not rows:
             return 0
-        before = self._db.total_changes
-        await self._db.execute("BEGIN IMMEDIATE")
+        db = await self._ready()
+        before = db.total_changes
+        await db.execute("BEGIN IMMEDIATE")
         try:
-            await self._db.executemany(
-                "INSERT OR IGNORE INTO candles VALUES (?,?,?,?,?,?,?,?,?)", rows
-            )
-            await self._db.execute("COMMIT")
+            await db.executemany("INSERT OR IGNORE INTO candles VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            await db.execute("COMMIT")
         except BaseException:
-            await self._db.execute("ROLLBACK")
+            await db.execute("ROLLBACK")
             raise
-        return self._db.total_changes - before
+        return db.total_changes - before
 
     async def last_candle_ts(self, exchange: str, symbol: str, timeframe: str) -> int | None:
-        async with self._db.execute(
-            "SELECT MAX(ts) FROM candles WHERE exchange = ? AND symbol = ? AND timeframe = ?",
-            (exchange, symbol, timeframe),
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+        rows = await self._rows("SELECT MAX(ts) FROM candles WHERE exchange = ? AND symbol = ? AND timeframe = ?",
+                                (exchange, symbol, timeframe))
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
 
     async def load_candles(
         self,
@@ -302,31 +353,27 @@ class Store:
         until: int | None = None,
     ) -> list[Candle]:
         """Stored candles in ``[since, until)``, in time order."""
-        async with self._db.execute(
+        rows = await self._rows(
             "SELECT ts, open, high, low, close, volume FROM candles"
             " WHERE exchange = ? AND symbol = ? AND timeframe = ? AND ts >= ? AND ts < ?"
             " ORDER BY ts",
             (exchange, symbol, timeframe, since if since is not None else -(2**62),
              until if until is not None else 2**62),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [Candle(exchange, symbol, timeframe, *r) for r in rows]
 
     # -- queries --------------------------------------------------------------------
 
     async def fetch(self, table: str, where: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of one of this portfolio's tables as dicts (for reports, status, tests)."""
-        async with self._db.execute(*self._select(table, "*", where, params)) as cur:
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+        return await self._dicts(*self._select(table, "*", where, params))
 
     async def column(self, table: str, column: str) -> list[Any]:
         """One column of this portfolio's rows of ``table``, in :meth:`fetch`'s order: a backtest's
         equity curve without a dict per bar."""
         if not column.isidentifier():
             raise ValueError(f"not a column name: {column!r}")
-        async with self._db.execute(*self._select(table, column)) as cur:
-            return [r[0] for r in await cur.fetchall()]
+        return [r[0] for r in await self._rows(*self._select(table, column))]
 
     def _select(self, table: str, what: str, where: str = "", params: Sequence[Any] = ()
                 ) -> tuple[str, tuple[Any, ...]]:
@@ -371,21 +418,14 @@ class Store:
         if states is not None:
             sql += f" AND state IN ({', '.join('?' * len(states))})"
             params += list(states)
-        async with self._db.execute(sql + " ORDER BY created_ms, rowid", params) as cur:
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+        return await self._dicts(sql + " ORDER BY created_ms, rowid", params)
 
     async def fill_ids(self) -> set[str]:
-        async with self._db.execute(
-            "SELECT trade_id FROM fills WHERE portfolio = ?", (self.portfolio,)
-        ) as cur:
-            return {r[0] for r in await cur.fetchall()}
+        return {r[0] for r in await self._rows("SELECT trade_id FROM fills WHERE portfolio = ?", (self.portfolio,))}
 
     async def decided_intent_ids(self) -> set[str]:
-        async with self._db.execute(
-            "SELECT DISTINCT intent_id FROM risk_decisions WHERE portfolio = ?", (self.portfolio,)
-        ) as cur:
-            return {r[0] for r in await cur.fetchall()}
+        return {r[0] for r in await self._rows(
+            "SELECT DISTINCT intent_id FROM risk_decisions WHERE portfolio = ?", (self.portfolio,))}
 
     async def set_trading_state(self, state: str, reason: str, ts: int) -> None:
         self._pending.append(
@@ -397,11 +437,8 @@ class Store:
         await self.flush()
 
     async def load_trading_state(self) -> tuple[str, str] | None:
-        async with self._db.execute(
-            "SELECT state, reason FROM trading_state WHERE portfolio = ?", (self.portfolio,)
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else (str(row[0]), str(row[1] or ""))
+        rows = await self._rows("SELECT state, reason FROM trading_state WHERE portfolio = ?", (self.portfolio,))
+        return None if not rows else (str(rows[0][0]), str(rows[0][1] or ""))
 
     # -- operations (v7): operator actions -------------------------------------------------
 
@@ -442,13 +479,11 @@ class Store:
         )
 
     async def load_breakers(self) -> BreakerMemory | None:
-        async with self._db.execute(
-            "SELECT day, day_start_equity, peak_equity, reducing_day FROM breaker_state"
-            " WHERE portfolio = ?", (self.portfolio,)
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        rows = await self._rows("SELECT day, day_start_equity, peak_equity, reducing_day FROM breaker_state"
+                                " WHERE portfolio = ?", (self.portfolio,))
+        if not rows:
             return None
+        row = rows[0]
         return BreakerMemory(
             None if row[0] is None else int(row[0]), float(row[1]), float(row[2]),
             None if row[3] is None else int(row[3]),
@@ -467,10 +502,9 @@ class Store:
         await self.flush()
 
     async def load_pauses(self) -> dict[str, str]:
-        async with self._db.execute(
-            "SELECT symbol, reason FROM symbol_pauses WHERE portfolio = ? ORDER BY symbol", (self.portfolio,)
-        ) as cur:
-            return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+        rows = await self._rows("SELECT symbol, reason FROM symbol_pauses WHERE portfolio = ? ORDER BY symbol",
+                                (self.portfolio,))
+        return {str(r[0]): str(r[1]) for r in rows}
 
 
 # an intent is flat (strings, numbers, enums): its fields as they are, no dataclasses.asdict deep copy

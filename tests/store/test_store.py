@@ -75,6 +75,45 @@ async def test_failed_flush_loses_nothing(tmp_path: Path) -> None:
         assert await store.count("equity") == 1
 
 
+async def test_written_behind_rows_are_read_back_and_ordered(tmp_path: Path) -> None:
+    """``flush_behind`` returns before its write ends; the next read waits for it, and later
+    rows of a table never land before earlier ones (an order's insert before its status)."""
+    async with await Store.open(tmp_path / "s.sqlite") as store:
+        for i in range(2_000):
+            store.record(EquitySnapshot(i, 1.0, 1.0 + i, 0.0))
+        store.record(OrderSubmitted("o1", "ma:1:entry", "BTC/USDT", Side.BUY, 0.5, OrderType.MARKET, None, 7))
+        await store.flush_behind()
+        await store.set_order_status("o1", "filled", 8)  # queued while the insert may be in flight
+        await store.flush_behind()
+        await store.upsert_candles([candle(0)])  # the reading connection writes too, after it
+        assert await store.column("equity", "equity") == [1.0 + i for i in range(2_000)]
+        assert [o["status"] for o in await store.fetch("orders")] == ["filled"]
+        assert await store.flush() == 0
+
+
+async def test_failed_write_behind_loses_nothing_and_is_raised(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "s.sqlite") as store:
+        store.record(EquitySnapshot(1, 1.0, 1.0, 0.0))
+        store._pending.append(("INSERT INTO no_such_table VALUES (1)", ()))
+        await store.flush_behind()  # does not wait: the failure comes with the next call
+        store.record(EquitySnapshot(2, 1.0, 2.0, 0.0))
+        with pytest.raises(Exception, match="no_such_table"):
+            await store.count("equity")
+        store._pending = [r for r in store._pending if "no_such_table" not in r[0]]
+        assert [r[1][1] for r in store._pending] == [1, 2]  # back in the queue, in order
+        assert await store.count("equity") == 0  # nothing of the failed transaction was written
+        assert await store.flush() == 2
+        assert await store.column("equity", "ts") == [1, 2]
+
+
+async def test_in_memory_store_writes_and_reads_one_database() -> None:
+    async with await Store.open(":memory:") as store, await Store.open(":memory:") as other:
+        store.record(EquitySnapshot(1, 1.0, 1.0, 0.0))
+        await store.flush_behind()
+        assert await store.count("equity") == 1
+        assert await other.count("equity") == 0  # each in-memory store is its own database
+
+
 async def test_migration_from_older_schema_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     async with await Store.open(path, target_version=1) as old:
