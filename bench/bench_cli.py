@@ -1,6 +1,6 @@
 """What a user waits for: whole ``neuralbot`` processes, beside a bare ``python`` process.
 
-    .venv/bin/python bench/bench_cli.py [--repeat N] [--only help,status,ma,neural]
+    .venv/bin/python bench/bench_cli.py [--repeat N] [--only help,status,ma,neural] [--no-precompile]
 
 Each row starts a fresh process and times it to its first line of output (``first``) and to
 its exit (``total``); ``min`` and ``median`` over ``--repeat`` runs. The ratio column divides the
@@ -18,6 +18,13 @@ help and status, total for the rest).
 * ``neural``: ``neuralbot backtest`` of the default five-model ``neural`` strategy over the same
   span (models fitted on a small slice first, not timed: inference cost does not depend on
   how well they were trained).
+
+Byte code: before timing, the packages of this tree (and of ``--against DIR``) are compiled into
+their ``__pycache__`` (``python -m compileall bot strategies risk``), so every row runs from ``.pyc``
+files as a user's second and later runs do (``pip install -e`` compiles nothing: Python writes the
+``.pyc`` on first import, unless ``PYTHONDONTWRITEBYTECODE`` is set, as on the agents' machines, where
+every process would otherwise recompile our ~100 modules from source, ~0.1 s of a ``status``).
+``--no-precompile`` skips it and times whatever ``__pycache__`` holds (the cold path when empty).
 
 Targets (issue #18): help and status first line <= 0.3 s; ma <= 1.5 s; neural <= 10 s.
 """
@@ -59,6 +66,15 @@ def timed(argv: list[str], cwd: Path = REPO) -> tuple[float, float, float]:
     return first, total, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
+PACKAGES = ("bot", "strategies", "risk")  # pyproject's [tool.setuptools.packages.find]
+
+
+def precompile(tree: Path) -> None:
+    """Write the ``.pyc`` of ``tree``'s packages, as a user's first run would (see the docstring)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *PACKAGES], cwd=tree, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def write_configs(tmp: Path) -> dict[str, Path]:
     from tests.cli.test_status import seed_store
 
@@ -94,7 +110,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--only", default="help,status,ma,neural")
     ap.add_argument("--against", metavar="DIR", type=Path, help="another checkout to time beside this one")
+    ap.add_argument("--no-precompile", action="store_true", help="do not compile the packages to .pyc first")
     args = ap.parse_args()
+    if not args.no_precompile:
+        for tree in (REPO, *([args.against] if args.against else [])):
+            precompile(tree)
     rows = [r for r in args.only.split(",") if r]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -136,7 +156,7 @@ def main() -> None:
         print(f"{name:<{width}}{min(first):>10.3f}{statistics.median(first):>10.3f}{min(total):>10.3f}"
               f"{statistics.median(total):>10.3f}{statistics.median(total) / base:>11.1f}"
               f"{statistics.median(cpu):>9.3f}{'' if target is None else f'{target:.1f}':>8}  {met:<3}{gain}")
-    print(f"(seconds; {args.repeat} runs each, neural at most 2; ratio = median total / baseline median total;"
+    print(f"(seconds; {args.repeat} runs each, {'source' if args.no_precompile else '.pyc precompiled'}; neural at most 2; ratio = median total / baseline median total;"
           f" cpu = user + system seconds of the process; load average {os.getloadavg()[0]:.1f}"
           + ("; speed-up = the other checkout's median / this one's" if args.against else "") + ")")
 
