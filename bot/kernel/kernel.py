@@ -27,6 +27,7 @@ what a new configuration may change in a running Engine.
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -260,6 +261,7 @@ class Kernel:
         for symbol, reason in (await store.load_pauses()).items():  # an operator's pause outlives a restart
             engine.pause(symbol, reason)
         resume = await warm_up(engine, store, settings, series, rest_client, self.client)
+        freeze_startup_heap()
         feed = self.replay_feed(series, resume) if source == "replay" else self.exchange_feed(
             series, resume, LiveClock())
         log.info("daemon_resumed", cash=round(engine.portfolio.cash, 2), executor=kind,
@@ -322,3 +324,12 @@ class Kernel:
         new risk gate and breakers, which keep their memory; the reloadable settings)."""
         change = self.reloaded(engine.settings)
         engine.reconfigure(change.limits, change.engine)
+
+
+def freeze_startup_heap() -> None:
+    """What start-up built (models, markets, warmed buffers, modules) lives as long as the
+    process: it leaves the cyclic collector's generations, so that a full collection on a live
+    bar scans only what trading made since (with the ensemble loaded, such collections took
+    0.2-0.5 s each, on whichever bar they fell)."""
+    gc.collect()
+    gc.freeze()

@@ -18,6 +18,7 @@ to 1, and :func:`top_shares` keeps the largest for storage with the Signal.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ from strategies.models.torch_base import TorchModel
 from strategies.features.windows import Windows
 
 
+@functools.lru_cache(maxsize=8)  # a handful of step counts; each explanation asked again
 def _gauss_legendre(steps: int) -> tuple[np.ndarray, np.ndarray]:
     nodes, weights = np.polynomial.legendre.leggauss(steps)
     return (nodes + 1.0) / 2.0, weights / 2.0  # mapped to [0, 1]
