@@ -15,6 +15,11 @@ The number of boosting rounds is chosen on the CHRONOLOGICAL validation split
 (sklearn's built-in early stopping would carve a random, leaky split from train):
 by its log loss, or (``select``) by the net-of-cost return per unit of risk of each
 round's forecasts, ties to the log loss.
+
+Prediction does not go through scikit-learn: the fitted trees are copied into flat
+arrays (:class:`strategies.models.flat_trees.FlatTrees`) whenever an estimator is set
+(fit, registry load) and walked all at once, with exactly scikit-learn's raw values and
+probabilities (``predict_proba``'s ``expit``), ~20x faster for one live row.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from typing import Any
 import numpy as np
 import structlog
 import torch
+from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from threadpoolctl import ThreadpoolController
 
 from strategies.models.calibration import logit
 from strategies.models.base import FitReport, Model, ValidationScore
+from strategies.models.flat_trees import FlatTrees
 from strategies.features.windows import Windows
 
 
@@ -47,7 +54,19 @@ def _thread_limit() -> Any:
 
 
 class GBMModel(Model):
-    estimator: Any = None
+    _estimator: Any = None
+    _trees: FlatTrees | None = None
+
+    @property
+    def estimator(self) -> Any:
+        """The fitted scikit-learn estimator (what the registry stores)."""
+        return self._estimator
+
+    @estimator.setter
+    def estimator(self, estimator: Any) -> None:
+        """Set a fitted estimator; its trees are flattened for prediction at once."""
+        self._estimator = estimator
+        self._trees = None if estimator is None else FlatTrees.of(estimator)
 
     def _tabular(self, xn: np.ndarray) -> np.ndarray:
         t = xn.shape[1]
@@ -86,14 +105,15 @@ class GBMModel(Model):
         est = self._make(self.spec.gbm_max_iter).fit(xt, yt)
         losses: list[float] = []
         nets: list[float] = []
+        stages = FlatTrees.of(est).staged_raw(xv).T  # [rounds, n]: staged_predict(_proba)'s raw values
         if self.task == "classification":
-            for p in est.staged_predict_proba(xv):
-                q = np.clip(p[:, 1], 1e-7, 1 - 1e-7)
+            for raw in stages:
+                q = np.clip(expit(raw), 1e-7, 1 - 1e-7)
                 losses.append(float(-np.mean(yv * np.log(q) + (1 - yv) * np.log(1 - q))))
                 if select is not None:
                     nets.append(select.of_logits(logit(q)))
         else:
-            losses = [float(np.mean((p - yv) ** 2)) for p in est.staged_predict(xv)]
+            losses = [float(np.mean((raw - yv) ** 2)) for raw in stages]
         if nets:  # the most net return per unit of risk; among equals, the lowest log loss
             best = max(range(len(losses)), key=lambda i: (round(nets[i], 9), -losses[i])) + 1
         else:
@@ -129,13 +149,12 @@ class GBMModel(Model):
         return x[keep], y[keep]
 
     def _raw_output(self, xn: np.ndarray) -> np.ndarray:
-        if self.estimator is None:
+        if self._trees is None:
             raise RuntimeError(f"{self.name}: model is not fitted")
-        xt = self._tabular(xn)
-        with _thread_limit():
-            if self.task == "classification":
-                return logit(self.estimator.predict_proba(xt)[:, 1])
-            return np.asarray(self.estimator.predict(xt), dtype=np.float64)
+        raw = self._trees.raw(self._tabular(xn))
+        if self.task == "classification":  # through P(up) as predict_proba gives it: the same logits
+            return logit(expit(raw))
+        return raw
 
     def get_state(self) -> dict[str, Any]:
         return {"estimator": self.estimator}
