@@ -190,7 +190,8 @@ async def run_phase(url: str, symbols: tuple[str, ...], bars: int, strategy: Alt
     from bot.core.clock import LiveClock
     from bot.config.settings import Settings
     from bot.sim import make_ccxt_binance
-    from bot.kernel.kernel import Kernel, freeze_startup_heap
+    from bot.core.heap import freeze_long_lived
+    from bot.kernel.kernel import Kernel
     from bot.feeds.live import LiveFeed
     from bot.feeds.live_settings import LiveFeedSettings
     from bot.store.store import Store
@@ -219,7 +220,7 @@ async def run_phase(url: str, symbols: tuple[str, ...], bars: int, strategy: Alt
                 # steady state: a live bar handled with nothing queued behind it (backfill caught up)
                 if target is None and getattr(event, "ts", 0) >= live_from and feed._queue.qsize() == 0:
                     target = engine.stats.candles + warmup_bars + bars
-                    freeze_startup_heap()  # as the daemon does once warmed up (Kernel.daemon)
+                    freeze_long_lived()  # as the daemon does once warmed up (Kernel.daemon)
                     live_from = event.ts + (1 + warmup_bars) * TF_MS
                 if target is not None and engine.stats.candles >= target:
                     break

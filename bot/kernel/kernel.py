@@ -27,7 +27,6 @@ what a new configuration may change in a running Engine.
 from __future__ import annotations
 
 import dataclasses
-import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from bot.marketdata.candle_csv import candle_file, load_candles_csv
 from bot.engine.engine import Engine
 from bot.engine.settings import DURABLE_STATE_POLL_MS, EngineSettings
 from bot.core.events import timeframe_ms
+from bot.core.heap import freeze_long_lived
 from bot.core.ports import ExecutionPort
 from bot.kernel.paper_restart import restore_paper
 from bot.execution.simulated import SimulatedExecutor
@@ -261,7 +261,7 @@ class Kernel:
         for symbol, reason in (await store.load_pauses()).items():  # an operator's pause outlives a restart
             engine.pause(symbol, reason)
         resume = await warm_up(engine, store, settings, series, rest_client, self.client)
-        freeze_startup_heap()
+        freeze_long_lived()  # what start-up built leaves the collector's generations (bot.core.heap)
         feed = self.replay_feed(series, resume) if source == "replay" else self.exchange_feed(
             series, resume, LiveClock())
         log.info("daemon_resumed", cash=round(engine.portfolio.cash, 2), executor=kind,
@@ -325,11 +325,3 @@ class Kernel:
         change = self.reloaded(engine.settings)
         engine.reconfigure(change.limits, change.engine)
 
-
-def freeze_startup_heap() -> None:
-    """What start-up built (models, markets, warmed buffers, modules) lives as long as the
-    process: it leaves the cyclic collector's generations, so that a full collection on a live
-    bar scans only what trading made since (with the ensemble loaded, such collections took
-    0.2-0.5 s each, on whichever bar they fell)."""
-    gc.collect()
-    gc.freeze()

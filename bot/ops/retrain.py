@@ -48,6 +48,7 @@ import structlog
 from bot.config.ops import RetrainConfig
 from bot.core.clock import Clock, LiveClock
 from bot.core.events import Candle, Signal, timeframe_ms
+from bot.core.heap import freeze_long_lived
 from bot.evaluation.schedule import retrain_due
 from bot.ops.retrain_job import DEFAULT_TRAINER, RetrainJob, Verdict, run_in_child
 from strategies.models.registry_files import read_meta
@@ -398,6 +399,7 @@ class Retrainer:
         model = await asyncio.to_thread(load_model, target)
         # on the event loop, between bars: the next bar predicts with the new model
         took = sum(holder.swap(v.name, model) for holder in self._holders_of(st))
+        freeze_long_lived()  # the new model is long-lived; the old one is the collector's again
         log.info("model_swapped", series=st.key, model=v.name, archived=str(archive), holders=took)
 
     def _count(self, outcome: str) -> None:

@@ -523,7 +523,7 @@ def _table_of(sql: str) -> str:
     return match.group(1) if match else sql
 
 
-def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[Batch]:
     """Group rows into executemany batches: per table in queue order, consecutive same-SQL runs.
 
     Rows of different tables are independent; rows of one table keep their order
