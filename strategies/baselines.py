@@ -7,14 +7,9 @@ evaluation runs everything through the same Engine on equal footing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
-
-from bot.core.events import Candle, Direction, Signal
+from bot.core.events import Direction, Signal
 from strategies.base import BarContext, Strategy
-from strategies.features.history import accepted_rows
 from strategies.features.compute import FeatureDef, FeatureEngine, FeatureSpec
 
 
@@ -31,34 +26,13 @@ class MovingAverageCrossover(Strategy):
         self.fast, self.slow = fast, slow
         self.warmup = slow
         self.default_size_pct = size_pct
-        # a prepared replay's averages: symbol -> bar ts -> (ts of the slow window's first bar, close, fast, slow)
-        self._averages: dict[str, dict[int, tuple[float, float, float, float]]] = {}
-
-    def prepare_replay(self, symbol: str, candles: Sequence[Candle]) -> None:
-        """Both averages of every bar at once (the same sums :meth:`evaluate` takes bar by bar)."""
-        rows = [candles[i] for i in accepted_rows(candles)]
-        if len(rows) < self.slow:
-            return
-        ts = np.array([c.ts for c in rows], dtype=np.float64)  # as the buffer holds them
-        closes = np.array([c.close for c in rows], dtype=np.float64)
-        ends = slice(self.slow - 1, None)
-        fast = sliding_window_view(closes, self.fast).sum(axis=1)[self.slow - self.fast :] / self.fast
-        slow = sliding_window_view(closes, self.slow).sum(axis=1) / self.slow
-        self._averages[symbol] = {
-            int(t): row for t, *row in zip(ts[ends].tolist(), ts[: len(slow)].tolist(), closes[ends].tolist(),
-                                           fast.tolist(), slow.tolist(), strict=True)}
 
     def evaluate(self, ctx: BarContext) -> Signal | None:
         closes = ctx.window.close
         if len(closes) < self.slow:
             return None
-        prepared = self._averages.get(ctx.candle.symbol, {}).get(ctx.candle.ts)
-        # used only while the window is the one it was computed over (same first bar, same close)
-        if prepared is not None and prepared[0] == ctx.window.ts[-self.slow] and prepared[1] == closes[-1]:
-            fast, slow = prepared[2], prepared[3]
-        else:
-            fast = float(closes[-self.fast :].sum() / self.fast)  # == np.mean, without its overhead
-            slow = float(closes[-self.slow :].sum() / self.slow)
+        fast = float(closes[-self.fast :].sum() / self.fast)  # == np.mean, without its overhead
+        slow = float(closes[-self.slow :].sum() / self.slow)
         gap = (fast - slow) / slow
         # Strength grows with the separation of the averages: 1% apart -> 100.
         strength = min(100.0, 50.0 + 5000.0 * abs(gap))

@@ -7,7 +7,7 @@ timestamps), so the batch path sees the same candles the live buffer accepts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,21 +34,19 @@ class History:
         return int(len(self.arrays["ts"]))
 
 
-def accepted_rows(candles: Iterable[Candle]) -> Iterator[int]:
-    """Indices of the candles a ``CandleBuffer`` fed them in order would accept."""
-    last_ts: int | None = None
-    for i, candle in enumerate(candles):
-        if candle.problem() is None and (last_ts is None or candle.ts > last_ts):
-            last_ts = candle.ts
-            yield i
-
-
 def accept_mask(arrays: Mapping[str, np.ndarray], symbol: str = "", timeframe: str = "1h") -> np.ndarray:
     """Boolean mask of rows a ``CandleBuffer`` fed in order would accept."""
     cols = [np.asarray(arrays[k]).tolist() for k in OHLCV_KEYS]
     mask = np.zeros(len(cols[0]), dtype=bool)
-    candles = (Candle("", symbol, timeframe, int(t), o, h, lo, c, v) for t, o, h, lo, c, v in zip(*cols, strict=True))
-    mask[list(accepted_rows(candles))] = True
+    last_ts: int | None = None
+    for i, (t, o, h, lo, c, v) in enumerate(zip(*cols, strict=True)):
+        t = int(t)
+        if Candle("", symbol, timeframe, t, o, h, lo, c, v).problem() is not None:
+            continue
+        if last_ts is not None and t <= last_ts:
+            continue
+        mask[i] = True
+        last_ts = t
     return mask
 
 

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from bot.core.buffer import CandleBuffer
 from bot.marketdata.candle_csv import arrays_to_candles
-from bot.core.events import Candle, Direction
+from bot.core.events import Direction
 from strategies.base import BarContext
-from strategies.baselines import MovingAverageCrossover
 from strategies.catalog import KINDS, StrategyParamError, build_strategy
 from tests.strategies.test_helpers import SYMBOL, history
 
@@ -89,30 +84,3 @@ def test_rsi_macd_params_validated(params, key) -> None:
 
 def test_all_kinds_registered() -> None:
     assert {"buy_and_hold", "ma_crossover", "rsi_macd", "neural", "confluence", "confirmed"} <= set(KINDS)
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    steps=st.lists(st.floats(-0.5, 0.5), min_size=70, max_size=160),  # a walk near 100: strength below its cap
-    broken=st.sets(st.integers(0, 159), max_size=8),  # non-finite closes: rejected by the buffer
-    repeats=st.sets(st.integers(0, 159), max_size=8),  # a bar's open time again: rejected too
-    fast=st.integers(1, 20), extra=st.integers(1, 40),
-)
-def test_prepared_replay_signals_equal_bar_by_bar(steps: list[float], broken: set[int], repeats: set[int],
-                                                  fast: int, extra: int) -> None:
-    """The moving averages a prepared replay computes at once give every signal, bit for bit,
-    that bar-by-bar evaluation gives; a window the table was not computed over falls back."""
-    slow = fast + extra
-    candles, ts = [], 0
-    for i, c in enumerate(100.0 + np.cumsum(steps)):
-        ts += 0 if i in repeats else 3_600_000
-        close = math.nan if i in broken else float(c)
-        candles.append(Candle("binance", SYMBOL, "1h", ts, close, close, close, close, 1.0))
-    prepared = MovingAverageCrossover("ma", (SYMBOL,), "1h", fast, slow)
-    plain = MovingAverageCrossover("ma", (SYMBOL,), "1h", fast, slow)
-    prepared.prepare_replay(SYMBOL, candles[len(candles) // 3 :])  # a table of part of the bars only
-    buf = CandleBuffer(SYMBOL, "1h", 1024)
-    for candle in candles:
-        if buf.append(candle) is None and len(buf) >= slow:
-            ctx = BarContext(candle, buf.window(slow), 0.0)
-            assert prepared.evaluate(ctx) == plain.evaluate(ctx)
