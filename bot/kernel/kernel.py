@@ -324,4 +324,3 @@ class Kernel:
         new risk gate and breakers, which keep their memory; the reloadable settings)."""
         change = self.reloaded(engine.settings)
         engine.reconfigure(change.limits, change.engine)
-

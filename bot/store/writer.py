@@ -4,7 +4,7 @@
 second connection to the same file owned by one worker thread, so that a whole transaction
 (``BEGIN IMMEDIATE``, an ``executemany`` per batch, ``COMMIT``) is one hand-off to the thread
 instead of a round trip per statement. SQLite releases the GIL while it steps, so a write the
-caller does not wait for (:meth:`Writer.submit` without awaiting, ``Store.flush_behind``) runs
+caller does not wait for (:meth:`Writer.write`'s future not awaited, ``Store.flush_behind``) runs
 beside the replay that produced it.
 
 A failed transaction is rolled back and its exception raised from the future: nothing of it is
