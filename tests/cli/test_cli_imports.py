@@ -51,6 +51,8 @@ async def test_status_with_a_neural_config_imports_no_model_stack(
     assert loaded.isdisjoint(MODEL_STACK), sorted(loaded & set(MODEL_STACK))
     # it reads the store with sqlite3 alone (bot.store.readonly): no aiosqlite thread, no event classes
     status_free = {"aiosqlite", "bot.store.store", "bot.core.events", "bot.core.orders"}
+    # and builds only its own subcommand's parser (bot.cli.parser.COMMAND_MODULES)
+    status_free |= {"bot.cli.train", "bot.cli.evaluation", "bot.cli.research", "bot.cli.plot"}
     assert loaded.isdisjoint(status_free), sorted(loaded & status_free)
 
 
