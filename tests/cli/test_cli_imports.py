@@ -45,8 +45,8 @@ async def test_status_with_a_neural_config_imports_no_model_stack(
         write_config: Callable[..., Path], tmp_path: Path) -> None:
     config = write_config('[[strategies]]\nname = "ens"\nkind = "neural"\nparams = { threshold = 0.6 }\n')
     await seed_store(tmp_path / "bot.sqlite")
-    loaded = loaded_after(f"from bot.cli.parser import main\nassert main(['status', '--config', {str(config)!r}]) == 0",
-                          modules=True)
+    run = f"from bot.cli.parser import main\nassert main(['status', '--config', {str(config)!r}]) == 0"
+    loaded = loaded_after(run, modules=True)
     assert "pydantic" in loaded and "sqlite3" in loaded  # it did load the config and read the store
     assert loaded.isdisjoint(MODEL_STACK), sorted(loaded & set(MODEL_STACK))
     # it reads the store with sqlite3 alone (bot.store.readonly): no aiosqlite thread, no event classes

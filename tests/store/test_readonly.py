@@ -1,4 +1,4 @@
-"""``ReadOnlyStore`` (sqlite3, synchronous) reads and refuses exactly what ``Store.open(read_only=True)`` does."""
+"""``ReadOnlyStore`` (sqlite3, synchronous) reads and refuses what ``Store.open(read_only=True)`` does."""
 
 from __future__ import annotations
 
