@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import importlib
+import importlib.abc
 import importlib.util
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
+from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,25 +18,30 @@ Factory = Callable[..., "Strategy"]
 
 
 def _parameters(module: str, attr: str) -> frozenset[str]:
-    """The keyword names class ``attr``'s ``__init__`` (or function ``attr``) of ``module`` takes,
-    read from its source (besides ``self``)."""
+    """The keyword names class ``attr``'s ``__init__`` (or function ``attr``) of ``module`` takes
+    (besides ``self``), read from the module's byte code (its ``.pyc``, compiled from the source when
+    that is newer), which is never run."""
     spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
+    if spec is None or not isinstance(spec.loader, importlib.abc.InspectLoader):
         raise ImportError(f"strategy module {module} not found")
-    with open(spec.origin, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), spec.origin)
-    node = next(n for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef) and n.name == attr)
-    if isinstance(node, ast.ClassDef):
-        node = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
-    a = node.args
-    return frozenset(p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)) - {"self"}
+    code = spec.loader.get_code(module)
+    if code is None:
+        raise ImportError(f"strategy module {module} has no code")
+    fn = next(c for c in _code_constants(code) if c.co_qualname == attr)
+    if not fn.co_flags & inspect.CO_OPTIMIZED:  # a class body: its __init__ is one of its constants
+        fn = next(c for c in _code_constants(fn) if c.co_qualname == f"{attr}.__init__")
+    return frozenset(fn.co_varnames[:fn.co_argcount + fn.co_kwonlyargcount]) - {"self"}
+
+
+def _code_constants(code: CodeType) -> Iterator[CodeType]:
+    return (c for c in code.co_consts if isinstance(c, CodeType))
 
 
 class LazyFactory:
     """A strategy class (or factory function) named by module and attribute, imported on first build.
 
     Checking a config's params needs only the names it takes: they are read from the
-    module's source, so loading a config imports neither numpy nor torch (``neuralbot
+    module's byte code, never run, so loading a config imports neither numpy nor torch (``neuralbot
     status`` with a neural config starts in ~0.2 s, ``bench/bench_cli.py``). A factory
     that loads a strategy's models passes its other ``**options`` on to the class
     ``builds`` names: the parameters are both's, less what the factory supplies itself.

@@ -4,8 +4,8 @@ Positions, equity, heat, the daemon's state (from its state file, written next t
 the store; ``stopped`` when its process is gone), the stored trading state with its
 reason, the last operator actions and the last signals with their top feature
 attributions (:func:`format_attributions`: each feature's signed share
-of the explanation). Read-only (the store is opened read-only) and without API keys:
-safe to run next to a daemon.
+of the explanation). Read-only (the store is opened read-only, with ``sqlite3`` alone:
+:mod:`bot.store.readonly`) and without API keys: safe to run next to a daemon.
 """
 
 from __future__ import annotations
@@ -41,27 +41,24 @@ def top_attributions(raw: str | None, k: int) -> list[tuple[str, float]]:
     return sorted(items, key=lambda kv: abs(kv[1]), reverse=True)[:k]
 
 
-async def gather_status(settings: Any, n_signals: int = 5, top: int = 3) -> dict[str, Any]:
+def gather_status(settings: Any, n_signals: int = 5, top: int = 3) -> dict[str, Any]:
     from bot.config.ops import state_file_for
-    from bot.store.store import (
-        Store,  # deferred: aiosqlite is not needed to build the CLI parser
+    from bot.store.readonly import (
+        ReadOnlyStore,  # deferred: building the CLI parser opens no database
     )
 
     path = Path(settings.store.path)
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}: has the daemon run yet?")
-    store = await Store.open(path, portfolio=settings.store.portfolio, read_only=True)
-    try:
-        trading = await store.load_trading_state()
-        actions = await store.operator_actions() if await store.schema_version() >= OPERATOR_ACTIONS_V else []
-        positions = [r for r in await store.fetch("positions") if r["amount"] > 0]
-        equity = await store.fetch("equity", "ts = (SELECT MAX(ts) FROM equity WHERE portfolio = ?)",
-                                   (settings.store.portfolio,))
-        signals = await store.fetch(
+    with ReadOnlyStore.open(path, portfolio=settings.store.portfolio) as store:
+        trading = store.load_trading_state()
+        actions = store.operator_actions() if store.schema_version() >= OPERATOR_ACTIONS_V else []
+        positions = [r for r in store.fetch("positions") if r["amount"] > 0]
+        equity = store.fetch("equity", "ts = (SELECT MAX(ts) FROM equity WHERE portfolio = ?)",
+                             (settings.store.portfolio,))
+        signals = store.fetch(
             "signals", "ts >= COALESCE((SELECT ts FROM signals WHERE portfolio = ?"
             " ORDER BY ts DESC LIMIT 1 OFFSET ?), 0)", (settings.store.portfolio, max(n_signals - 1, 0)))
-    finally:
-        await store.close()
     last = equity[-1] if equity else None
     eq = float(last["equity"]) if last else float(settings.backtest.initial_equity)
     heat = float(last["heat"]) if last else 0.0
@@ -133,14 +130,11 @@ def render(st: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import asyncio  # deferred: the CLI parser starts without asyncio
     from bot.config.load import load_settings
     from bot.config.settings import (
         ConfigError,  # deferred: pydantic is not needed for --help
     )
-    from bot.store.store import (
-        StoreError,  # deferred: aiosqlite is not needed to build the CLI parser
-    )
+    from bot.store.schema import StoreError  # deferred: building the CLI parser opens no database
 
     try:
         settings = load_settings(args.config, credentials=False)
@@ -148,7 +142,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
     try:
-        st = asyncio.run(gather_status(settings, args.signals, args.top))
+        st = gather_status(settings, args.signals, args.top)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -9,7 +9,6 @@ import argparse
 import json
 import sys
 from datetime import date
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +134,7 @@ g.draw();
 
 def render(data: dict[str, Any]) -> str:
     """The page, with the data inlined as JSON (``</`` escaped so it cannot close the script)."""
+    from html import escape  # deferred: every command builds the parser that imports this module
 
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     return PAGE.format(title=escape(data["title"]), charts=CHARTS_JS.read_text(), data=blob)

@@ -30,7 +30,7 @@ from pydantic_settings import (
 )
 
 from bot.config.cockpit import ApiConfig, TelegramConfig
-from bot.config.section import Section, not_blank
+from bot.config.section import Section, not_blank, section_default
 from bot.core.errors import UserInputError
 from bot.evaluation.compute import ComputeConfig
 from bot.evaluation.schedule import WalkForwardConfig
@@ -218,25 +218,26 @@ class Settings(BaseSettings):
     i_understand_live_trading: bool = False
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
-    exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
-    store: StoreConfig = Field(default_factory=StoreConfig)
-    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
-    risk: RiskConfig = Field(default_factory=RiskConfig)
-    feed: FeedConfig = Field(default_factory=FeedConfig)
-    strategies: list[StrategyConfig] = Field(default_factory=list)
-    models: list[ModelSpec] = Field(default_factory=list)  # [[models]]; empty = the default five
-    train: TrainSection = Field(default_factory=TrainSection)
-    walkforward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
-    hyperopt: HyperoptConfig = Field(default_factory=HyperoptConfig)
-    compute: ComputeConfig = Field(default_factory=ComputeConfig)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
-    health: HealthConfig = Field(default_factory=HealthConfig)
-    notify: NotifyConfig = Field(default_factory=NotifyConfig)
-    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
-    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
-    api: ApiConfig = Field(default_factory=ApiConfig)
-    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+    exchange: ExchangeConfig = section_default(ExchangeConfig)
+    data: DataConfig = section_default(DataConfig)
+    store: StoreConfig = section_default(StoreConfig)
+    backtest: BacktestConfig = section_default(BacktestConfig)
+    risk: RiskConfig = section_default(RiskConfig)
+    feed: FeedConfig = section_default(FeedConfig)
+    # lambdas, not list: inspect.signature(list) parses its text signature with tokenize (~3 ms)
+    strategies: list[StrategyConfig] = Field(default_factory=lambda: [])
+    models: list[ModelSpec] = Field(default_factory=lambda: [])  # [[models]]; empty = the default five
+    train: TrainSection = section_default(TrainSection)
+    walkforward: WalkForwardConfig = section_default(WalkForwardConfig)
+    hyperopt: HyperoptConfig = section_default(HyperoptConfig)
+    compute: ComputeConfig = section_default(ComputeConfig)
+    logging: LoggingConfig = section_default(LoggingConfig)
+    health: HealthConfig = section_default(HealthConfig)
+    notify: NotifyConfig = section_default(NotifyConfig)
+    retrain: RetrainConfig = section_default(RetrainConfig)
+    daemon: DaemonConfig = section_default(DaemonConfig)
+    api: ApiConfig = section_default(ApiConfig)
+    telegram: TelegramConfig = section_default(TelegramConfig)
 
     _secrets_not_blank = field_validator("api_key", "api_secret")(not_blank)
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import aiosqlite
+if TYPE_CHECKING:  # the read-only store (bot.store.readonly) reads it with sqlite3 alone
+    import aiosqlite
 
 MIGRATIONS: tuple[str, ...] = (
     # v1: market data, decisions and facts.
@@ -150,6 +154,40 @@ class StoreError(RuntimeError):
 
 
 BUSY_TIMEOUT_MS = 5000
+# the tables of one portfolio's rows that ``select`` reads
+TABLES = frozenset({"signals", "risk_decisions", "orders", "fills", "positions", "equity",
+                    "strategy_failures", "operator_actions", "trading_state_changes"})
+
+
+def select(table: str, what: str, portfolio: str, where: str = "", params: Sequence[Any] = ()
+           ) -> tuple[str, tuple[Any, ...]]:
+    """The query of ``what`` from ``portfolio``'s rows of ``table`` (``where``: more conditions), in
+    the order they were written (positions: by symbol), with its parameters."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}")
+    sql = f"SELECT {what} FROM {table} WHERE portfolio = ?"
+    if where:
+        sql += f" AND ({where})"
+    order = "ts, rowid" if table != "positions" else "symbol"
+    return sql + f" ORDER BY {order}", (portfolio, *params)
+
+
+def refuse_newer(version: int) -> None:
+    """Raise ``StoreError`` for a schema ``version`` newer than this program's (never downgraded)."""
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"schema version {version} is newer than this program's {SCHEMA_VERSION};"
+            " upgrade neuralbot or set another store.path"
+        )
+
+
+def unusable(path: Path | str, exc: sqlite3.DatabaseError) -> StoreError | None:
+    """What ``exc``, raised opening the store at ``path``, means: a ``StoreError`` for a file that is
+    not an SQLite database, ``None`` for any other failure (locked, unreadable), raised as it is."""
+    if isinstance(exc, sqlite3.OperationalError) and "not a database" not in str(exc):
+        return None
+    return StoreError(f"store {path}: not an SQLite database ({exc}); restore it from a backup"
+                      " or set another store.path")
 
 
 async def prepare_writable(db: aiosqlite.Connection) -> None:
@@ -180,11 +218,7 @@ async def user_version(db: aiosqlite.Connection) -> int:
 async def migrate(db: aiosqlite.Connection, target_version: int = SCHEMA_VERSION) -> int:
     """Apply pending migrations up to ``target_version``; each one atomically."""
     current = await user_version(db)
-    if current > SCHEMA_VERSION:
-        raise StoreError(
-            f"schema version {current} is newer than this program's {SCHEMA_VERSION};"
-            " upgrade neuralbot or set another store.path"
-        )
+    refuse_newer(current)
     for version in range(current + 1, target_version + 1):
         script = MIGRATIONS[version - 1]
         statements = [s.strip() for s in script.split(";") if s.strip()]

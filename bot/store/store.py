@@ -52,6 +52,8 @@ from bot.store.schema import (
     StoreError,
     migrate,
     prepare_writable,
+    select,
+    unusable,
     user_version,
 )
 from bot.store.writer import Batch, Writer
@@ -99,10 +101,9 @@ class Store:
             raise StoreError(f"store {path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             await db.close()
-            if isinstance(exc, sqlite3.OperationalError) and "not a database" not in str(exc):
+            if (error := unusable(path, exc)) is None:
                 raise
-            raise StoreError(f"store {path}: not an SQLite database ({exc}); restore it from a backup"
-                             " or set another store.path") from None
+            raise error from None
         except BaseException:
             await db.close()
             raise
@@ -377,14 +378,7 @@ class Store:
 
     def _select(self, table: str, what: str, where: str = "", params: Sequence[Any] = ()
                 ) -> tuple[str, tuple[Any, ...]]:
-        if table not in {"signals", "risk_decisions", "orders", "fills", "positions", "equity",
-                         "strategy_failures", "operator_actions", "trading_state_changes"}:
-            raise ValueError(f"unknown table {table!r}")
-        sql = f"SELECT {what} FROM {table} WHERE portfolio = ?"
-        if where:
-            sql += f" AND ({where})"
-        order = "ts, rowid" if table != "positions" else "symbol"
-        return sql + f" ORDER BY {order}", (self.portfolio, *params)
+        return select(table, what, self.portfolio, where, params)
 
     async def count(self, table: str) -> int:
         return len(await self.fetch(table))

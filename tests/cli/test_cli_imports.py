@@ -25,9 +25,11 @@ MODEL_STACK = ("torch", "sklearn", "ccxt", "matplotlib", "pandas", "aiohttp")
 PARSER_FREE = (*MODEL_STACK, "numpy", "pydantic", "aiosqlite", "structlog", "asyncio", "dataclasses")
 
 
-def loaded_after(code: str) -> set[str]:
-    """Top-level packages in ``sys.modules`` after running ``code`` in a fresh interpreter."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+def loaded_after(code: str, modules: bool = False) -> set[str]:
+    """Top-level packages (``modules``: every module) in ``sys.modules`` after running ``code`` in a
+    fresh interpreter."""
+    names = "sys.modules" if modules else "{m.split('.')[0] for m in sys.modules}"
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({names})))"
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
                          timeout=120, check=True).stdout
     return set(json.loads(out.splitlines()[-1]))
@@ -43,9 +45,15 @@ async def test_status_with_a_neural_config_imports_no_model_stack(
         write_config: Callable[..., Path], tmp_path: Path) -> None:
     config = write_config('[[strategies]]\nname = "ens"\nkind = "neural"\nparams = { threshold = 0.6 }\n')
     await seed_store(tmp_path / "bot.sqlite")
-    loaded = loaded_after(f"from bot.cli.parser import main\nassert main(['status', '--config', {str(config)!r}]) == 0")
-    assert "pydantic" in loaded and "aiosqlite" in loaded  # it did load the config and read the store
+    run = f"from bot.cli.parser import main\nassert main(['status', '--config', {str(config)!r}]) == 0"
+    loaded = loaded_after(run, modules=True)
+    assert "pydantic" in loaded and "sqlite3" in loaded  # it did load the config and read the store
     assert loaded.isdisjoint(MODEL_STACK), sorted(loaded & set(MODEL_STACK))
+    # it reads the store with sqlite3 alone (bot.store.readonly): no aiosqlite thread, no event classes
+    status_free = {"aiosqlite", "bot.store.store", "bot.core.events", "bot.core.orders"}
+    # and builds only its own subcommand's parser (bot.cli.parser.COMMAND_MODULES)
+    status_free |= {"bot.cli.train", "bot.cli.evaluation", "bot.cli.research", "bot.cli.plot"}
+    assert loaded.isdisjoint(status_free), sorted(loaded & status_free)
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

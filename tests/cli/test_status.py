@@ -50,7 +50,7 @@ async def test_status_reports_store_contents(write_config: Callable[..., Path], 
     # a state file left by a daemon that is gone: reported as stopped
     (tmp_path / "bot.sqlite.daemon.json").write_text(json.dumps(
         {"pid": 2**22 + 12345, "status": "ok", "trading_state": "active", "run_id": "r1"}))
-    st = await gather_status(load_settings(config), 3, 2)
+    st = gather_status(load_settings(config), 3, 2)
     assert st["equity"] == 10_100.0 and st["heat"] == 450.0
     assert st["heat_pct"] == pytest.approx(100 * 450 / 10_100)
     assert [p["symbol"] for p in st["positions"]] == ["BTC/USDT"]  # flat positions are not listed

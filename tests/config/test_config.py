@@ -161,3 +161,20 @@ def test_example_config_documents_every_key() -> None:
             if not re.search(pattern, text):
                 missing.append(f"{name}.{key}")
     assert not missing, f"undocumented keys: {missing}"
+
+
+def test_left_out_sections_are_fresh_defaults_from_plain_functions() -> None:
+    """A section the file leaves out is its class's defaults, a new instance each time; each default
+    factory is a plain function, since pydantic reads its signature when ``Settings`` is defined (a
+    model class's is built from all its fields, a builtin's parsed with tokenize: ``status`` pays it)."""
+    import inspect
+
+    from bot.config.settings import Settings
+
+    factories = {n: f for n, f in Settings.model_fields.items() if f.default_factory is not None}
+    assert {"exchange", "risk", "telegram", "strategies", "models"} <= set(factories)
+    for name, field in factories.items():
+        assert inspect.isfunction(field.default_factory), name
+        made, again = field.default_factory(), field.default_factory()  # type: ignore[call-arg]
+        assert made == (field.annotation() if isinstance(field.annotation, type) else []), name
+        assert made is not again, name
