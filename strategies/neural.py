@@ -31,6 +31,7 @@ retrainer swaps models in those holders.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -70,6 +71,12 @@ def set_torch_threads(threads: int) -> None:
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
+
+
+def table_workers() -> int:
+    """Threads that fill a prediction table: the CPUs this process may use over torch's intra-op
+    threads (1 by default), so that each runs its own batches and no thread pool spin-waits."""
+    return max(1, len(os.sched_getaffinity(0)) // torch.get_num_threads())
 
 
 def horizon_label(bars: int, timeframe: str) -> str:
@@ -174,7 +181,8 @@ class NeuralEnsemble(Strategy):
         """Predict every window of ``history`` in one batch per model; ``evaluate`` then looks up.
         ``peer``: the peer symbol's history (cross-asset features)."""
         book = self._books[symbol]
-        table = predict_table(book.holder, self.spec, history, self.vol_bars, batch_size, peer=peer)
+        table = predict_table(book.holder, self.spec, history, self.vol_bars, batch_size, peer=peer,
+                              workers=table_workers())
         book.table = TablePredictor(book.holder, table)
         log.info("ensemble_precomputed", strategy=self.name, symbol=symbol, rows=len(table.ts),
                  models=len(table.probs))

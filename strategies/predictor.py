@@ -22,6 +22,7 @@ the same predictions (``tests/integration/test_backtest_parity.py``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
@@ -190,25 +191,50 @@ class PredictionTable:
 
 
 def predict_table(holder: ModelHolder, spec: FeatureSpec, history: History, vol_bars: int,
-                  batch_size: int = PREDICT_BATCH, peer: History | None = None) -> PredictionTable:
-    """Every window of ``history`` predicted by every member, in one batch per model;
+                  batch_size: int = PREDICT_BATCH, peer: History | None = None,
+                  workers: int = 1) -> PredictionTable:
+    """Every window of ``history`` predicted by every member (see :func:`batch_predict`);
     ``peer``: the peer symbol's history (cross-asset features)."""
     feats = compute_features(history.arrays, spec, peer=None if peer is None else peer.arrays)
     ts = np.asarray(history.arrays["ts"], dtype=np.int64)
-    probs = {name: _batch_predict(m, feats, batch_size) for name, m in holder.models.items()}
-    if holder.vol_model is not None:
-        vol = _batch_predict(holder.vol_model, feats, batch_size)
+    vm = holder.vol_model
+    got = batch_predict({**holder.models, **({_VOL: vm} if vm is not None else {})}, feats, batch_size,
+                        workers)
+    vol = got.pop(_VOL) if vm is not None else trailing_vol(history.arrays["close"], vol_bars)
+    return PredictionTable(ts, got, vol, feats, {int(t): i for i, t in enumerate(ts.tolist())})
+
+
+_VOL = "\0vol"  # the volatility model's key among the members (no member name has a NUL)
+CHUNK_BATCHES = 8  # batches per job of a table's workers
+
+
+def batch_predict(models: Mapping[str, Model], feats: np.ndarray, batch_size: int = PREDICT_BATCH,
+                  workers: int = 1) -> dict[str, np.ndarray]:
+    """Each model's prediction of every full window of ``feats`` (NaN where none), the
+    batches :meth:`Model.predict_windows` cuts; chunks of ``CHUNK_BATCHES`` batches run on
+    ``workers`` threads (torch and numpy release the GIL). A window's prediction does not
+    depend on its batch's other windows, nor on the thread: the same values as one batch loop."""
+    out = {name: np.full(len(feats), np.nan) for name in models}
+    step = batch_size * CHUNK_BATCHES
+    jobs: list[tuple[str, Model, np.ndarray, np.ndarray]] = []
+    for name, m in models.items():
+        ends = valid_ends(feats, None, m.window)
+        if len(ends):
+            normalised = m.normalizer.transform(feats)
+            jobs += [(name, m, normalised, ends[i:i + step]) for i in range(0, len(ends), step)]
+
+    def run(job: tuple[str, Model, np.ndarray, np.ndarray]) -> None:
+        name, m, normalised, ends = job
+        w = Windows(normalised, ends, np.full(len(ends), np.nan, dtype=np.float32), m.window)
+        out[name][ends] = m.predict_normalised(w, batch_size)
+
+    if workers > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(min(workers, len(jobs)), thread_name_prefix="predict-table") as pool:
+            for _ in pool.map(run, jobs):  # re-raises a job's error here
+                pass
     else:
-        vol = trailing_vol(history.arrays["close"], vol_bars)
-    return PredictionTable(ts, probs, vol, feats, {int(t): i for i, t in enumerate(ts.tolist())})
-
-
-def _batch_predict(model: Model, feats: np.ndarray, batch_size: int) -> np.ndarray:
-    out = np.full(len(feats), np.nan)
-    ends = valid_ends(feats, None, model.window)
-    if len(ends):
-        w = Windows(feats, ends, np.full(len(ends), np.nan, dtype=np.float32), model.window)
-        out[ends] = model.predict_windows(w, batch_size)
+        for job in jobs:
+            run(job)
     return out
 
 
