@@ -106,6 +106,8 @@ class _Book:
     def predictor(self) -> Predictor:
         """The table while the holder has the models it was computed with, else live."""
         if self.table is not None and not self.table.current:
+            if self.table.table.fill is not None:
+                self.table.table.fill.cancel()
             self.table = None  # a model was swapped in: later bars predict live
         return self.table or self.live
 
@@ -177,12 +179,13 @@ class NeuralEnsemble(Strategy):
 
     # -- fast path ---------------------------------------------------------------------
     def precompute(self, symbol: str, history: History, batch_size: int = PREDICT_BATCH,
-                   peer: History | None = None) -> PredictionTable:
+                   peer: History | None = None, streaming: bool = False) -> PredictionTable:
         """Predict every window of ``history`` in one batch per model; ``evaluate`` then looks up.
-        ``peer``: the peer symbol's history (cross-asset features)."""
+        ``peer``: the peer symbol's history (cross-asset features); ``streaming``: return while
+        the table fills (``evaluate`` waits for each bar's row; see :mod:`strategies.table_fill`)."""
         book = self._books[symbol]
         table = predict_table(book.holder, self.spec, history, self.vol_bars, batch_size, peer=peer,
-                              workers=table_workers())
+                              workers=table_workers(), streaming=streaming)
         book.table = TablePredictor(book.holder, table)
         log.info("ensemble_precomputed", strategy=self.name, symbol=symbol, rows=len(table.ts),
                  models=len(table.probs))
@@ -269,11 +272,14 @@ class NeuralEnsemble(Strategy):
             for s in (symbol, *(s for s, p in self._peer_of.items() if p == symbol)):  # once its peer's are in
                 peer = self._replay.get(self._peer_of[s]) if self._peer_of else None
                 if s in self._replay and (peer is not None or not self._peer_of):
-                    self.precompute(s, self._replay[s], peer=peer)
+                    self.precompute(s, self._replay[s], peer=peer, streaming=True)
 
     def deferred_explanations(self) -> list[SignalExplained]:
         """The explanations :meth:`evaluate` held back, each model's windows in batches;
         the same attributions as :meth:`explain` would have given bar by bar."""
+        for book in self._books.values():  # a fill's error fails the run, even if no bar read its row
+            if book.table is not None and book.table.table.fill is not None:
+                book.table.table.fill.result()
         pending, self._deferred = self._deferred, []
         if not pending:
             return []

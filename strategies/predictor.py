@@ -21,8 +21,8 @@ the same predictions (``tests/integration/test_backtest_parity.py``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
@@ -36,7 +36,7 @@ from strategies.features.compute import FeatureSpec, compute_features
 from strategies.features.history import History
 from strategies.training.labels import trailing_vol
 from strategies.models.base import PREDICT_BATCH, Model
-from strategies.features.windows import Windows, valid_ends
+from strategies.table_fill import TableFill
 
 log = structlog.get_logger(__name__)
 
@@ -185,6 +185,7 @@ class PredictionTable:
     vol: np.ndarray  # [N] per-bar volatility forecast (model or trailing), NaN until known
     features: np.ndarray  # [N, F] raw features (windows for explanations)
     index: dict[int, int] = field(default_factory=dict)
+    fill: TableFill | None = None  # still filling (a streaming table): rows final once ``fill.wait`` returns
 
     def row(self, ts: int) -> int | None:
         return self.index.get(ts)
@@ -192,50 +193,30 @@ class PredictionTable:
 
 def predict_table(holder: ModelHolder, spec: FeatureSpec, history: History, vol_bars: int,
                   batch_size: int = PREDICT_BATCH, peer: History | None = None,
-                  workers: int = 1) -> PredictionTable:
+                  workers: int = 1, streaming: bool = False) -> PredictionTable:
     """Every window of ``history`` predicted by every member (see :func:`batch_predict`);
-    ``peer``: the peer symbol's history (cross-asset features)."""
+    ``peer``: the peer symbol's history (cross-asset features). ``streaming``: return before
+    the workers are done; the table's ``fill`` says which rows are final (a replay's table:
+    :class:`TablePredictor` waits for each row it reads)."""
     feats = compute_features(history.arrays, spec, peer=None if peer is None else peer.arrays)
     ts = np.asarray(history.arrays["ts"], dtype=np.int64)
     vm = holder.vol_model
-    got = batch_predict({**holder.models, **({_VOL: vm} if vm is not None else {})}, feats, batch_size,
-                        workers)
+    fill = TableFill({**holder.models, **({_VOL: vm} if vm is not None else {})}, feats, batch_size, workers)
+    got = dict(fill.out if streaming else fill.result())
     vol = got.pop(_VOL) if vm is not None else trailing_vol(history.arrays["close"], vol_bars)
-    return PredictionTable(ts, got, vol, feats, {int(t): i for i, t in enumerate(ts.tolist())})
+    return PredictionTable(ts, got, vol, feats, {int(t): i for i, t in enumerate(ts.tolist())},
+                           fill if streaming else None)
 
 
 _VOL = "\0vol"  # the volatility model's key among the members (no member name has a NUL)
-CHUNK_BATCHES = 8  # batches per job of a table's workers
 
 
 def batch_predict(models: Mapping[str, Model], feats: np.ndarray, batch_size: int = PREDICT_BATCH,
                   workers: int = 1) -> dict[str, np.ndarray]:
-    """Each model's prediction of every full window of ``feats`` (NaN where none), the
-    batches :meth:`Model.predict_windows` cuts; chunks of ``CHUNK_BATCHES`` batches run on
-    ``workers`` threads (torch and numpy release the GIL). A window's prediction does not
-    depend on its batch's other windows, nor on the thread: the same values as one batch loop."""
-    out = {name: np.full(len(feats), np.nan) for name in models}
-    step = batch_size * CHUNK_BATCHES
-    jobs: list[tuple[str, Model, np.ndarray, np.ndarray]] = []
-    for name, m in models.items():
-        ends = valid_ends(feats, None, m.window)
-        if len(ends):
-            normalised = m.normalizer.transform(feats)
-            jobs += [(name, m, normalised, ends[i:i + step]) for i in range(0, len(ends), step)]
-
-    def run(job: tuple[str, Model, np.ndarray, np.ndarray]) -> None:
-        name, m, normalised, ends = job
-        w = Windows(normalised, ends, np.full(len(ends), np.nan, dtype=np.float32), m.window)
-        out[name][ends] = m.predict_normalised(w, batch_size)
-
-    if workers > 1 and len(jobs) > 1:
-        with ThreadPoolExecutor(min(workers, len(jobs)), thread_name_prefix="predict-table") as pool:
-            for _ in pool.map(run, jobs):  # re-raises a job's error here
-                pass
-    else:
-        for job in jobs:
-            run(job)
-    return out
+    """Each model's prediction of every full window of ``feats`` (NaN where none), on
+    ``workers`` threads (:class:`~strategies.table_fill.TableFill`): the values of one
+    :meth:`Model.predict_windows` loop, bit for bit."""
+    return TableFill(models, feats, batch_size, workers).result()
 
 
 class TablePredictor:
@@ -258,8 +239,10 @@ class TablePredictor:
         row = t.row(candle.ts)
         if row is None:
             return None
+        if t.fill is not None:
+            t.fill.wait(row)
         probs = {n: float(p[row]) for n, p in t.probs.items()}
-        if not all(np.isfinite(v) for v in probs.values()):
+        if not all(map(math.isfinite, probs.values())):
             return None
 
         def window(w: int, row: int = row) -> np.ndarray:
