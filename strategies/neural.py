@@ -76,7 +76,8 @@ def set_torch_threads(threads: int) -> None:
 def table_workers() -> int:
     """Threads that fill a prediction table: the CPUs this process may use over torch's intra-op
     threads (1 by default), so that each runs its own batches and no thread pool spin-waits."""
-    return max(1, len(os.sched_getaffinity(0)) // torch.get_num_threads())
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cpus // torch.get_num_threads())
 
 
 def horizon_label(bars: int, timeframe: str) -> str:
