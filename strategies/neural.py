@@ -31,6 +31,7 @@ retrainer swaps models in those holders.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -72,6 +73,13 @@ def set_torch_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def table_workers() -> int:
+    """Threads that fill a prediction table: the CPUs this process may use over torch's intra-op
+    threads (1 by default), so that each runs its own batches and no thread pool spin-waits."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cpus // torch.get_num_threads())
+
+
 def horizon_label(bars: int, timeframe: str) -> str:
     """``24`` bars of ``1h`` -> ``"1d"``; ``4`` of ``1h`` -> ``"4h"``; ``1`` of ``1w`` -> ``"1w"``."""
     ms = bars * timeframe_ms(timeframe)
@@ -99,6 +107,8 @@ class _Book:
     def predictor(self) -> Predictor:
         """The table while the holder has the models it was computed with, else live."""
         if self.table is not None and not self.table.current:
+            if self.table.table.fill is not None:
+                self.table.table.fill.cancel()
             self.table = None  # a model was swapped in: later bars predict live
         return self.table or self.live
 
@@ -170,11 +180,13 @@ class NeuralEnsemble(Strategy):
 
     # -- fast path ---------------------------------------------------------------------
     def precompute(self, symbol: str, history: History, batch_size: int = PREDICT_BATCH,
-                   peer: History | None = None) -> PredictionTable:
+                   peer: History | None = None, streaming: bool = False) -> PredictionTable:
         """Predict every window of ``history`` in one batch per model; ``evaluate`` then looks up.
-        ``peer``: the peer symbol's history (cross-asset features)."""
+        ``peer``: the peer symbol's history (cross-asset features); ``streaming``: return while
+        the table fills (``evaluate`` waits for each bar's row; see :mod:`strategies.table_fill`)."""
         book = self._books[symbol]
-        table = predict_table(book.holder, self.spec, history, self.vol_bars, batch_size, peer=peer)
+        table = predict_table(book.holder, self.spec, history, self.vol_bars, batch_size, peer=peer,
+                              workers=table_workers(), streaming=streaming)
         book.table = TablePredictor(book.holder, table)
         log.info("ensemble_precomputed", strategy=self.name, symbol=symbol, rows=len(table.ts),
                  models=len(table.probs))
@@ -261,11 +273,14 @@ class NeuralEnsemble(Strategy):
             for s in (symbol, *(s for s, p in self._peer_of.items() if p == symbol)):  # once its peer's are in
                 peer = self._replay.get(self._peer_of[s]) if self._peer_of else None
                 if s in self._replay and (peer is not None or not self._peer_of):
-                    self.precompute(s, self._replay[s], peer=peer)
+                    self.precompute(s, self._replay[s], peer=peer, streaming=True)
 
     def deferred_explanations(self) -> list[SignalExplained]:
         """The explanations :meth:`evaluate` held back, each model's windows in batches;
         the same attributions as :meth:`explain` would have given bar by bar."""
+        for book in self._books.values():  # a fill's error fails the run, even if no bar read its row
+            if book.table is not None and book.table.table.fill is not None:
+                book.table.table.fill.result()
         pending, self._deferred = self._deferred, []
         if not pending:
             return []

@@ -21,6 +21,7 @@ the same predictions (``tests/integration/test_backtest_parity.py``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -35,7 +36,7 @@ from strategies.features.compute import FeatureSpec, compute_features
 from strategies.features.history import History
 from strategies.training.labels import trailing_vol
 from strategies.models.base import PREDICT_BATCH, Model
-from strategies.features.windows import Windows, valid_ends
+from strategies.table_fill import TableFill
 
 log = structlog.get_logger(__name__)
 
@@ -184,32 +185,38 @@ class PredictionTable:
     vol: np.ndarray  # [N] per-bar volatility forecast (model or trailing), NaN until known
     features: np.ndarray  # [N, F] raw features (windows for explanations)
     index: dict[int, int] = field(default_factory=dict)
+    fill: TableFill | None = None  # still filling (a streaming table): rows final once ``fill.wait`` returns
 
     def row(self, ts: int) -> int | None:
         return self.index.get(ts)
 
 
 def predict_table(holder: ModelHolder, spec: FeatureSpec, history: History, vol_bars: int,
-                  batch_size: int = PREDICT_BATCH, peer: History | None = None) -> PredictionTable:
-    """Every window of ``history`` predicted by every member, in one batch per model;
-    ``peer``: the peer symbol's history (cross-asset features)."""
+                  batch_size: int = PREDICT_BATCH, peer: History | None = None,
+                  workers: int = 1, streaming: bool = False) -> PredictionTable:
+    """Every window of ``history`` predicted by every member (see :func:`batch_predict`);
+    ``peer``: the peer symbol's history (cross-asset features). ``streaming``: return before
+    the workers are done; the table's ``fill`` says which rows are final (a replay's table:
+    :class:`TablePredictor` waits for each row it reads)."""
     feats = compute_features(history.arrays, spec, peer=None if peer is None else peer.arrays)
     ts = np.asarray(history.arrays["ts"], dtype=np.int64)
-    probs = {name: _batch_predict(m, feats, batch_size) for name, m in holder.models.items()}
-    if holder.vol_model is not None:
-        vol = _batch_predict(holder.vol_model, feats, batch_size)
-    else:
-        vol = trailing_vol(history.arrays["close"], vol_bars)
-    return PredictionTable(ts, probs, vol, feats, {int(t): i for i, t in enumerate(ts.tolist())})
+    vm = holder.vol_model
+    fill = TableFill({**holder.models, **({_VOL: vm} if vm is not None else {})}, feats, batch_size, workers)
+    got = dict(fill.out if streaming else fill.result())
+    vol = got.pop(_VOL) if vm is not None else trailing_vol(history.arrays["close"], vol_bars)
+    return PredictionTable(ts, got, vol, feats, {int(t): i for i, t in enumerate(ts.tolist())},
+                           fill if streaming else None)
 
 
-def _batch_predict(model: Model, feats: np.ndarray, batch_size: int) -> np.ndarray:
-    out = np.full(len(feats), np.nan)
-    ends = valid_ends(feats, None, model.window)
-    if len(ends):
-        w = Windows(feats, ends, np.full(len(ends), np.nan, dtype=np.float32), model.window)
-        out[ends] = model.predict_windows(w, batch_size)
-    return out
+_VOL = "\0vol"  # the volatility model's key among the members (no member name has a NUL)
+
+
+def batch_predict(models: Mapping[str, Model], feats: np.ndarray, batch_size: int = PREDICT_BATCH,
+                  workers: int = 1) -> dict[str, np.ndarray]:
+    """Each model's prediction of every full window of ``feats`` (NaN where none), on
+    ``workers`` threads (:class:`~strategies.table_fill.TableFill`): the values of one
+    :meth:`Model.predict_windows` loop, bit for bit."""
+    return TableFill(models, feats, batch_size, workers).result()
 
 
 class TablePredictor:
@@ -232,8 +239,10 @@ class TablePredictor:
         row = t.row(candle.ts)
         if row is None:
             return None
+        if t.fill is not None:
+            t.fill.wait(row)
         probs = {n: float(p[row]) for n, p in t.probs.items()}
-        if not all(np.isfinite(v) for v in probs.values()):
+        if not all(map(math.isfinite, probs.values())):
             return None
 
         def window(w: int, row: int = row) -> np.ndarray:

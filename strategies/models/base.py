@@ -128,7 +128,11 @@ class Model(ABC):
 
     def predict_windows(self, w: Windows, batch_size: int = PREDICT_BATCH) -> np.ndarray:
         """Predictions for every window of ``w`` (raw features), normalising the matrix once."""
-        wn = w.with_features(self.normalizer.transform(w.features))
+        return self.predict_normalised(w.with_features(self.normalizer.transform(w.features)), batch_size)
+
+    def predict_normalised(self, wn: Windows, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+        """:meth:`predict_windows` of windows over features this model has normalised already
+        (``normalizer.transform``): a table's chunks share one normalised matrix."""
         return self._finish(self._raw_windows(wn, batch_size))
 
     def _raw_windows(self, wn: Windows, batch_size: int = PREDICT_BATCH) -> np.ndarray:

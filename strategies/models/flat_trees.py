@@ -23,6 +23,7 @@ iteration (binary classification, regression) over numeric features.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,22 @@ class FlatTrees:
             baseline=float(np.asarray(estimator._baseline_prediction, dtype=np.float64).reshape(-1)[0]),
             n_features=n_features,
         )
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every field as an array (the registry's ``trees.npz``; :meth:`from_arrays` inverts it)."""
+        return {"column": self.column, "threshold": self.threshold, "children": self.children,
+                "value": self.value, "roots": self.roots, "order": self.order,
+                "steps": np.asarray(self.steps, dtype=np.intp), "baseline": np.float64(self.baseline),
+                "n_features": np.intp(self.n_features)}
+
+    @classmethod
+    def from_arrays(cls, a: Mapping[str, np.ndarray]) -> FlatTrees:
+        """The trees :meth:`to_arrays` gave, the same values and dtypes (no scikit-learn needed)."""
+        ints = {k: np.asarray(a[k], dtype=np.intp) for k in ("column", "children", "roots", "order")}
+        return cls(threshold=np.asarray(a["threshold"], dtype=np.float64),
+                   value=np.asarray(a["value"], dtype=np.float64),
+                   steps=tuple(int(s) for s in a["steps"]), baseline=float(a["baseline"]),
+                   n_features=int(a["n_features"]), **ints)
 
     @property
     def n_trees(self) -> int:

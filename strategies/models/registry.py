@@ -7,7 +7,11 @@
   (fitted on the training split), calibration, regression target scaling,
   training data range, fit report, metrics, library versions, weights checksum;
 * ``weights.pt`` (torch ``state_dict``, loaded with ``weights_only=True``) or
-  ``estimator.pkl`` (scikit-learn; pickle, so load only models you trained).
+  ``estimator.pkl`` (scikit-learn; pickle, so load only models you trained);
+* gradient boosting, from registry format 2: ``trees.npz``, the estimator's flattened trees
+  (:class:`strategies.models.flat_trees.FlatTrees`, plain arrays), which is what loading reads:
+  the estimator is unpickled only when asked for, so loading imports no scikit-learn. A format 1
+  directory (no ``trees.npz``) loads as before, through the estimator.
 
 :func:`load_model` refuses a model whose feature spec hash differs from the
 running configuration's, with an explicit message.
@@ -16,6 +20,8 @@ running configuration's, with an explicit message.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import io
 import json
 import pickle
 import platform
@@ -25,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
 import structlog
 import torch
 
@@ -35,6 +40,8 @@ from strategies.models.calibration import calibrator_from_dict
 from strategies.features.compute import FeatureSpec
 from strategies.models.spec import ModelSpec
 from strategies.models.base import MODEL_API_VERSION, Model
+from strategies.models.flat_trees import FlatTrees
+from strategies.models.gbm import GBMModel
 from strategies.models.torch_base import TorchModel
 from strategies.models.zoo import build_model
 from strategies.models.registry_files import RETRAIN, RegistryError, meta_error, model_dir, read_meta
@@ -42,7 +49,7 @@ from strategies.features.windows import Normalizer
 
 log = structlog.get_logger(__name__)
 
-REGISTRY_FORMAT = 1
+REGISTRY_FORMAT = 2  # 2: gradient boosting also keeps trees.npz (format 1 directories still load)
 
 
 class FeatureSpecMismatch(RegistryError, ValueError):
@@ -76,11 +83,13 @@ class ModelMeta(BaseModel):
     y_scale: _YScaleMeta
     weights_file: str
     weights_sha256: str
+    trees_file: str | None = None  # format 2, gradient boosting
+    trees_sha256: str | None = None
 
 
 def library_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "sklearn": sklearn.__version__}
+            "numpy": np.__version__, "sklearn": importlib.metadata.version("scikit-learn")}
 
 
 def _sha256(path: Path) -> str:
@@ -117,6 +126,7 @@ def save_model(
     else:
         weights = d / "estimator.pkl"
         weights.write_bytes(pickle.dumps(model.get_state(), protocol=pickle.HIGHEST_PROTOCOL))
+    trees = _save_trees(model, d)
     meta = {
         "registry_format": REGISTRY_FORMAT,
         "model_api_version": MODEL_API_VERSION,
@@ -137,6 +147,7 @@ def save_model(
         "library_versions": library_versions(),
         "weights_file": weights.name,
         "weights_sha256": _sha256(weights),
+        **({"trees_file": trees.name, "trees_sha256": _sha256(trees)} if trees is not None else {}),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (d / "meta.json").write_text(json.dumps(_clean(meta), indent=2, sort_keys=True))
@@ -171,21 +182,42 @@ def load_model(directory: Path | str, expected_spec: FeatureSpec | None = None) 
             f"{sorted(set(now) - set(saved))}. Retrain with `neuralbot train` or fix the config."
         )
     weights = d / meta.weights_file
-    if not weights.is_file():
-        raise RegistryError(f"model {d.name!r}: {weights} is missing; {RETRAIN}")
-    if _sha256(weights) != meta.weights_sha256:
-        raise RegistryError(f"model {d.name!r}: {weights}: checksum mismatch (file modified or corrupt);"
-                            f" {RETRAIN}")
+    data = _checked(d, weights, meta.weights_sha256)
     normalizer = Normalizer.from_dict(meta.normalizer.model_dump(exclude_none=True))
     model = build_model(meta.spec, meta.n_features, normalizer)
     if isinstance(model, TorchModel):
-        model.set_state(torch.load(weights, map_location="cpu", weights_only=True))
+        model.set_state(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+    elif isinstance(model, GBMModel) and meta.trees_file is not None:
+        trees = _checked(d, d / meta.trees_file, meta.trees_sha256 or "")
+        with np.load(io.BytesIO(trees), allow_pickle=False) as arrays:
+            model.set_trees(FlatTrees.from_arrays(arrays), lambda: pickle.loads(data)["estimator"])
     else:
-        model.set_state(pickle.loads(weights.read_bytes()))
+        model.set_state(pickle.loads(data))
     model.calibrator = calibrator_from_dict(meta.calibration)
     model.y_mean = meta.y_scale.mean
     model.y_std = meta.y_scale.std
     return model
+
+
+def _save_trees(model: Model, d: Path) -> Path | None:
+    """A gradient-boosting model's flattened trees, beside its estimator (format 2)."""
+    if not isinstance(model, GBMModel) or model.trees is None:
+        return None
+    path = d / "trees.npz"
+    with path.open("wb") as f:
+        np.savez(f, **model.trees.to_arrays())
+    return path
+
+
+def _checked(d: Path, path: Path, sha256: str) -> bytes:
+    """The bytes of a model's file, refused when missing or not those its meta.json names."""
+    if not path.is_file():
+        raise RegistryError(f"model {d.name!r}: {path} is missing; {RETRAIN}")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise RegistryError(f"model {d.name!r}: {path}: checksum mismatch (file modified or corrupt);"
+                            f" {RETRAIN}")
+    return data
 
 
 def list_models(models_dir: Path | str) -> list[Path]:
