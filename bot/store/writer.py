@@ -8,7 +8,8 @@ caller does not wait for (:meth:`Writer.write`'s future not awaited, ``Store.flu
 beside the replay that produced it.
 
 A failed transaction is rolled back and its exception raised from the future: nothing of it is
-half-written, and the caller puts the rows back in its queue.
+half-written, and the caller puts the rows back in its queue. The log is checkpointed once writes
+pause (:mod:`bot.store.checkpoint`), not inside the commit that an order intent may be.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from bot.store.checkpoint import Checkpointer
 from bot.store.schema import BUSY_TIMEOUT_MS
 
 Batch = tuple[str, list[tuple[Any, ...]]]  # one statement and the parameters of its rows
@@ -31,6 +33,8 @@ class Writer:
         self._database, self._uri = database, uri
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._conn: sqlite3.Connection | None = None  # opened, used and closed on the worker thread
+        # an in-memory database has no write-ahead log to checkpoint
+        self.checkpointer = None if uri and "mode=memory" in database else Checkpointer(database, uri)
 
     def write(self, batches: Sequence[Batch]) -> Future[None]:
         """Start writing ``batches`` in one transaction; the future says how it ended."""
@@ -39,6 +43,8 @@ class Writer:
     async def close(self) -> None:
         """Close the connection after the jobs already submitted; end the thread."""
         try:
+            if self.checkpointer is not None:
+                await asyncio.to_thread(self.checkpointer.close)
             await asyncio.wrap_future(self._pool.submit(self._close))
         finally:
             self._pool.shutdown(wait=False)
@@ -62,6 +68,8 @@ class Writer:
             if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
                 conn.execute("ROLLBACK")
             raise
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
 
     def _close(self) -> None:
         if self._conn is not None:
