@@ -7,7 +7,8 @@ any to be the order intent written before the order request leaves, so the order
 checkpoint. The :class:`Checkpointer` checkpoints instead once writes have paused for
 ``idle_s`` (after a bar's writes, before the next bar), ``PASSIVE`` (it waits for no reader or
 writer) and on a connection and thread of its own, so the log never grows to the automatic
-threshold while writes come in bursts. A writer that never pauses (a backtest writing behind its
+threshold while writes come in bursts; the log is then started over (its header synced) before
+the next burst. A writer that never pauses (a backtest writing behind its
 replay) still checkpoints automatically, as before. Durability is unchanged: a committed
 transaction is in the log either way; a checkpoint only copies it into the database file.
 """
@@ -66,7 +67,9 @@ class Checkpointer:
                                            check_same_thread=False)
                     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if not busy and frames > 0 and copied == frames:
+                        _restart_log(conn)
                     self.checkpoints += 1
                 except sqlite3.Error as exc:  # the next pause tries again; the log only grows meanwhile
                     log.warning("store_checkpoint_failed", error=repr(exc))
@@ -85,3 +88,18 @@ class Checkpointer:
                 self._cond.wait(self._idle_s)
             self._commits = 0
             return not self._closed
+
+
+def _restart_log(conn: sqlite3.Connection) -> None:
+    """Start the checkpointed log over now, with a write that changes nothing (the schema version
+    rewritten as it is, under the write lock): the first write into a reused log syncs its header
+    (``synchronous=NORMAL``), and it must not be the next commit, which may be an order intent."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        conn.execute(f"PRAGMA user_version={version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

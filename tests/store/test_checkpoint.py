@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.core.events import EquitySnapshot
 from bot.store.checkpoint import Checkpointer
-from bot.store.store import Store
+from bot.store.store import SCHEMA_VERSION, Store
 
 
 def rows_in_database_file(db: Path, tmp: Path) -> int:
@@ -43,6 +43,20 @@ async def test_committed_rows_reach_the_database_file_once_writes_pause(tmp_path
         await store.flush()
         assert await eventually(lambda: rows_in_database_file(db, tmp_path) == 6)
         assert await store.count("equity") == 6
+
+
+async def test_the_next_commit_after_a_pause_writes_into_a_log_started_over(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite"
+    async with await Store.open(db) as store:
+        for ts in range(5):
+            store.record(EquitySnapshot(ts, 100.0, 100.0, 0.0))
+            await store.flush()
+        assert store._writer is not None and store._writer.checkpointer is not None
+        checkpointer = store._writer.checkpointer
+        assert await eventually(lambda: checkpointer.checkpoints >= 1)
+        with sqlite3.connect(db) as conn:  # the log holds only the write that started it over
+            assert conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone() == (0, 1, 1)
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION  # unchanged
 
 
 async def test_commits_that_keep_coming_postpone_the_checkpoint(tmp_path: Path) -> None:
