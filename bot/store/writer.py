@@ -81,7 +81,7 @@ class Writer:
         """Close the connection after the jobs already submitted; end the thread."""
         try:
             if self.checkpointer is not None:
-                await asyncio.to_thread(self.checkpointer.close)
+                self.checkpointer.close()  # at once, or after a checkpoint under way (ms)
             await asyncio.wrap_future(self._pool.submit(self._close))
         finally:
             self._pool.shutdown(wait=False)
