@@ -21,7 +21,6 @@ import contextlib
 import random
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -32,6 +31,7 @@ from bot.core.clock import Clock
 from bot.core.events import Candle, MarketEvent, OrderBook, Side, Trade, timeframe_ms
 from bot.core.backoff import Backoff
 from bot.feeds.live_settings import LiveFeedSettings
+from bot.feeds.stream_state import CandleState, ClockSkewError, StreamStats
 
 log = structlog.get_logger(__name__)
 
@@ -39,33 +39,6 @@ _STOP = object()
 # what a stream survives by backing off and re-subscribing: ccxt's errors, and a socket that
 # closes under a subscription request (aiohttp raises its own error for that, not ccxt's)
 STREAM_ERRORS = (ccxtpro.BaseError, ConnectionError, aiohttp.ClientError)
-
-
-class ClockSkewError(RuntimeError):
-    """The local clock disagrees with the exchange's beyond the configured tolerance."""
-
-
-@dataclass(slots=True)
-class StreamStats:
-    emitted: int = 0
-    backfilled: int = 0  # bars the stream never showed closing (gaps, reconnects, start-up)
-    duplicates: int = 0
-    # network errors this stream's watch call raised; ccxt reconnects silently on many
-    # drops, so this undercounts: ``LiveFeed.reconnects`` counts actual re-connections
-    reconnects: int = 0
-    stale: int = 0
-    errors: int = 0
-    rate_limited: int = 0
-    resyncs: int = 0
-
-
-@dataclass(slots=True)
-class _CandleState:
-    symbol: str
-    timeframe: str
-    tf_ms: int
-    last_ts: int  # open time of the last emitted bar
-    stats: StreamStats
 
 
 class LiveFeed:
@@ -234,12 +207,12 @@ class LiveFeed:
         stale_s = s.stale_multiple * s.kline_interval_s
         backoff = self._backoff()
         if s.since_ms is not None:
-            state = _CandleState(symbol, tf, tf_ms, s.since_ms - tf_ms, self.stats[key])
+            state = CandleState(symbol, tf, tf_ms, s.since_ms - tf_ms, self.stats[key])
             need_backfill = True
         else:
             now = int(await self._with_retry("fetch_time", self.exchange.fetch_time))
             # bars closed before we started are history, not news
-            state = _CandleState(symbol, tf, tf_ms, (now // tf_ms) * tf_ms - tf_ms,
+            state = CandleState(symbol, tf, tf_ms, (now // tf_ms) * tf_ms - tf_ms,
                                  self.stats[key])
             need_backfill = False
         while True:
@@ -263,7 +236,7 @@ class LiveFeed:
                 need_backfill = True
                 await self._on_stream_error(key, state.stats, exc, backoff)
 
-    def _open_times(self, rows: Any, state: _CandleState) -> list[int]:
+    def _open_times(self, rows: Any, state: CandleState) -> list[int]:
         """Open times of streamed rows that can be bars of this stream; others count as malformed.
 
         Only *when* comes from the stream, so a bogus time (off the grid, not a number, or
@@ -280,7 +253,7 @@ class LiveFeed:
                 log.warning("feed.malformed_row", stream=f"{state.symbol}:{state.timeframe}", row=str(row)[:120])
         return out
 
-    async def _emit_candle(self, state: _CandleState, row: list[Any], backfilled: bool) -> None:
+    async def _emit_candle(self, state: CandleState, row: list[Any], backfilled: bool) -> None:
         """The one place candles leave: strictly after the last emitted one, or dropped."""
         ts = int(row[0])
         if ts <= state.last_ts:
@@ -295,13 +268,15 @@ class LiveFeed:
             state.stats.backfilled += 1
         await self._emit(candle, state.stats)
 
-    async def _backfill(self, state: _CandleState, before_ts: int | None,
+    async def _backfill(self, state: CandleState, before_ts: int | None,
                         closing_ts: int | None = None) -> None:
         """Emit closed bars after ``state.last_ts`` (and before ``before_ts``) from REST.
 
         ``closing_ts``: the bar the stream was just seen closing; any other is a backfill.
         """
         tf_ms = state.tf_ms
+        if before_ts is None and closing_ts is not None and await self._closed_by_later_bar(state, closing_ts):
+            return
         if before_ts is None:
             horizon = int(await self.exchange.fetch_time())  # bars closed by now
         else:
@@ -320,6 +295,19 @@ class LiveFeed:
             if not rows or len(rows) < self.settings.backfill_limit:
                 return
             since = max(state.last_ts, int(rows[-1][0])) + tf_ms
+
+    async def _closed_by_later_bar(self, state: CandleState, closing_ts: int) -> bool:
+        """Emit the bars up to ``closing_ts`` from a REST answer holding a later bar (the exchange opened
+        it: the ones before are closed) without asking the exchange's time; ``False``: it holds none."""
+        rows = await self.exchange.fetch_ohlcv(state.symbol, state.timeframe, since=state.last_ts + state.tf_ms,
+                                               limit=self.settings.backfill_limit)
+        if not rows or int(rows[0][0]) > closing_ts or int(rows[-1][0]) <= closing_ts:
+            return False  # no later bar yet (or a gap where the closing bar should be)
+        for row in rows:
+            if int(row[0]) > closing_ts:
+                break
+            await self._emit_candle(state, row, backfilled=int(row[0]) != closing_ts)
+        return True
 
     async def _emit(self, event: MarketEvent, stats: StreamStats) -> None:
         stats.emitted += 1

@@ -61,6 +61,7 @@ from risk.breakers import BreakerMemory
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "StoreError", "migrate"]
 
+WRITE_HERE_ROWS = 16  # a waited-for flush this small is written on the caller's thread (Writer.write_here)
 TERMINAL_STATUSES = tuple(sorted(s.value for s in TERMINAL))  # orders.status that never change
 _MEMORY_DBS = itertools.count()  # names of in-memory stores (shared by the store's two connections)
 
@@ -163,6 +164,10 @@ class Store:
         if not self._pending:
             return 0
         rows = self._pending
+        # a few rows (an order intent and what came with it) are written here: no thread hand-off
+        if len(rows) <= WRITE_HERE_ROWS and self._writer is not None and self._writer.write_here(_batches(rows)):
+            self._pending = []
+            return len(rows)
         await self._settle(self._start_write(), rows)
         return len(rows)
 

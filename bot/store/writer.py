@@ -7,45 +7,88 @@ instead of a round trip per statement. SQLite releases the GIL while it steps, s
 caller does not wait for (:meth:`Writer.write`'s future not awaited, ``Store.flush_behind``) runs
 beside the replay that produced it.
 
+A small transaction the caller waits for anyway (an order intent, before its request leaves) is
+written on the caller's thread instead (:meth:`Writer.write_here`), while no job is queued: two
+thread hand-offs less on the order path. It never waits for a lock another process holds (that
+one goes to the thread, which waits its turn).
+
 A failed transaction is rolled back and its exception raised from the future: nothing of it is
-half-written, and the caller puts the rows back in its queue.
+half-written, and the caller puts the rows back in its queue. The log is checkpointed once writes
+pause (:mod:`bot.store.checkpoint`), not inside the commit that an order intent may be.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from bot.store.checkpoint import Checkpointer
 from bot.store.schema import BUSY_TIMEOUT_MS
 
 Batch = tuple[str, list[tuple[Any, ...]]]  # one statement and the parameters of its rows
 
 
 class Writer:
-    """One connection, one thread; :meth:`write` jobs run in submission order."""
+    """One connection, one thread; :meth:`write` jobs run in submission order (and
+    :meth:`write_here` only when none is queued)."""
 
     def __init__(self, database: str, uri: bool = False) -> None:
         self._database, self._uri = database, uri
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
-        self._conn: sqlite3.Connection | None = None  # opened, used and closed on the worker thread
+        # used by the worker thread, or by the caller's while no job is queued (``write_here``)
+        self._conn: sqlite3.Connection | None = None
+        self._queued = 0  # jobs submitted and not yet ended
+        self._lock = threading.Lock()
+        # an in-memory database has no write-ahead log to checkpoint
+        self.checkpointer = None if uri and "mode=memory" in database else Checkpointer(database, uri)
 
     def write(self, batches: Sequence[Batch]) -> Future[None]:
         """Start writing ``batches`` in one transaction; the future says how it ended."""
-        return self._pool.submit(self._transaction, batches)
+        with self._lock:
+            self._queued += 1
+        job = self._pool.submit(self._transaction, batches)
+        job.add_done_callback(self._ended)
+        return job
+
+    def write_here(self, batches: Sequence[Batch]) -> bool:
+        """Write ``batches`` in one transaction on this thread, unless a job is queued or another
+        connection holds the write lock: then ``False``, nothing written. A failure is raised."""
+        with self._lock:
+            if self._queued:
+                return False
+        conn = self._connection()
+        conn.execute("PRAGMA busy_timeout=0")  # never wait for another process here
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._commit(conn, batches)
+        return True
+
+    def _ended(self, _: Future[None]) -> None:
+        with self._lock:
+            self._queued -= 1
 
     async def close(self) -> None:
         """Close the connection after the jobs already submitted; end the thread."""
         try:
+            if self.checkpointer is not None:
+                self.checkpointer.close()  # at once, or after a checkpoint under way (ms)
             await asyncio.wrap_future(self._pool.submit(self._close))
         finally:
             self._pool.shutdown(wait=False)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self._database, uri=self._uri, isolation_level=None)
+            conn = sqlite3.connect(self._database, uri=self._uri, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA synchronous=NORMAL")  # as the reading connection (WAL is the file's)
             self._conn = conn
@@ -54,6 +97,10 @@ class Writer:
     def _transaction(self, batches: Sequence[Batch]) -> None:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
+        self._commit(conn, batches)
+
+    def _commit(self, conn: sqlite3.Connection, batches: Sequence[Batch]) -> None:
+        """The rest of a transaction begun on ``conn``: every batch, then ``COMMIT`` (or rollback)."""
         try:
             for sql, rows in batches:
                 conn.executemany(sql, rows)
@@ -62,6 +109,8 @@ class Writer:
             if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
                 conn.execute("ROLLBACK")
             raise
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
 
     def _close(self) -> None:
         if self._conn is not None:

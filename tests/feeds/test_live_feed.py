@@ -231,3 +231,33 @@ async def test_stale_stream_watchdog_reconnects_and_backfills(data_dir: Path) ->
     assert stats.stale >= 2  # the watchdog noticed the silence ...
     assert feed.reconnects >= 1 and stats.backfilled > 0  # ... reconnected and fetched what it missed
     assert got == expected(data_dir, bars)  # nothing lost or repeated across the stall
+
+
+async def test_a_close_whose_rest_answer_holds_the_next_bar_needs_no_exchange_time(data_dir: Path) -> None:
+    """The exchange already has the next bar: the closing one is final without asking its time
+    (one round trip less between the closing push and the candle)."""
+    bars = 40
+    async with SimExchange(sim_settings(data_dir, bars, FaultSettings())) as sim:
+        client = make_ccxt_binance(sim.http_url, sim.ws_url)
+        asked = []
+        fetch_time = client.fetch_time
+
+        async def counted_fetch_time(*args: object, **kwargs: object) -> object:
+            asked.append(1)
+            return await fetch_time(*args, **kwargs)
+
+        client.fetch_time = counted_fetch_time  # type: ignore[method-assign]
+        feed = LiveFeed(client, feed_settings(), ExchangeClock(sim))
+        got: list[Candle] = []
+        try:
+            async for event in feed:
+                assert isinstance(event, Candle)
+                got.append(event)
+                if event.close_ts >= START + bars * HOUR:
+                    break
+        finally:
+            await feed.close()
+    assert got == expected(data_dir, bars)  # every bar, once, in order, with its final values
+    stats = feed.stats["ohlcv:BTC/USDT:1h"]
+    assert stats.emitted - stats.backfilled > bars // 2  # most bars were seen closing on the stream
+    assert len(asked) < bars // 4  # they were emitted without the exchange's time
