@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 
@@ -14,7 +15,12 @@ def main() -> int:
     # deferred: the whole CLI loads after the SIGHUP handler is in place
     from bot.cli.parser import main as cli_main
 
-    return cli_main()
+    try:
+        return cli_main()
+    finally:
+        # what the command built dies with the process: the collection at interpreter exit skips
+        # the frozen heap (with torch and the models loaded it took ~0.5-0.9 s of every command)
+        gc.freeze()
 
 
 if __name__ == "__main__":
