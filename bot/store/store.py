@@ -1,49 +1,29 @@
-"""SQLite persistence (aiosqlite, WAL). With its read side ``bot.store.read``, the only code that speaks SQL.
+"""SQLite persistence (aiosqlite, WAL). With ``bot.store.read``, ``rows`` and ``schema``, the only code that
+speaks SQL. Schema versioned by ``PRAGMA user_version``, upgraded by the ordered ``MIGRATIONS``
+(:mod:`bot.store.schema`). Everything is scoped by a ``portfolio`` key: a backtest writes under a fresh
+one, a daemon under its configured, stable one so that a restart resumes where it stopped.
 
-Schema is versioned with ``PRAGMA user_version`` and upgraded by the ordered
-``MIGRATIONS`` (:mod:`bot.store.schema`). Everything a portfolio does is scoped by a ``portfolio`` key: a
-backtest writes under a fresh one, a daemon under its configured, stable one so
-that a restart resumes where it stopped.
-
-Facts are queued with ``record`` and written together by ``flush`` in a single
-transaction on the writer's thread (``bot.store.writer``; hot paths stay fast);
-``flush_behind`` starts that write without waiting for it (a backtest's replay goes on
-beside it; every later call into the store waits for it first, so reads see every row
-and a failed write is raised there); ``record_now`` queues and flushes at once, for
-money paths that must be durable before the next step (an order intent is on disk
-before the request leaves).
+Facts are queued with ``record`` (their rows: :mod:`bot.store.rows`) and written together by ``flush``
+in one transaction on the writer's thread (``bot.store.writer``; hot paths stay fast);
+``flush_behind`` starts that write without waiting for it (a backtest's replay goes on beside it;
+every later call into the store waits for it first, so reads see every row and a failed write is
+raised there); ``record_now`` queues and flushes at once, for money paths that must be durable
+before the next step (an order intent is on disk before the request leaves).
 """
-
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import json
-import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, wait
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from bot.core.events import (
-    Candle,
-    EquitySnapshot,
-    Fact,
-    OrderDenied,
-    OrderFilled,
-    OrderIntent,
-    OrderSubmitted,
-    PositionChanged,
-    Signal,
-    SignalExplained,
-    StrategyFailed,
-    TradingStateChanged,
-)
+from bot.core.events import Candle, Fact, OrderDenied, OrderIntent, Signal
 from bot.core.orders import TERMINAL
 from bot.store.schema import (
     BUSY_TIMEOUT_MS,
@@ -56,7 +36,8 @@ from bot.store.schema import (
     unusable,
     user_version,
 )
-from bot.store.writer import Batch, Writer
+from bot.store.rows import Row, batches, decision_row, fact_row
+from bot.store.writer import Writer
 from risk.breakers import BreakerMemory
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "StoreError", "migrate"]
@@ -71,8 +52,8 @@ class Store:
         self._conn = db  # reads, migrations, candles; use through ``_ready``
         self._writer = writer  # queued rows (``None``: a read-only store)
         self.portfolio = portfolio
-        self._pending: list[tuple[str, tuple[Any, ...]]] = []
-        self._behind: tuple[Future[None], list[tuple[str, tuple[Any, ...]]]] | None = None
+        self._pending: list[Row] = []
+        self._behind: tuple[Future[None], list[Row]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -134,25 +115,10 @@ class Store:
 
     def record(self, item: Fact | Signal) -> None:
         """Queue a fact or signal for the next ``flush``."""
-        self._pending.append(self._row_for(item))
+        self._pending.append(fact_row(self.portfolio, item))
 
     def record_decision(self, intent: OrderIntent, denial: OrderDenied | None) -> None:
-        self._pending.append(
-            (
-                "INSERT INTO risk_decisions (portfolio, intent_id, symbol, ts, approved,"
-                " check_name, reason, intent_json) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    self.portfolio,
-                    intent.intent_id,
-                    intent.symbol,
-                    intent.ts,
-                    0 if denial else 1,
-                    denial.check if denial else None,
-                    denial.reason if denial else None,
-                    json.dumps({name: getattr(intent, name) for name in _INTENT_FIELDS}, default=str),
-                ),
-            )
-        )
+        self._pending.append(decision_row(self.portfolio, intent, denial))
 
     async def record_now(self, item: Fact | Signal) -> None:
         self.record(item)
@@ -165,7 +131,7 @@ class Store:
             return 0
         rows = self._pending
         # a few rows (an order intent and what came with it) are written here: no thread hand-off
-        if len(rows) <= WRITE_HERE_ROWS and self._writer is not None and self._writer.write_here(_batches(rows)):
+        if len(rows) <= WRITE_HERE_ROWS and self._writer is not None and self._writer.write_here(batches(rows)):
             self._pending = []
             return len(rows)
         await self._settle(self._start_write(), rows)
@@ -183,9 +149,9 @@ class Store:
         if self._writer is None:
             raise StoreError("a read-only store cannot write")
         rows, self._pending = self._pending, []
-        return self._writer.write(_batches(rows))
+        return self._writer.write(batches(rows))
 
-    async def _settle(self, write: Future[None], rows: list[tuple[str, tuple[Any, ...]]]) -> None:
+    async def _settle(self, write: Future[None], rows: list[Row]) -> None:
         """Wait for ``write``; when it failed (or never ran), ``rows`` go back to the queue."""
         try:
             await asyncio.wrap_future(write)
@@ -217,80 +183,6 @@ class Store:
         async with (await self._ready()).execute(sql, tuple(params)) as cur:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
-
-    def _row_for(self, item: Fact | Signal) -> tuple[str, tuple[Any, ...]]:
-        p = self.portfolio
-        if isinstance(item, EquitySnapshot):  # one per bar: the commonest row first
-            return (
-                "INSERT OR REPLACE INTO equity (portfolio, ts, cash, equity, exposure, heat)"
-                " VALUES (?,?,?,?,?,?)",
-                (p, item.ts, item.cash, item.equity, item.exposure, item.heat),
-            )
-        if isinstance(item, Signal):
-            return (
-                "INSERT OR REPLACE INTO signals VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    p, item.signal_id, item.strategy, item.symbol, item.timeframe, item.ts,
-                    item.direction.value, item.strength, item.probability,
-                    item.confidence_low, item.confidence_high, item.horizon, item.risk_level,
-                    item.size_pct, _json(item.votes), _json(item.attributions),
-                    item.reason,
-                ),
-            )
-        if isinstance(item, SignalExplained):
-            return (
-                "UPDATE signals SET attributions_json = ? WHERE portfolio = ? AND signal_id = ?",
-                (json.dumps(item.attributions), p, item.signal_id),
-            )
-        if isinstance(item, OrderSubmitted):
-            return (
-                "INSERT INTO orders (portfolio, order_id, intent_id, symbol, side, amount,"
-                " order_type, price, status, exchange_order_id, ts, leg, updated_ms)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (portfolio, order_id) DO UPDATE SET"
-                " exchange_order_id = excluded.exchange_order_id, updated_ms = excluded.updated_ms",
-                (
-                    p, item.order_id, item.intent_id, item.symbol, item.side.value, item.amount,
-                    item.order_type.value, item.price, "submitted", item.exchange_order_id,
-                    item.ts, item.intent_id.rsplit(":", 1)[-1], item.ts,
-                ),
-            )
-        if isinstance(item, OrderFilled):
-            return (
-                "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    p, item.trade_id, item.order_id, item.symbol, item.side.value, item.amount,
-                    item.price, item.fee, item.ts, item.liquidity,
-                ),
-            )
-        if isinstance(item, OrderDenied):
-            # Denials are stored through record_decision (with the intent); keep the fact too.
-            return (
-                "INSERT INTO risk_decisions (portfolio, intent_id, symbol, ts, approved,"
-                " check_name, reason, intent_json) VALUES (?,?,?,?,0,?,?,'{}')",
-                (p, item.intent_id, item.symbol, item.ts, item.check, item.reason),
-            )
-        if isinstance(item, PositionChanged):
-            return (
-                "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    p, item.symbol, item.amount, item.avg_price, item.stop_price,
-                    item.take_profit, item.realized_pnl, item.ts,
-                ),
-            )
-        if isinstance(item, StrategyFailed):
-            return (
-                "INSERT INTO strategy_failures (portfolio, strategy, symbol, ts, call, error, consecutive,"
-                " disabled) VALUES (?,?,?,?,?,?,?,?)",
-                (p, item.strategy, item.symbol, item.ts, item.call, item.error, item.consecutive,
-                 int(item.disabled)),
-            )
-        if isinstance(item, TradingStateChanged):
-            return (
-                "INSERT INTO trading_state_changes (portfolio, ts, old, new, reason) VALUES (?,?,?,?,?)",
-                (p, item.ts, item.old, item.new, item.reason),
-            )
-        raise TypeError(f"cannot store {type(item).__name__}")
 
     async def set_order_status(self, order_id: str, status: str, ts: int) -> None:
         """Queue an order's new status (partially_filled, filled, canceled, rejected, expired);
@@ -382,7 +274,7 @@ class Store:
         return [r[0] for r in await self._rows(*self._select(table, column))]
 
     def _select(self, table: str, what: str, where: str = "", params: Sequence[Any] = ()
-                ) -> tuple[str, tuple[Any, ...]]:
+                ) -> Row:
         return select(table, what, self.portfolio, where, params)
 
     async def count(self, table: str) -> int:
@@ -504,35 +396,3 @@ class Store:
         rows = await self._rows("SELECT symbol, reason FROM symbol_pauses WHERE portfolio = ? ORDER BY symbol",
                                 (self.portfolio,))
         return {str(r[0]): str(r[1]) for r in rows}
-
-
-# an intent is flat (strings, numbers, enums): its fields as they are, no dataclasses.asdict deep copy
-_INTENT_FIELDS = tuple(f.name for f in fields(OrderIntent))
-_TABLE = re.compile(r"\b(?:INTO|UPDATE|FROM)\s+(\w+)", re.IGNORECASE)
-
-
-def _json(d: dict[str, Any]) -> str:
-    return json.dumps(d) if d else "{}"  # most signals carry none: skip the encoder
-
-
-@functools.lru_cache(maxsize=256)
-def _table_of(sql: str) -> str:
-    """The table a statement writes (its text when none is named); a handful of distinct statements."""
-    match = _TABLE.search(sql)
-    return match.group(1) if match else sql
-
-
-def _batches(rows: list[tuple[str, tuple[Any, ...]]]) -> list[Batch]:
-    """Group rows into executemany batches: per table in queue order, consecutive same-SQL runs.
-
-    Rows of different tables are independent; rows of one table keep their order
-    (an order's status update never runs before the order's insert).
-    """
-    per_table: dict[str, list[tuple[str, list[tuple[Any, ...]]]]] = {}
-    for sql, params in rows:
-        runs = per_table.setdefault(_table_of(sql), [])
-        if runs and runs[-1][0] == sql:
-            runs[-1][1].append(params)
-        else:
-            runs.append((sql, [params]))
-    return [run for runs in per_table.values() for run in runs]
