@@ -194,7 +194,7 @@ class PredictionTable:
 def predict_table(holder: ModelHolder, spec: FeatureSpec, history: History, vol_bars: int,
                   batch_size: int = PREDICT_BATCH, peer: History | None = None,
                   workers: int = 1, streaming: bool = False) -> PredictionTable:
-    """Every window of ``history`` predicted by every member (see :func:`batch_predict`);
+    """Every window of ``history`` predicted by every member (:class:`~strategies.table_fill.TableFill`);
     ``peer``: the peer symbol's history (cross-asset features). ``streaming``: return before
     the workers are done; the table's ``fill`` says which rows are final (a replay's table:
     :class:`TablePredictor` waits for each row it reads)."""
@@ -209,14 +209,6 @@ def predict_table(holder: ModelHolder, spec: FeatureSpec, history: History, vol_
 
 
 _VOL = "\0vol"  # the volatility model's key among the members (no member name has a NUL)
-
-
-def batch_predict(models: Mapping[str, Model], feats: np.ndarray, batch_size: int = PREDICT_BATCH,
-                  workers: int = 1) -> dict[str, np.ndarray]:
-    """Each model's prediction of every full window of ``feats`` (NaN where none), on
-    ``workers`` threads (:class:`~strategies.table_fill.TableFill`): the values of one
-    :meth:`Model.predict_windows` loop, bit for bit."""
-    return TableFill(models, feats, batch_size, workers).result()
 
 
 class TablePredictor:

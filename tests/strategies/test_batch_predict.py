@@ -8,8 +8,10 @@ import pytest
 from strategies.features.compute import DEFAULT_SPEC, compute_features
 from strategies.features.windows import Windows, valid_ends
 from strategies.models.registry import list_models, load_model
-from strategies.predictor import ModelHolder, batch_predict, predict_table
+from strategies.predictor import ModelHolder, predict_table
+from strategies.table_fill import TableFill
 from tests.strategies.test_helpers import MODEL_NAMES, SYMBOL, history, tiny_models_dir
+from tests.strategies.test_table_fill import broken_like
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def _one_loop(model, feats: np.ndarray, batch_size: int) -> np.ndarray:
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_workers_give_the_batch_loop_values_bit_for_bit(models, feats, workers) -> None:
-    got = batch_predict(models, feats, batch_size=64, workers=workers)  # many chunks per model
+    got = TableFill(models, feats, batch_size=64, workers=workers).result()  # many chunks per model
     assert set(got) == set(models)
     for name, m in models.items():
         want = _one_loop(m, feats, 64)
@@ -52,10 +54,7 @@ def test_a_table_with_workers_is_the_table_without(models) -> None:
 
 
 def test_a_failing_job_raises_to_the_caller(models, feats) -> None:
-    class Broken(type(models["gbm"])):
-        def _raw_output(self, xn: np.ndarray) -> np.ndarray:
-            raise RuntimeError("broken model")
-
-    broken = Broken(models["gbm"].spec, models["gbm"].n_features, models["gbm"].normalizer)
+    broken = broken_like(models["gbm"])
     with pytest.raises(RuntimeError, match="broken model"):
-        batch_predict({"lstm": models["lstm"], "bad": broken}, feats, batch_size=64, workers=2)
+        TableFill({"lstm": models["lstm"], "bad": broken}, feats, batch_size=64, workers=2).result()
+

@@ -12,7 +12,7 @@ from bot.marketdata.candle_csv import arrays_to_candles
 from strategies.features.compute import DEFAULT_SPEC, compute_features
 from strategies.models.registry import list_models, load_model
 from strategies.neural import NeuralEnsemble
-from strategies.predictor import ModelHolder, batch_predict
+from strategies.predictor import ModelHolder
 from strategies.table_fill import TableFill
 from tests.strategies.test_helpers import MODEL_NAMES, SYMBOL, history, tiny_models_dir
 
@@ -36,7 +36,7 @@ def broken_like(model):
 
 
 def test_every_row_the_reader_waited_for_is_final(models, feats) -> None:
-    want = batch_predict(models, feats, batch_size=32, workers=1)
+    want = TableFill(models, feats, batch_size=32, workers=1).result()
     before = sys.getswitchinterval()
     fill = TableFill(models, feats, batch_size=32, workers=2)
     for row in range(len(feats)):  # as a replay reads: bar after bar, while the chunks run
