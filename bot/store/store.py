@@ -10,6 +10,7 @@ every later call into the store waits for it first, so reads see every row and a
 raised there); ``record_now`` queues and flushes at once, for money paths that must be durable
 before the next step (an order intent is on disk before the request leaves).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,7 +38,7 @@ from bot.store.schema import (
     user_version,
 )
 from bot.store.rows import Row, batches, decision_row, fact_row
-from bot.store.writer import Writer
+from bot.store.writer import Batch, Writer
 from risk.breakers import BreakerMemory
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "StoreError", "migrate"]
@@ -129,12 +130,12 @@ class Store:
         await self._ready()
         if not self._pending:
             return 0
-        rows = self._pending
+        rows, grouped = self._pending, batches(self._pending)
         # a few rows (an order intent and what came with it) are written here: no thread hand-off
-        if len(rows) <= WRITE_HERE_ROWS and self._writer is not None and self._writer.write_here(batches(rows)):
+        if len(rows) <= WRITE_HERE_ROWS and self._writer is not None and self._writer.write_here(grouped):
             self._pending = []
             return len(rows)
-        await self._settle(self._start_write(), rows)
+        await self._settle(self._start_write(grouped), rows)
         return len(rows)
 
     async def flush_behind(self) -> None:
@@ -143,13 +144,14 @@ class Store:
         await self._ready()
         if self._pending:
             rows = self._pending
-            self._behind = (self._start_write(), rows)
+            self._behind = (self._start_write(batches(rows)), rows)
 
-    def _start_write(self) -> Future[None]:
+    def _start_write(self, grouped: list[Batch]) -> Future[None]:
+        """Hand the queued rows, ``grouped`` into batches, to the writer's thread."""
         if self._writer is None:
             raise StoreError("a read-only store cannot write")
-        rows, self._pending = self._pending, []
-        return self._writer.write(batches(rows))
+        self._pending = []
+        return self._writer.write(grouped)
 
     async def _settle(self, write: Future[None], rows: list[Row]) -> None:
         """Wait for ``write``; when it failed (or never ran), ``rows`` go back to the queue."""
