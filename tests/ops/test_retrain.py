@@ -13,7 +13,8 @@ import pytest
 from bot.core.events import Candle, Direction, Signal
 from bot.ops.health import OpsMetrics
 from bot.config.ops import RetrainConfig
-from bot.ops.retrain import AccuracyTracker, Retrainer
+from bot.ops.accuracy import AccuracyTracker
+from bot.ops.retrain import Retrainer
 from bot.ops.retrain_job import fit_candidate
 from strategies.models.calibration import TemperatureScaler
 from strategies.features.compute import get_spec
