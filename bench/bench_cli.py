@@ -19,6 +19,12 @@ help and status, total for the rest).
   span (models fitted on a small slice first, not timed: inference cost does not depend on
   how well they were trained).
 
+``--nautilus PYTHON`` also times ``bench/peers/nautilus_sma.py`` (the same SMA(20/50) cross on the same
+candles, run on nautilus_trader; PYTHON is an interpreter that has it installed, not a dependency of
+this project: e.g. ``python3 -m venv /tmp/nt && /tmp/nt/bin/pip install nautilus_trader``) interleaved
+with the rest, and prints how many times faster our ``ma`` row is (the issue's ">= 1.8x faster than
+nautilus_trader", judged on this machine, in this run).
+
 Byte code: before timing, the packages of this tree (and of ``--against DIR``) are compiled into
 their ``__pycache__`` (``python -m compileall bot strategies risk``), so every row runs from ``.pyc``
 files as a user's second and later runs do (``pip install -e`` compiles nothing: Python writes the
@@ -46,6 +52,8 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 BIN = Path(sys.executable).parent
 TARGETS = {"help": 0.3, "status": 0.3, "ma": 1.5, "neural": 10.0}
+PEER_TARGET = 1.8  # the ma row at least this many times faster than nautilus_trader's whole process
+CANDLES = DATA / "ohlcv" / "binance" / "BTC_USDT-1h.csv.gz"
 SPAN = ["--from", "2017-08-17", "--to", "2022-01-01"]
 
 
@@ -110,6 +118,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--only", default="help,status,ma,neural")
     ap.add_argument("--against", metavar="DIR", type=Path, help="another checkout to time beside this one")
+    ap.add_argument("--nautilus", metavar="PYTHON", help="an interpreter with nautilus_trader: time its SMA cross too")
     ap.add_argument("--no-precompile", action="store_true", help="do not compile the packages to .pyc first")
     args = ap.parse_args()
     if not args.no_precompile:
@@ -132,6 +141,9 @@ def main() -> None:
         if args.against:
             cmds |= {f"{r}@{args.against.name}": ([sys.executable, "-m", "bot", *argv[r]], args.against)
                      for r in rows}
+        if args.nautilus:
+            cmds["nautilus_trader ma"] = ([args.nautilus, str(REPO / "bench" / "peers" / "nautilus_sma.py"),
+                                          str(CANDLES)], REPO)
         results: dict[str, list[tuple[float, float, float]]] = {}
         for i in range(args.repeat):  # interleaved, so a burst of load hits every row alike
             for name, (cmd, cwd) in cmds.items():
@@ -159,6 +171,10 @@ def main() -> None:
     print(f"(seconds; {args.repeat} runs each, {'source' if args.no_precompile else '.pyc precompiled'}; neural at most 2; ratio = median total / baseline median total;"
           f" cpu = user + system seconds of the process; load average {os.getloadavg()[0]:.1f}"
           + ("; speed-up = the other checkout's median / this one's" if args.against else "") + ")")
+    if "nautilus_trader ma" in results and "ma" in results:
+        ratio = judged("nautilus_trader ma") / judged("ma")
+        print(f"ma vs nautilus_trader, same run: {ratio:.2f}x faster (median totals; target >= {PEER_TARGET}x: "
+              f"{'met' if ratio >= PEER_TARGET else 'NOT met'})")
 
 
 if __name__ == "__main__":
