@@ -32,12 +32,19 @@ class RollingATR:
     def update(self, high: float, low: float, close: float) -> float | None:
         """Add a closed bar; the ATR over the last ``n`` bars, ``None`` until there are ``n + 1``."""
         prev = self._prev_close
-        if prev is not None:
-            self._tr.append(max(high - low, abs(high - prev), abs(low - prev)))
         self._prev_close = close
-        if len(self._tr) < self.n or self.n <= 0:
+        tr = self._tr
+        if prev is not None:  # max() of the three, spelled out (as max compares them; once per bar)
+            true_range = high - low
+            if (up := abs(high - prev)) > true_range:
+                true_range = up
+            if (down := abs(low - prev)) > true_range:
+                true_range = down
+            tr.append(true_range)
+        n = self.n
+        if len(tr) < n or n <= 0:
             return None
-        value = sum(self._tr) / self.n
+        value = sum(tr) / n
         return value if math.isfinite(value) and value > 0 else None
 
     def seed(self, high: Sequence[float], low: Sequence[float], close: Sequence[float]) -> float | None:

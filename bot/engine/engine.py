@@ -32,13 +32,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TypeVar
 
 import structlog
 
 from bot.core.buffer import CandleBuffer
 from bot.engine.settings import EngineSettings, EngineStats
-from bot.core.events import Candle, Fact, MarketEvent, OrderBook, OrderIntent, Signal, SignalExplained, Trade
+from bot.core.events import (Candle, Fact, MarketEvent, OrderBook, OrderIntent, Signal, SignalExplained,
+                             StrategyFailed, Trade)
 from bot.core.orders import OrderClosed
 from bot.core.feed_port import Feed
 from bot.engine.order_flow import OrderFlow
@@ -58,7 +58,6 @@ from strategies.base import BarContext, Strategy
 
 __all__ = ["Engine", "EngineSettings", "EngineStats", "Listener", "Reservation"]
 
-T = TypeVar("T")
 log = structlog.get_logger("bot.engine.engine")
 EvaluationTimer = Callable[[str, float], None]  # strategy name, seconds one ``evaluate`` took
 
@@ -112,7 +111,7 @@ class Engine:
         self._last_state_poll: int | None = None
         self._polls_state = settings.state_poll_interval_ms > 0  # operator halts (daemon)
         self._evaluation_timer: EvaluationTimer | None = None
-        self.guard = StrategyGuard(settings.max_strategy_failures)  # every call into strategy code
+        self.guard = StrategyGuard(settings.max_strategy_failures, self._failed)  # every call into strategy code
 
     # -- what the parts own, read here ------------------------------------------------------
 
@@ -190,57 +189,61 @@ class Engine:
 
     async def on_candle(self, candle: Candle) -> None:
         key = (candle.symbol, candle.timeframe)
-        buffer = self._buffer(key)
+        buffer = self.buffers.get(key) or self._buffer(key)  # (an empty one is falsy: _buffer finds it)
+        stats = self.stats
         if buffer.append(candle) is not None:
-            self.stats.rejected += 1
+            stats.rejected += 1
             return
-        self.stats.candles += 1
-        if self.stats.first_ts is None:
-            self.stats.first_ts = candle.ts
-        self.stats.last_ts = candle.ts
+        stats.candles += 1
+        if stats.first_ts is None:
+            stats.first_ts = candle.ts
+        stats.last_ts = candle.ts
 
+        symbol = candle.symbol
         facts = await self.executor.on_market(candle)  # fills of orders resting until this bar
         if facts:
             await self.flow.apply(facts)
-        self.portfolio.mark(candle.symbol, candle.close)
-        held = self.portfolio.positions.get(candle.symbol)
+        portfolio = self.portfolio
+        portfolio.mark(symbol, candle.close)
+        held = portfolio.positions.get(symbol)
+        close_ts = candle.close_ts
         if self.protection.stale or (held is not None and held.is_open):  # else nothing to protect
-            await self._protect(self.protection.judge_bar(candle), candle.symbol, candle.high, candle.close_ts)
+            await self._protect(self.protection.judge_bar(candle), symbol, candle.high, close_ts)
         rolling = self._rolling_atr.get(key)
         if rolling is None:  # first candle of this series here: start from what the buffer holds
-            rolling = self._rolling_atr[key] = RollingATR(self.settings.atr_period)
-            w = buffer.window(self.settings.atr_period + 1)
+            period = self.flow.settings.atr_period
+            rolling = self._rolling_atr[key] = RollingATR(period)
+            w = buffer.window(period + 1)
             atr = rolling.seed(w.high, w.low, w.close)
         else:
             atr = rolling.update(candle.high, candle.low, candle.close)
         if atr is not None:
-            self.flow.note_atr(candle.symbol, atr)
+            self.flow.note_atr(symbol, atr)
 
-        close_ts = candle.close_ts
         self.clock.advance_to(close_ts)  # a simulated clock follows the candles; a live one does not
+        guard = self.guard
         for strategy in self._routes.get(key, ()):
-            if len(buffer) < strategy.warmup or not self.guard.active(strategy):
+            if len(buffer) < strategy.warmup or strategy.name in guard.disabled:
                 continue
-            ctx = self._context(strategy, candle, buffer)
-            signal = self._guarded(strategy, "evaluate", candle, self._evaluation(strategy, ctx))
+            signal = guard.call(strategy, "evaluate", symbol, candle.ts, self._evaluate(strategy),
+                                self._context(strategy, candle, buffer))
             if signal is not None:  # a backfilled bar is history: it may exit, never enter
                 await self.flow.on_signal(signal, candle.close, may_enter=not candle.backfilled)
                 if strategy.name not in self._explains:
                     continue
-                attributions = self._guarded(  # after the order left
-                    strategy, "explain", candle, lambda s=strategy, sig=signal: s.explain(sig))
-                if attributions:
+                attributions = guard.call(strategy, "explain", symbol, candle.ts, strategy.explain, signal)
+                if attributions:  # after the order left
                     self._recorder.emit(SignalExplained(signal.signal_id, signal.ts, attributions))
-        snapshot = self.portfolio.snapshot(close_ts)
+        snapshot = portfolio.snapshot(close_ts)
         self._check_breakers(close_ts, snapshot.equity)
         self._recorder.emit(snapshot)
 
-    def _evaluation(self, strategy: Strategy, ctx: BarContext) -> Callable[[], Signal | None]:
+    def _evaluate(self, strategy: Strategy) -> Callable[[BarContext], Signal | None]:
         timer = self._evaluation_timer
         if timer is None:
-            return lambda: strategy.evaluate(ctx)
+            return strategy.evaluate
 
-        def timed() -> Signal | None:
+        def timed(ctx: BarContext) -> Signal | None:
             t0 = time.perf_counter()
             try:
                 return strategy.evaluate(ctx)
@@ -272,18 +275,13 @@ class Engine:
         return buffer
 
     def _context(self, strategy: Strategy, candle: Candle, buffer: CandleBuffer) -> BarContext:
-        return BarContext(
-            candle=candle,
-            window=buffer.window(max(strategy.warmup, 2)),
-            position=self.portfolio.position(candle.symbol).amount,
-        )
+        n = strategy.warmup
+        held = self.portfolio.positions.get(candle.symbol)  # flat: ``Portfolio.position`` holds 0.0
+        return BarContext(candle, buffer.window(n if n > 2 else 2), 0.0 if held is None else held.amount)
 
-    def _guarded(self, strategy: Strategy, what: str, candle: Candle, fn: Callable[[], T]) -> T | None:
-        result, failed = self.guard.call(strategy, what, candle.symbol, candle.ts, fn)
-        if failed is not None:
-            self.stats.strategy_failures += 1
-            self._recorder.emit(failed)
-        return result
+    def _failed(self, failed: StrategyFailed) -> None:
+        self.stats.strategy_failures += 1
+        self._recorder.emit(failed)
 
     # -- orders and facts from outside the feed -------------------------------------------------
 
@@ -379,8 +377,8 @@ class Engine:
             accepted += 1
             for strategy in self._routes.get(key, ()):
                 if len(buffer) >= strategy.warmup and self.guard.active(strategy):
-                    ctx = self._context(strategy, candle, buffer)
-                    self._guarded(strategy, "warm", candle, lambda s=strategy, c=ctx: s.warm(c))
+                    self.guard.call(strategy, "warm", candle.symbol, candle.ts, strategy.warm,
+                                    self._context(strategy, candle, buffer))
         return accepted
 
     def restore(

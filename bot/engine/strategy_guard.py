@@ -20,12 +20,15 @@ from strategies.base import Strategy
 
 log = structlog.get_logger("bot.engine.engine")
 
+A = TypeVar("A")
 T = TypeVar("T")
 
 
 class StrategyGuard:
-    def __init__(self, max_failures: int = 3) -> None:
+    def __init__(self, max_failures: int = 3,
+                 on_failure: Callable[[StrategyFailed], None] | None = None) -> None:
         self.max_failures = max(1, max_failures)
+        self._on_failure = on_failure  # told every failure fact (the Engine counts and stores it)
         self._in_a_row: dict[str, int] = {}
         self.disabled: set[str] = set()
         self.failures = 0
@@ -33,11 +36,11 @@ class StrategyGuard:
     def active(self, strategy: Strategy) -> bool:
         return strategy.name not in self.disabled
 
-    def call(self, strategy: Strategy, what: str, symbol: str, ts: int,
-             fn: Callable[[], T]) -> tuple[T | None, StrategyFailed | None]:
-        """``fn()``'s result, or ``None`` and the failure fact when strategy code raised."""
+    def call(self, strategy: Strategy, what: str, symbol: str, ts: int, fn: Callable[[A], T], arg: A) -> T | None:
+        """``fn(arg)``'s result, or ``None`` when strategy code raised (its failure fact goes to
+        ``on_failure``). One argument, no closure: it runs once per bar and strategy."""
         try:
-            result = fn()
+            result = fn(arg)
         except Exception as exc:  # strategy code is foreign: any error is its failure, never ours
             self.failures += 1
             n = self._in_a_row[strategy.name] = self._in_a_row.get(strategy.name, 0) + 1
@@ -46,7 +49,9 @@ class StrategyGuard:
                 self.disabled.add(strategy.name)
             log.error("strategy_failed", strategy=strategy.name, call=what, symbol=symbol, ts=ts,
                       consecutive=n, disabled=disabled, error=repr(exc), exc_info=True)
-            return None, StrategyFailed(strategy.name, symbol, ts, what, f"{type(exc).__name__}: {exc}"[:500],
-                                        n, disabled)
+            if self._on_failure is not None:
+                self._on_failure(StrategyFailed(strategy.name, symbol, ts, what,
+                                                f"{type(exc).__name__}: {exc}"[:500], n, disabled))
+            return None
         self._in_a_row[strategy.name] = 0
-        return result, None
+        return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -39,3 +41,42 @@ def test_a_window_cannot_write_into_the_buffer() -> None:
     with pytest.raises(ValueError):
         buf.window(1).close[0] = 1.0
     assert np.isclose(buf.last_close or 0.0, 100.0)
+
+
+def _problem_before(c: Candle) -> str | None:
+    """``Candle.problem`` as it read before its one-chain fast path: the reference it must match."""
+    if not math.isfinite(c.open + c.high + c.low + c.close + c.volume):
+        return "non-finite value"
+    if min(c.open, c.high, c.low, c.close) <= 0:
+        return "non-positive price"
+    if c.high < c.low:
+        return "high below low"
+    if c.high < max(c.open, c.close) or c.low > min(c.open, c.close):
+        return "open/close outside high-low range"
+    if c.volume < 0:
+        return "negative volume"
+    return None
+
+
+EDGES = st.sampled_from([0.0, -0.0, -1.0, 1e-300, 1.0, 2.0, 3.0, 1e299, 1e300, 1e308, math.inf, -math.inf, math.nan])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(EDGES | st.floats(), EDGES | st.floats(), EDGES | st.floats(), EDGES | st.floats(), EDGES | st.floats())
+def test_candle_problem_names_the_same_faults_as_before(o: float, h: float, lo: float, c: float, v: float) -> None:
+    """The fast path accepts only what every check accepts (sums that overflow included)."""
+    bar = Candle("binance", "BTC/USDT", "1h", 0, o, h, lo, c, v)
+    assert bar.problem() == _problem_before(bar)
+
+
+def test_the_same_candles_are_rejected_for_the_same_reasons() -> None:
+    buf = CandleBuffer("BTC/USDT", "1h", 4)
+    huge = Candle("binance", "BTC/USDT", "1h", 0, 1e308, 1e308, 1e308, 1e308, 0.0)  # its sum overflows
+    assert buf.append(huge) == "non-finite value"
+    assert buf.append(Candle("binance", "BTC/USDT", "1h", 0, 2.0, 3.0, 1.0, 2.5, math.nan)) == "non-finite value"
+    assert buf.append(Candle("binance", "BTC/USDT", "1h", 0, 2.0, 3.0, 1.0, 3.5, 1.0)) == \
+        "open/close outside high-low range"
+    assert buf.append(candle(1, 100.0)) is None
+    assert buf.append(candle(1, 100.0)) == "duplicate candle"
+    assert buf.append(candle(0, 100.0)) == "out-of-order candle"
+    assert len(buf) == 1 and buf.rejected == 5
