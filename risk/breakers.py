@@ -105,10 +105,14 @@ class MaxDrawdown:
         self.peak_equity = 0.0
 
     def track(self, ts_ms: int, equity: float) -> None:
-        self.peak_equity = max(self.peak_equity, equity)
+        if equity > self.peak_equity:  # max(peak, equity), as max compares them
+            self.peak_equity = equity
 
     def check(self, ts_ms: int, equity: float) -> Lock | None:
-        reason = drawdown_breach(equity, self.peak_equity, self.limit_pct)
+        limit = self.limit_pct
+        if limit is not None and limit > 0 and equity >= self.peak_equity:
+            return None  # at its peak: no drawdown reaches a positive limit
+        reason = drawdown_breach(equity, self.peak_equity, limit)
         return None if reason is None else Lock(TradingState.HALTED, None, reason)
 
     def lifted(self, ts_ms: int) -> str | None:
@@ -143,7 +147,10 @@ class DailyLoss:
             self.day_start_equity = equity
 
     def check(self, ts_ms: int, equity: float) -> Lock | None:
-        reason = daily_loss_breach(equity, self.day_start_equity, self.limit_pct)
+        limit = self.limit_pct
+        if limit is not None and limit > 0 and equity >= self.day_start_equity:
+            return None  # not below the day's open: no loss reaches a positive limit
+        reason = daily_loss_breach(equity, self.day_start_equity, limit)
         if reason is None:
             return None
         day = ts_ms // DAY_MS

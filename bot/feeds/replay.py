@@ -73,11 +73,12 @@ class ReplayFeed:
         return {}  # a replay has no connection to lose
 
     async def __aiter__(self) -> AsyncIterator[MarketEvent]:
-        for i, candle in enumerate(self.candles()):
+        every = self._yield_every
+        for i, candle in enumerate(self.candles(), 1):
             if self._closed:
                 return
             yield candle
-            if i % self._yield_every == self._yield_every - 1:
+            if not i % every:
                 await asyncio.sleep(self._pause)  # pace, and let other tasks run
 
     async def close(self) -> None:

@@ -7,6 +7,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.core.clock import SimClock
 from bot.engine.engine import Engine
@@ -20,6 +22,8 @@ from risk.breakers import (
     BreakerMemory,
     DailyLoss,
     Lock,
+    daily_loss_breach,
+    drawdown_breach,
     MaxDrawdown,
     make_breakers,
     resume_blockers,
@@ -142,6 +146,24 @@ def test_daily_loss_locks_until_the_day_ends_and_says_why_it_lifts() -> None:
     assert b.lifted(2 * DAY_MS) == "new UTC day: daily loss limit reset"
     assert b.lifted(2 * DAY_MS + 1) is None  # forgotten once lifted
     assert b.remember() == {"day": 1, "day_start_equity": 100.0, "reducing_day": None}
+
+
+EQUITY = st.sampled_from([-1.0, 0.0, 50.0, 100.0, 100.0 + 1e-13, 1e300, float("nan")]) | st.floats()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(EQUITY, min_size=1, max_size=6), st.sampled_from([None, -1.0, 0.0, 5.0, float("nan")]))
+def test_a_breaker_locks_exactly_when_its_breach_rule_says(equities: list[float], limit: float | None) -> None:
+    """The at-peak / above-the-open shortcut of ``check`` never hides a breach (a limit of 0 included)."""
+    dd, daily = MaxDrawdown(limit), DailyLoss(limit)
+    for i, equity in enumerate(equities):
+        ts = i * DAY_MS // 2
+        for breaker, rule in ((dd, lambda e: drawdown_breach(e, dd.peak_equity, limit)),
+                              (daily, lambda e: daily_loss_breach(e, daily.day_start_equity, limit))):
+            breaker.track(ts, equity)
+            expected = rule(equity)
+            lock = breaker.check(ts, equity)
+            assert (lock.reason if lock is not None else None) == expected
 
 
 def test_breakers_are_built_by_name_in_order_and_judge_a_stored_memory() -> None:
