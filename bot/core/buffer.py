@@ -8,8 +8,6 @@ out-of-order candle is rejected with a logged reason and never enters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 import structlog
 
@@ -20,25 +18,45 @@ log = structlog.get_logger(__name__)
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
 
-@dataclass(frozen=True, slots=True)
 class OHLCV:
-    """Column arrays of a window of candles, oldest first (read-only views or copies)."""
+    """Column arrays of a window of candles, oldest first: read-only views of the buffer.
 
-    ts: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    A window is made once per bar and strategy, and most strategies read one or two of its
+    six columns: each column is sliced when read (the same view of the same rows that slicing
+    when the window was made would give). Immutable: the columns are properties.
+    """
+
+    __slots__ = ("_columns", "_first", "_end")
+
+    def __init__(self, columns: tuple[np.ndarray, ...], first: int, end: int) -> None:
+        self._columns, self._first, self._end = columns, first, end
+
+    @property
+    def ts(self) -> np.ndarray:
+        return self._columns[0][self._first : self._end]
+
+    @property
+    def open(self) -> np.ndarray:
+        return self._columns[1][self._first : self._end]
+
+    @property
+    def high(self) -> np.ndarray:
+        return self._columns[2][self._first : self._end]
+
+    @property
+    def low(self) -> np.ndarray:
+        return self._columns[3][self._first : self._end]
+
+    @property
+    def close(self) -> np.ndarray:
+        return self._columns[4][self._first : self._end]
+
+    @property
+    def volume(self) -> np.ndarray:
+        return self._columns[5][self._first : self._end]
 
     def __len__(self) -> int:
-        return int(self.ts.shape[0])
-
-
-# A window is built once per bar and strategy: made without the frozen dataclass's ``__init__``
-# (six ``object.__setattr__`` calls), by the slots' own setters, twice as fast.
-_new = object.__new__
-_SET_COLUMNS = tuple(OHLCV.__dict__[f.name].__set__ for f in fields(OHLCV))
+        return max(0, self._end - self._first)
 
 
 class CandleBuffer:
@@ -64,49 +82,41 @@ class CandleBuffer:
     def append(self, candle: Candle) -> str | None:
         """Add a closed candle. Returns ``None`` if accepted, else the rejection reason."""
         reason = candle.problem()
-        if reason is None and self.last_ts is not None and candle.ts <= self.last_ts:
-            reason = "duplicate candle" if candle.ts == self.last_ts else "out-of-order candle"
+        ts = candle.ts
+        last_ts = self.last_ts
+        if reason is None and last_ts is not None and ts <= last_ts:
+            reason = "duplicate candle" if ts == last_ts else "out-of-order candle"
         if reason is not None:
             self.rejected += 1
             log.warning(
                 "candle_rejected",
                 symbol=candle.symbol,
                 timeframe=candle.timeframe,
-                ts=candle.ts,
+                ts=ts,
                 reason=reason,
             )
             return reason
-        if self._start + self._len == 2 * self.capacity:
+        start, length = self._start, self._len
+        if start + length == 2 * self.capacity:
             # Slide the live window back to the front; amortised O(1) per append.
-            keep = self._len
-            self._data[:, :keep] = self._data[:, self._start : self._start + keep]
-            self._start = 0
-        row = self._start + self._len
-        ts, o, h, lo, c, v = self._writable
-        ts[row], o[row], h[row], lo[row], c[row], v[row] = (
-            candle.ts, candle.open, candle.high, candle.low, candle.close, candle.volume,
+            self._data[:, :length] = self._data[:, start : start + length]
+            self._start = start = 0
+        row = start + length
+        t, o, h, lo, c, v = self._writable
+        t[row], o[row], h[row], lo[row], c[row], v[row] = (
+            ts, candle.open, candle.high, candle.low, candle.close, candle.volume,
         )
-        if self._len < self.capacity:
-            self._len += 1
+        if length < self.capacity:
+            self._len = length + 1
         else:
-            self._start += 1
-        self.last_ts = candle.ts
+            self._start = start + 1
+        self.last_ts = ts
         return None
 
     def window(self, n: int | None = None) -> OHLCV:
         """The last ``n`` candles (all if ``None``), oldest first, as read-only views."""
         end = self._start + self._len
-        first = self._start if n is None or n >= self._len else end - n
-        ts, o, h, lo, c, v = self._columns
-        w = _new(OHLCV)
-        set_ts, set_o, set_h, set_lo, set_c, set_v = _SET_COLUMNS
-        set_ts(w, ts[first:end])
-        set_o(w, o[first:end])
-        set_h(w, h[first:end])
-        set_lo(w, lo[first:end])
-        set_c(w, c[first:end])
-        set_v(w, v[first:end])
-        return w
+        return OHLCV(self._columns, self._start if n is None or n >= self._len else end - n, end)
 
     @staticmethod
     def _readonly(column: np.ndarray) -> np.ndarray:
