@@ -24,6 +24,7 @@ from risk.breakers import EMPTY_MEMORY, Breaker, BreakerMemory, escalate
 from risk.state import TradingState
 
 log = structlog.get_logger("bot.engine.engine")
+_REDUCING = TradingState.REDUCING  # read on every marked equity: an enum member's lookup costs ~5x a global's
 
 
 class TradingStateController:
@@ -73,7 +74,7 @@ class TradingStateController:
 
     def on_equity(self, ts: int, equity: float) -> None:
         """A marked equity: an expired timed lock lifts, then the breakers may lock."""
-        if self._state is TradingState.REDUCING:
+        if self._state is _REDUCING:
             for breaker in self._breakers:
                 why = breaker.lifted(ts)
                 if why is not None:
