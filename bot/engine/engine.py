@@ -221,11 +221,12 @@ class Engine:
             self.flow.note_atr(symbol, atr)
 
         self.clock.advance_to(close_ts)  # a simulated clock follows the candles; a live one does not
-        guard = self.guard
+        guard, timer = self.guard, self._evaluation_timer
         for strategy in self._routes.get(key, ()):
             if len(buffer) < strategy.warmup or strategy.name in guard.disabled:
                 continue
-            signal = guard.call(strategy, "evaluate", symbol, candle.ts, self._evaluate(strategy),
+            evaluate = strategy.evaluate if timer is None else self._timed(strategy, timer)
+            signal = guard.call(strategy, "evaluate", symbol, candle.ts, evaluate,
                                 self._context(strategy, candle, buffer))
             if signal is not None:  # a backfilled bar is history: it may exit, never enter
                 await self.flow.on_signal(signal, candle.close, may_enter=not candle.backfilled)
@@ -238,11 +239,8 @@ class Engine:
         self._check_breakers(close_ts, snapshot.equity)
         self._recorder.emit(snapshot)
 
-    def _evaluate(self, strategy: Strategy) -> Callable[[BarContext], Signal | None]:
-        timer = self._evaluation_timer
-        if timer is None:
-            return strategy.evaluate
-
+    @staticmethod
+    def _timed(strategy: Strategy, timer: EvaluationTimer) -> Callable[[BarContext], Signal | None]:
         def timed(ctx: BarContext) -> Signal | None:
             t0 = time.perf_counter()
             try:
