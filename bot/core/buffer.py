@@ -70,7 +70,8 @@ class CandleBuffer:
         self._data = np.zeros((6, 2 * capacity), dtype=np.float64)
         # read-only views of the six columns, made once: a window is six slices of them
         self._columns = tuple(self._readonly(self._data[i]) for i in range(6))
-        self._writable = tuple(self._data[i] for i in range(6))  # six scalar stores beat one tuple store
+        # six scalar stores through memoryviews: half the cost of numpy item assignment, the same doubles
+        self._writable = tuple(memoryview(self._data[i]) for i in range(6))
         self._start = 0
         self._len = 0
         self.last_ts: int | None = None

@@ -65,14 +65,15 @@ class Candle:
 
     def problem(self) -> str | None:
         """Why this candle is unusable, or ``None`` if it is sane."""
-        # the common case in one chain: positive, ordered, finite with room to spare (NaN fails
-        # every comparison); it implies every check below passes, which then name the fault
-        if 0.0 < self.low <= self.open <= self.high < 1e300 and self.low <= self.close <= self.high \
-                and 0.0 <= self.volume < 1e300:
-            return None
         # one check for all five: NaN and infinities propagate through the sum
-        if not math.isfinite(self.open + self.high + self.low + self.close + self.volume):
+        total = self.open + self.high + self.low + self.close + self.volume
+        if not math.isfinite(total):
             return "non-finite value"
+        # the common case in one chain, which passes exactly when every check below does where
+        # comparisons are exact (Python floats and ints: a float sum); numpy scalars take the checks
+        if type(total) is float and 0.0 < self.low <= self.open <= self.high and self.low <= self.close <= self.high \
+                and self.volume >= 0:
+            return None
         if min(self.open, self.high, self.low, self.close) <= 0:
             return "non-positive price"
         if self.high < self.low:
