@@ -25,8 +25,7 @@ T = TypeVar("T")
 
 
 class StrategyGuard:
-    def __init__(self, max_failures: int = 3,
-                 on_failure: Callable[[StrategyFailed], None] | None = None) -> None:
+    def __init__(self, max_failures: int, on_failure: Callable[[StrategyFailed], None]) -> None:
         self.max_failures = max(1, max_failures)
         self._on_failure = on_failure  # told every failure fact (the Engine counts and stores it)
         self._in_a_row: dict[str, int] = {}
@@ -49,9 +48,8 @@ class StrategyGuard:
                 self.disabled.add(strategy.name)
             log.error("strategy_failed", strategy=strategy.name, call=what, symbol=symbol, ts=ts,
                       consecutive=n, disabled=disabled, error=repr(exc), exc_info=True)
-            if self._on_failure is not None:
-                self._on_failure(StrategyFailed(strategy.name, symbol, ts, what,
-                                                f"{type(exc).__name__}: {exc}"[:500], n, disabled))
+            self._on_failure(StrategyFailed(strategy.name, symbol, ts, what, f"{type(exc).__name__}: {exc}"[:500],
+                                            n, disabled))
             return None
         self._in_a_row[strategy.name] = 0
         return result
