@@ -7,16 +7,24 @@ evaluation runs everything through the same Engine on equal footing.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
-from bot.core.events import Direction, Signal
+from bot.core.events import Candle, Direction, Signal
 from strategies.base import BarContext, Strategy
 from strategies.features.compute import FeatureDef, FeatureEngine, FeatureSpec
+from strategies.window_sums import trailing_sums
 
 
 class MovingAverageCrossover(Strategy):
-    """Long while the fast simple moving average is above the slow one, flat otherwise."""
+    """Long while the fast simple moving average is above the slow one, flat otherwise.
+
+    A finite replay (:meth:`prepare_replay`) computes every bar's gap between the averages
+    at once, bit-identical to bar-by-bar evaluation; a bar that is not the one prepared
+    next (the Engine rejected or added a candle the preparation did not expect) ends the
+    prepared series of its symbol, which is then evaluated bar by bar.
+    """
 
     def __init__(
         self, name: str, symbols: tuple[str, ...], timeframe: str, fast: int = 20, slow: int = 50,
@@ -28,19 +36,77 @@ class MovingAverageCrossover(Strategy):
         self.fast, self.slow = fast, slow
         self.warmup = slow
         self.default_size_pct = size_pct
+        self._prepared: dict[str, _PreparedGaps] = {}
+
+    def prepare_replay(self, symbol: str, candles: Sequence[Candle]) -> None:
+        """Every gap of the replay's candles the Engine's buffer will accept, vectorised."""
+        accepted = _accepted(candles)
+        closes = np.array([c.close for c in accepted], dtype=np.float64)
+        # the means of the windows ending at each bar from the slow-th on
+        fast = trailing_sums(closes, self.fast)[self.slow - self.fast :] / self.fast
+        slow = trailing_sums(closes, self.slow) / self.slow
+        with np.errstate(all="ignore"):  # as bar by bar: IEEE results, no warnings
+            gaps = (fast - slow) / slow
+        self._prepared[symbol] = _PreparedGaps(accepted, self.slow - 1, gaps.tolist())
 
     def evaluate(self, ctx: BarContext) -> Signal | None:
+        prepared = self._prepared.get(ctx.candle.symbol)
+        if prepared is not None:
+            gap = prepared.take(ctx.candle)
+            if gap is not None:
+                return self._signal(ctx, gap)
+            del self._prepared[ctx.candle.symbol]  # not the bar prepared: bar by bar from here on
         closes = ctx.window.close
         if len(closes) < self.slow:
             return None
         # np.add.reduce is what ndarray.sum runs (the same pairwise sum), without its wrapper
         fast = float(np.add.reduce(closes[-self.fast :]) / self.fast)  # == np.mean
         slow = float(np.add.reduce(closes[-self.slow :]) / self.slow)
-        gap = (fast - slow) / slow
+        return self._signal(ctx, (fast - slow) / slow)
+
+    def _signal(self, ctx: BarContext, gap: float) -> Signal:
         # Strength grows with the separation of the averages: 1% apart -> 100.
         strength = min(100.0, 50.0 + 5000.0 * abs(gap))
         direction = Direction.LONG if gap > 0 else Direction.FLAT
         return self.signal(ctx, direction, strength, reason=f"fast-slow gap {gap:+.4%}")
+
+
+class _PreparedGaps:
+    """One symbol's prepared gaps, handed out in the order of the accepted candles."""
+
+    __slots__ = ("candles", "first", "gaps", "next")
+
+    def __init__(self, candles: list[Candle], first: int, gaps: list[float]) -> None:
+        self.candles, self.gaps = candles, gaps  # gaps[k]: the gap of candles[first + k]
+        self.first = self.next = first  # the first bar with a full slow window: the first evaluated
+
+    def take(self, candle: Candle) -> float | None:
+        """The gap of ``candle`` if it is the bar expected next, else ``None``."""
+        i = self.next
+        if i >= len(self.candles):
+            return None
+        expected = self.candles[i]
+        if expected is not candle and expected != candle:
+            return None
+        self.next = i + 1
+        return self.gaps[i - self.first]
+
+
+def _accepted(candles: Sequence[Candle]) -> list[Candle]:
+    """The candles a ``CandleBuffer`` keeps: sane (``Candle.problem``, vectorised) and later
+    than the last one kept. Only a prediction: a bar the Engine then evaluates otherwise is
+    caught by ``_PreparedGaps.take``."""
+    if not candles:
+        return []
+    o, h, lo, c, v, ts = (np.array([getattr(x, k) for x in candles], dtype=np.float64)
+                          for k in ("open", "high", "low", "close", "volume", "ts"))
+    with np.errstate(all="ignore"):
+        sane = (np.isfinite(o + h + lo + c + v) & (np.minimum(np.minimum(o, h), np.minimum(lo, c)) > 0)
+                & (h >= lo) & (h >= np.maximum(o, c)) & (lo <= np.minimum(o, c)) & (v >= 0))
+    last = np.maximum.accumulate(np.where(sane, ts, -np.inf))  # the latest sane open time so far
+    later = np.ones(len(ts), dtype=bool)
+    later[1:] = ts[1:] > last[:-1]
+    return [candles[i] for i in np.flatnonzero(sane & later).tolist()]
 
 
 class BuyAndHold(Strategy):
