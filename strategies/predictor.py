@@ -165,11 +165,11 @@ class LivePredictor:
             x = buf.latest_window(m.window)
             if x is None:
                 return None
-            probs[n] = float(m.predict(x)[0])
+            probs[n] = m.predict_one(x)
         vm = self.holder.vol_model
         if vm is not None:
             x = buf.latest_window(vm.window)
-            vol = float(vm.predict(x)[0]) if x is not None else np.nan
+            vol = vm.predict_one(x) if x is not None else np.nan
         else:
             closes = buf.candles.window(self.vol_bars + 1).close
             vol = float(trailing_vol(closes, self.vol_bars)[-1])

@@ -122,6 +122,18 @@ class Model(ABC):
         x = self._check_input(windows)
         return self._finish(self._raw_output(self.normalizer.transform(x)))
 
+    def predict_one(self, window: np.ndarray) -> float:
+        """One raw window ``[1, window, F]`` (or ``[window, F]``; a live bar's) -> its prediction,
+        the value of ``predict(window)[0]`` (torch models: through a traced forward)."""
+        x = self._check_input(window)
+        if len(x) != 1:
+            raise ValueError(f"{self.name}: predict_one takes one window, got {len(x)}")
+        return float(self._finish(self._raw_one(self.normalizer.transform(x)))[0])
+
+    def _raw_one(self, xn: np.ndarray) -> np.ndarray:
+        """:meth:`_raw_output` of one normalised window (a faster path where a model has one)."""
+        return self._raw_output(xn)
+
     def predict_raw(self, windows: np.ndarray) -> np.ndarray:
         """Uncalibrated logits / standardised values of raw windows."""
         return self._raw_output(self.normalizer.transform(self._check_input(windows)))

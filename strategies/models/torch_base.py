@@ -20,6 +20,7 @@ from strategies.models.calibration import TemperatureScaler
 from strategies.models.fit_loop import fit_torch
 from strategies.models.spec import ModelSpec
 from strategies.models.base import FitReport, Model, ValidationScore
+from strategies.models.traced import TracedForward
 from strategies.features.windows import Normalizer, Windows
 
 
@@ -34,6 +35,8 @@ def dense_head(in_dim: int, dense: tuple[int, ...], out_dim: int = 1) -> nn.Sequ
 
 
 class TorchModel(Model):
+    _trace: TracedForward | None = None  # the live window's forward (:meth:`_raw_one`)
+
     def __init__(self, spec: ModelSpec, n_features: int, normalizer: Normalizer | None = None) -> None:
         super().__init__(spec, n_features, normalizer)
         torch.manual_seed(spec.seed)
@@ -63,6 +66,23 @@ class TorchModel(Model):
         with torch.inference_mode():
             out = self.module(torch.from_numpy(np.ascontiguousarray(xn, dtype=np.float32)))
         return out.double().numpy()
+
+    def _raw_one(self, xn: np.ndarray) -> np.ndarray:
+        """The live window through a trace of the module (:mod:`strategies.models.traced`):
+        the same values as :meth:`_raw_output`, without nn.Module's per-call Python."""
+        if self.module.training:
+            self.module.eval()
+        x = torch.from_numpy(np.ascontiguousarray(xn, dtype=np.float32))
+        with torch.inference_mode():  # traced as eager runs: no autograd (the transformer's fast path)
+            trace = self._trace
+            if trace is None or not trace.fits(self.module, x):
+                trace = self._trace = TracedForward(self.module, x)
+            out = trace(x)
+        return out.double().numpy()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled / deep-copied without the trace (a copy traces its own module again)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_trace"}
 
     def fit(self, train: Windows, val: Windows, progress: bool = False,
             select: ValidationScore | None = None) -> FitReport:

@@ -34,17 +34,17 @@ def tiny(seed: int, spec: ModelSpec = SPEC) -> Any:
 
 
 class Counting:
-    """Wraps a model's ``predict`` to count calls (the model itself is real)."""
+    """Wraps a model's ``predict_one`` (the live path's prediction) to count calls (the model itself is real)."""
 
     def __init__(self, model: Any) -> None:
         self.calls = 0
-        inner = model.predict
+        inner = model.predict_one
 
-        def predict(x: np.ndarray) -> np.ndarray:
+        def predict_one(x: np.ndarray) -> float:
             self.calls += 1
             return inner(x)
 
-        model.predict = predict
+        model.predict_one = predict_one
 
 
 def bars(data_dir: Path, n: int) -> list[Any]:
