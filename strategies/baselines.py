@@ -93,20 +93,16 @@ class _PreparedGaps:
 
 
 def _accepted(candles: Sequence[Candle]) -> list[Candle]:
-    """The candles a ``CandleBuffer`` keeps: sane (``Candle.problem``, vectorised) and later
-    than the last one kept. Only a prediction: a bar the Engine then evaluates otherwise is
-    caught by ``_PreparedGaps.take``."""
-    if not candles:
-        return []
-    o, h, lo, c, v, ts = (np.array([getattr(x, k) for x in candles], dtype=np.float64)
-                          for k in ("open", "high", "low", "close", "volume", "ts"))
-    with np.errstate(all="ignore"):
-        sane = (np.isfinite(o + h + lo + c + v) & (np.minimum(np.minimum(o, h), np.minimum(lo, c)) > 0)
-                & (h >= lo) & (h >= np.maximum(o, c)) & (lo <= np.minimum(o, c)) & (v >= 0))
-    last = np.maximum.accumulate(np.where(sane, ts, -np.inf))  # the latest sane open time so far
-    later = np.ones(len(ts), dtype=bool)
-    later[1:] = ts[1:] > last[:-1]
-    return [candles[i] for i in np.flatnonzero(sane & later).tolist()]
+    """The candles a ``CandleBuffer`` keeps: sane (``Candle.problem``) and later than the last
+    one kept. Only a prediction: a bar the Engine then evaluates otherwise is caught by
+    ``_PreparedGaps.take``."""
+    kept: list[Candle] = []
+    last: int | None = None
+    for candle in candles:
+        if candle.problem() is None and (last is None or candle.ts > last):
+            kept.append(candle)
+            last = candle.ts
+    return kept
 
 
 class BuyAndHold(Strategy):

@@ -223,7 +223,7 @@ class Engine:
         self.clock.advance_to(close_ts)  # a simulated clock follows the candles; a live one does not
         guard, timer = self.guard, self._evaluation_timer
         for strategy in self._routes.get(key, ()):
-            if len(buffer) < strategy.warmup or strategy.name in guard.disabled:
+            if len(buffer) < strategy.warmup or not guard.active(strategy):
                 continue
             evaluate = strategy.evaluate if timer is None else self._timed(strategy, timer)
             signal = guard.call(strategy, "evaluate", symbol, candle.ts, evaluate,
