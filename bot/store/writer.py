@@ -1,15 +1,16 @@
-"""The store's writer: queued rows written in one transaction, on a thread of their own.
+"""The store's writer: queued rows written in one transaction, off the caller's thread.
 
-:class:`bot.store.store.Store` reads through aiosqlite; its queued facts are written here, on a
-second connection to the same file owned by one worker thread, so that a whole transaction
-(``BEGIN IMMEDIATE``, an ``executemany`` per batch, ``COMMIT``) is one hand-off to the thread
-instead of a round trip per statement. SQLite releases the GIL while it steps, so a write the
-caller does not wait for (:meth:`Writer.write`'s future not awaited, ``Store.flush_behind``) runs
-beside the replay that produced it.
+:class:`bot.store.store.Store` reads through aiosqlite; its queued facts are written here, so that
+a whole transaction (``BEGIN IMMEDIATE``, an ``executemany`` per batch, ``COMMIT``) is one
+hand-off instead of a round trip per statement. :meth:`Writer.write` hands it to one worker thread,
+which passes it on to the writer's process (:mod:`bot.store.writer_process`): ``sqlite3`` binds
+rows holding the GIL, so only there does a write the caller does not wait for
+(``Store.flush_behind``) run beside the replay that produced it. An in-memory database is this
+process's own: the thread writes it on a connection of its own.
 
 A small transaction the caller waits for anyway (an order intent, before its request leaves) is
 written on the caller's thread instead (:meth:`Writer.write_here`), while no job is queued: two
-thread hand-offs less on the order path. It never waits for a lock another process holds (that
+hand-offs less on the order path. It never waits for a lock another process holds (that
 one goes to the thread, which waits its turn).
 
 A failed transaction is rolled back and its exception raised from the future: nothing of it is
@@ -26,25 +27,31 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from bot.store import writer_process
 from bot.store.checkpoint import Checkpointer
 from bot.store.schema import BUSY_TIMEOUT_MS
+from bot.store.writer_child import commit, connect
 
 Batch = tuple[str, list[tuple[Any, ...]]]  # one statement and the parameters of its rows
 
 
 class Writer:
-    """One connection, one thread; :meth:`write` jobs run in submission order (and
+    """One thread (and the writer's process); :meth:`write` jobs run in submission order (and
     :meth:`write_here` only when none is queued)."""
 
     def __init__(self, database: str, uri: bool = False) -> None:
         self._database, self._uri = database, uri
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
-        # used by the worker thread, or by the caller's while no job is queued (``write_here``)
+        # used by the caller's thread while no job is queued (``write_here``), or by the worker thread
+        # of an in-memory database
         self._conn: sqlite3.Connection | None = None
         self._queued = 0  # jobs submitted and not yet ended
         self._lock = threading.Lock()
-        # an in-memory database has no write-ahead log to checkpoint
-        self.checkpointer = None if uri and "mode=memory" in database else Checkpointer(database, uri)
+        # an in-memory database is this process's alone, and has no write-ahead log to checkpoint
+        memory = uri and "mode=memory" in database
+        self.checkpointer = None if memory else Checkpointer(database, uri)
+        self._process = (writer_process.WriterProcess(database, uri)
+                         if not memory and writer_process.available() else None)
 
     def write(self, batches: Sequence[Batch]) -> Future[None]:
         """Start writing ``batches`` in one transaction; the future says how it ended."""
@@ -88,31 +95,28 @@ class Writer:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self._database, uri=self._uri, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA synchronous=NORMAL")  # as the reading connection (WAL is the file's)
-            self._conn = conn
+            self._conn = connect(self._database, self._uri, BUSY_TIMEOUT_MS, check_same_thread=False)
         return self._conn
 
     def _transaction(self, batches: Sequence[Batch]) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        self._commit(conn, batches)
+        if self._process is None:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            self._commit(conn, batches)
+            return
+        self._process.transaction(batches)
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
 
     def _commit(self, conn: sqlite3.Connection, batches: Sequence[Batch]) -> None:
-        """The rest of a transaction begun on ``conn``: every batch, then ``COMMIT`` (or rollback)."""
-        try:
-            for sql, rows in batches:
-                conn.executemany(sql, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
-                conn.execute("ROLLBACK")
-            raise
+        """The rest of a transaction begun on ``conn``, then a checkpoint once writes pause."""
+        commit(conn, batches)
         if self.checkpointer is not None:
             self.checkpointer.committed()
 
     def _close(self) -> None:
+        if self._process is not None:
+            self._process.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
