@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
+from bot.core.fast_init import fast_init
 from bot.core.timeframes import TIMEFRAME_MS, timeframe_ms  # re-exported: most callers import them from here
 
 
@@ -41,6 +42,7 @@ class Direction(str, Enum):
 # ---------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Candle:
     """One closed OHLCV bar; ``ts`` is the bar's open time (ms)."""
@@ -85,6 +87,7 @@ class Candle:
         return None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Trade:
     """One public trade print."""
@@ -98,6 +101,7 @@ class Trade:
     trade_id: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderBook:
     """An L2 snapshot: bids descending, asks ascending, as (price, amount) pairs."""
@@ -132,6 +136,7 @@ MarketEvent = Candle | Trade | OrderBook
 # ---------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A strategy's evaluation of one closed bar, acted on or not.
@@ -163,6 +168,7 @@ class Signal:
         return f"{self.strategy}:{self.symbol}:{self.timeframe}:{self.ts}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SignalExplained:
     """Feature attributions of a stored signal, computed after the Engine acted on it
@@ -177,6 +183,7 @@ class SignalExplained:
 PROTECTIVE_LEGS = frozenset({"stop", "take_profit", "trailing_stop"})
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
     """What a strategy (via sizing) would like to trade, before the risk gate."""
@@ -201,6 +208,7 @@ class OrderIntent:
 # ---------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderDenied:
     intent_id: str
@@ -210,6 +218,7 @@ class OrderDenied:
     ts: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderSubmitted:
     order_id: str  # client order id (deterministic)
@@ -223,6 +232,7 @@ class OrderSubmitted:
     exchange_order_id: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
     order_id: str
@@ -236,6 +246,7 @@ class OrderFilled:
     liquidity: str = "taker"  # taker | maker
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PositionChanged:
     symbol: str
@@ -247,6 +258,7 @@ class PositionChanged:
     ts: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EquitySnapshot:
     ts: int
@@ -256,6 +268,7 @@ class EquitySnapshot:
     heat: float = 0.0  # sum of loss-to-stop over open positions, in quote
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StrategyFailed:
     """A call into strategy code raised (``bot.engine.strategy_guard``); ``disabled``: no more calls."""
@@ -269,6 +282,7 @@ class StrategyFailed:
     disabled: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TradingStateChanged:
     """The trading state moved (``active`` / ``reducing`` / ``halted``): a breaker, an operator,
