@@ -7,7 +7,9 @@ Every component of the bot talks in these. Market data (``Candle``, ``OrderBook`
 ``EquitySnapshot``, ``TradingStateChanged``) are what happened and are persisted by the store.
 
 Timestamps are integer milliseconds since the Unix epoch (UTC), as exchanges
-publish them. Prices and quantities are floats in quote / base units.
+publish them. Prices and quantities are floats in quote / base units. Each is a frozen
+slotted dataclass whose ``__init__`` is :func:`bot.core.fast_init.fast_init`'s (the hot path
+builds several per bar).
 """
 
 from __future__ import annotations

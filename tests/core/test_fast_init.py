@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import pickle
 from dataclasses import MISSING, dataclass, field
 from typing import Any
 
@@ -73,7 +74,7 @@ def test_built_as_the_dataclass_builds_it(data: st.DataObject) -> None:
     fast, plain = cls(*args, **kwargs), TWINS[cls](*args, **kwargs)
     assert _state(fast) == _state(plain)
     assert repr(fast) == repr(plain)
-    assert fast == cls(*args, **kwargs) == dataclasses.replace(fast)
+    assert fast == cls(*args, **kwargs) == dataclasses.replace(fast) == pickle.loads(pickle.dumps(fast))
     for f in fs[n:]:  # defaults: factories make a fresh object per instance
         if f.default_factory is not MISSING:
             assert getattr(fast, f.name) is not getattr(cls(*args, **kwargs), f.name)
