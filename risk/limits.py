@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.core.fast_init import fast_init
 from risk.market import MarketRules
 from risk.state import TradingState
 
@@ -24,6 +25,7 @@ class RiskLimits:
     breakers: tuple[str, ...] = DEFAULT_BREAKERS  # risk.breakers plug-ins, asked in this order
 
 
+@fast_init  # built once per intent judged
 @dataclass(frozen=True, slots=True)
 class RiskContext:
     """Everything a check may look at, frozen at the moment of the decision."""

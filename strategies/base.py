@@ -104,14 +104,6 @@ class Strategy(ABC):
     ) -> Signal:
         """Build a ``Signal`` for ``ctx`` with this strategy's identity filled in."""
         size = extra.pop("size_pct", self.default_size_pct if direction is Direction.LONG else 0.0)
-        return Signal(
-            strategy=self.name,
-            symbol=ctx.candle.symbol,
-            timeframe=ctx.candle.timeframe,
-            ts=ctx.candle.close_ts,
-            direction=direction,
-            strength=strength,
-            size_pct=size,
-            reason=reason,
-            **extra,
-        )
+        candle = ctx.candle  # once a bar: identity and bar positionally, cheaper than by keyword
+        return Signal(self.name, candle.symbol, candle.timeframe, candle.close_ts, direction, strength,
+                      size_pct=size, reason=reason, **extra)

@@ -7,7 +7,9 @@ Every component of the bot talks in these. Market data (``Candle``, ``OrderBook`
 ``EquitySnapshot``, ``TradingStateChanged``) are what happened and are persisted by the store.
 
 Timestamps are integer milliseconds since the Unix epoch (UTC), as exchanges
-publish them. Prices and quantities are floats in quote / base units.
+publish them. Prices and quantities are floats in quote / base units. Each is a frozen
+slotted dataclass whose ``__init__`` is :func:`bot.core.fast_init.fast_init`'s (the hot path
+builds several per bar).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
+from bot.core.fast_init import fast_init
 from bot.core.timeframes import TIMEFRAME_MS, timeframe_ms  # re-exported: most callers import them from here
 
 
@@ -41,6 +44,7 @@ class Direction(str, Enum):
 # ---------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Candle:
     """One closed OHLCV bar; ``ts`` is the bar's open time (ms)."""
@@ -85,6 +89,7 @@ class Candle:
         return None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Trade:
     """One public trade print."""
@@ -98,6 +103,7 @@ class Trade:
     trade_id: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderBook:
     """An L2 snapshot: bids descending, asks ascending, as (price, amount) pairs."""
@@ -132,6 +138,7 @@ MarketEvent = Candle | Trade | OrderBook
 # ---------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A strategy's evaluation of one closed bar, acted on or not.
@@ -163,6 +170,7 @@ class Signal:
         return f"{self.strategy}:{self.symbol}:{self.timeframe}:{self.ts}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SignalExplained:
     """Feature attributions of a stored signal, computed after the Engine acted on it
@@ -177,6 +185,7 @@ class SignalExplained:
 PROTECTIVE_LEGS = frozenset({"stop", "take_profit", "trailing_stop"})
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
     """What a strategy (via sizing) would like to trade, before the risk gate."""
@@ -201,6 +210,7 @@ class OrderIntent:
 # ---------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderDenied:
     intent_id: str
@@ -210,6 +220,7 @@ class OrderDenied:
     ts: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderSubmitted:
     order_id: str  # client order id (deterministic)
@@ -223,6 +234,7 @@ class OrderSubmitted:
     exchange_order_id: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
     order_id: str
@@ -236,6 +248,7 @@ class OrderFilled:
     liquidity: str = "taker"  # taker | maker
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PositionChanged:
     symbol: str
@@ -247,6 +260,7 @@ class PositionChanged:
     ts: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EquitySnapshot:
     ts: int
@@ -256,6 +270,7 @@ class EquitySnapshot:
     heat: float = 0.0  # sum of loss-to-stop over open positions, in quote
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StrategyFailed:
     """A call into strategy code raised (``bot.engine.strategy_guard``); ``disabled``: no more calls."""
@@ -269,6 +284,7 @@ class StrategyFailed:
     disabled: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TradingStateChanged:
     """The trading state moved (``active`` / ``reducing`` / ``halted``): a breaker, an operator,

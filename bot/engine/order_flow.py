@@ -149,19 +149,21 @@ class OrderFlow:
 
     def risk_context(self, intent: OrderIntent, price: float) -> RiskContext:
         now = self.clock.now_ms()
-        held = {p.symbol for p in self.portfolio.open_positions()} | self.ledger.reserved_symbols()
+        portfolio, ledger = self.portfolio, self.ledger
+        marked = portfolio.snapshot(now)  # equity and heat in one pass (equal to equity() and heat())
+        held = {p.symbol for p in portfolio.open_positions()} | ledger.reserved_symbols()
         return RiskContext(
             state=self.trading.state,
-            equity=self.portfolio.equity(),
-            cash=self.portfolio.cash - self.ledger.reserved_cost(),
+            equity=marked.equity,
+            cash=portfolio.cash - ledger.reserved_cost(),
             price=price,
-            position=self.portfolio.position(intent.symbol).amount,
+            position=portfolio.position(intent.symbol).amount,
             open_positions=len(held),
-            heat=self.committed_heat(),
+            heat=marked.heat + ledger.reserved_heat(),  # committed_heat()
             fee_rate=self.settings.fee_rate,
-            seen_intents=self.ledger.decided,
-            entered_signals=self.ledger.entered_signals,
-            orders_last_minute=self.ledger.entries_last_minute(now),
+            seen_intents=ledger.decided,
+            entered_signals=ledger.entered_signals,
+            orders_last_minute=ledger.entries_last_minute(now),
             market=self.markets.get(intent.symbol),
             slippage_margin=self.margin,
             paused=self.trading.paused.get(intent.symbol),

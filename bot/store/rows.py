@@ -115,13 +115,15 @@ def decision_row(portfolio: str, intent: OrderIntent, denial: OrderDenied | None
             0 if denial else 1,
             denial.check if denial else None,
             denial.reason if denial else None,
-            json.dumps({name: getattr(intent, name) for name in _INTENT_FIELDS}, default=str),
+            _intent_json({name: getattr(intent, name) for name in _INTENT_FIELDS}),
         ),
     )
 
 
 # an intent is flat (strings, numbers, enums): its fields as they are, no dataclasses.asdict deep copy
 _INTENT_FIELDS = tuple(f.name for f in fields(OrderIntent))
+# json.dumps(..., default=str) builds an encoder per call; one built once encodes the same bytes
+_intent_json = json.JSONEncoder(default=str).encode
 _TABLE = re.compile(r"\b(?:INTO|UPDATE|FROM)\s+(\w+)", re.IGNORECASE)
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from bot.core.clock import SimClock
 from bot.engine.engine import Engine, EngineSettings
-from bot.core.events import Candle, Direction, OrderIntent, Signal
+from bot.core.events import Candle, Direction, OrderIntent, Side, Signal
 from bot.execution.paper_book import PaperBookExecutor
 from bot.execution.simulated import SimulatedExecutor
 from bot.store.store import Store
@@ -127,6 +127,10 @@ async def _drive(engine: Engine, executor: Recording, portfolio: Portfolio, path
             await engine.on_event(Candle("sim", symbol, "1h", step * HOUR, o, h, lo, c, 1.0))
             assert engine.unprotected() == [], "an open position has no stop"
             assert engine.committed_heat() <= executor.heat_cap * (1 + TOL) + TOL
+            # the gate's context takes equity and heat from one snapshot: the same floats as asked apart
+            ctx = engine.flow.risk_context(OrderIntent("probe", "probe", symbol, Side.BUY, 1.0), c)
+            assert (repr(float(ctx.equity)), repr(float(ctx.heat))) == (
+                repr(float(portfolio.equity())), repr(float(engine.committed_heat())))
             assert portfolio.cash >= -TOL
             for pos in portfolio.open_positions():
                 value = pos.amount * pos.avg_price
