@@ -99,8 +99,9 @@ class FactSink(Protocol):
         ...
 
     async def flush_behind(self) -> None:
-        """Start writing what is queued without waiting for it (a replay's batches); every
-        later call waits for that write, and raises its failure."""
+        """Start writing what is queued without waiting for it (a replay's batches; while the
+        previous such write is under way it may stay queued for the next call); every later
+        call waits for what was queued, and raises its failure."""
         ...
 
     def record_breakers(self, memory: BreakerMemory, ts: int) -> None:

@@ -6,9 +6,9 @@ one, a daemon under its configured, stable one so that a restart resumes where i
 Facts are queued with ``record`` (their rows: :mod:`bot.store.rows`) and written together by ``flush``
 in one transaction by the writer (``bot.store.writer``: a process of its own, a few rows on the
 caller's thread; hot paths stay fast);
-``flush_behind`` starts that write without waiting for it (a backtest's replay goes on beside it;
-every later call into the store waits for it first, so reads see every row and a failed write is
-raised there); ``record_now`` queues and flushes at once, for money paths that must be durable
+``flush_behind`` starts that write without waiting for it (a backtest's replay goes on beside it,
+and while one such write is under way its rows wait for the next; every later call into the store
+waits for them first, so reads see every row and a failed write is raised there); ``record_now`` queues and flushes at once, for money paths that must be durable
 before the next step (an order intent is on disk before the request leaves).
 """
 
@@ -44,6 +44,7 @@ from risk.breakers import BreakerMemory
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store", "StoreError", "migrate"]
 
+BEHIND_MAX_ROWS = 50_000  # queued while a write behind is under way, before flush_behind waits for it
 WRITE_HERE_ROWS = 16  # a waited-for flush this small is written on the caller's thread (Writer.write_here)
 TERMINAL_STATUSES = tuple(sorted(s.value for s in TERMINAL))  # orders.status that never change
 _MEMORY_DBS = itertools.count()  # names of in-memory stores (shared by the store's two connections)
@@ -56,6 +57,7 @@ class Store:
         self.portfolio = portfolio
         self._pending: list[Row] = []
         self._behind: tuple[Future[None], list[Row]] | None = None
+        self._deferred = False  # a flush_behind left rows queued (``_ready`` writes them)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -128,6 +130,7 @@ class Store:
 
     async def flush(self) -> int:
         """Write every queued row in one transaction; returns the number written."""
+        self._deferred = False  # written here, with the rest
         await self._ready()
         if not self._pending:
             return 0
@@ -140,8 +143,14 @@ class Store:
         return len(rows)
 
     async def flush_behind(self) -> None:
-        """Start writing every queued row in one transaction and return without waiting for it
-        (after the previous such write has ended); every later call waits for it first."""
+        """Start writing every queued row in one transaction and return without waiting for it;
+        every later call waits for it first. While the previous such write is still under way the
+        rows stay queued for the next call (up to ``BEHIND_MAX_ROWS``; then it waits): the
+        replay goes on instead of waiting for the writer."""
+        if self._behind is not None and not self._behind[0].done() and len(self._pending) < BEHIND_MAX_ROWS:
+            self._deferred = True
+            return
+        self._deferred = False  # written now, with the rest
         await self._ready()
         if self._pending:
             rows = self._pending
@@ -171,11 +180,15 @@ class Store:
             raise
 
     async def _ready(self) -> aiosqlite.Connection:
-        """The reading connection, once a write :meth:`flush_behind` started has ended (its
+        """The reading connection, once every row :meth:`flush_behind` was given is written (a
         failure is raised here, its rows queued again)."""
         if self._behind is not None:
             behind, self._behind = self._behind, None
             await self._settle(*behind)
+        if self._deferred:  # rows a flush_behind left queued while that write was under way
+            self._deferred = False
+            if rows := self._pending:
+                await self._settle(self._start_write(batches(rows)), rows)
         return self._conn
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiosqlite
@@ -182,3 +183,36 @@ async def test_a_column_reads_what_fetch_reads_in_the_same_order(tmp_path: Path)
         assert await store.column("equity", "equity") == [101.0, 102.0, 103.0]
         with pytest.raises(ValueError):
             await store.column("equity", "equity; DROP TABLE equity")
+
+
+async def test_a_write_behind_under_way_is_not_waited_for_until_the_queue_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay goes on while the writer is busy: rows stay queued for the next call, in order."""
+    import sqlite3
+
+    import bot.store.store as store_module
+
+    monkeypatch.setattr(store_module, "BEHIND_MAX_ROWS", 40)
+    path = tmp_path / "s.sqlite"
+    async with await Store.open(path) as store:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the first write waits for this lock
+        try:
+            for ts in range(20):
+                store.record(EquitySnapshot(ts, 1.0, 1.0, 0.0))
+            await store.flush_behind()
+            for ts in range(20, 40):
+                store.record(EquitySnapshot(ts, 1.0, 1.0, 0.0))
+            await asyncio.wait_for(store.flush_behind(), 1.0)  # returned at once: nothing waited for
+            assert len(store._pending) == 20  # queued for the next call
+            for ts in range(40, 60):
+                store.record(EquitySnapshot(ts, 1.0, 1.0, 0.0))
+            full = asyncio.ensure_future(store.flush_behind())  # 20 queued + 20: the queue is full
+            await asyncio.sleep(0.3)
+            assert not full.done()  # it waits for the write under way
+            blocker.execute("COMMIT")
+            await asyncio.wait_for(full, 10.0)
+        finally:
+            blocker.close()
+        assert await store.column("equity", "ts") == list(range(60))
