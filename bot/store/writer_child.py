@@ -8,6 +8,7 @@ own the write runs beside the replay; the parent pays for pickling the rows only
 
 The parent (:class:`bot.store.writer.Writer`) starts this file with ``python -I -S``: standard
 library only, nothing else imported. It reads length-prefixed pickles of batches from stdin
+(of plain values only: :mod:`bot.store.writer_process` pickles what ``sqlite3`` would bind)
 and writes each as one transaction (``BEGIN IMMEDIATE``, an ``executemany`` per batch,
 ``COMMIT``; rolled back on failure), then answers ``None`` or what failed (:func:`failure`);
 ``None`` instead of batches ends it.
@@ -30,7 +31,10 @@ _LENGTH = struct.Struct("<Q")
 
 
 def send(stream: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    send_pickled(stream, pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def send_pickled(stream: IO[bytes], data: bytes) -> None:
     stream.write(_LENGTH.pack(len(data)) + data)
     stream.flush()
 

@@ -11,6 +11,8 @@ exchange and resumes from what the store holds).
 
 from __future__ import annotations
 
+import io
+import pickle
 import sqlite3
 import subprocess
 import sys
@@ -53,8 +55,9 @@ class WriterProcess:
             raise StoreError(self._broken)
         proc = self._proc or self._start()
         assert proc.stdin is not None and proc.stdout is not None
+        data = _pickled(batches)  # before anything is sent: a value it refuses fails here
         try:
-            writer_child.send(proc.stdin, list(batches))
+            writer_child.send_pickled(proc.stdin, data)
             answer = writer_child.receive(proc.stdout)
         except (EOFError, OSError):  # it ended (killed): did the transaction commit before?
             self._broken = (f"the store's writer process ended (exit code {self._exit_code(proc)}) with a"
@@ -92,6 +95,34 @@ class WriterProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             return proc.wait()
+
+
+class _RowPickler(pickle.Pickler):
+    """Pickles rows as ``sqlite3`` binds their values: the process imports nothing to load them.
+
+    ``reducer_override`` is only asked about values that are not exactly a basic type: a subclass of
+    float, int, str or bytes (a numpy float, an enum) becomes its plain value, taken as the
+    base type holds it (an enum's characters, not its ``__str__``); anything else is refused with
+    the ``sqlite3.ProgrammingError`` that binding it would raise."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if obj is float or obj is int or obj is str or obj is bytes:  # what the reductions below name
+            return NotImplemented
+        if isinstance(obj, float):
+            return float, (float.__float__(obj),)
+        if isinstance(obj, int):
+            return int, (int.__int__(obj),)
+        if isinstance(obj, str):
+            return str, (str.__str__(obj),)
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            return bytes, (bytes(obj),)
+        raise sqlite3.ProgrammingError(f"Error binding parameter: type {type(obj).__name__!r} is not supported")
+
+
+def _pickled(batches: Sequence[tuple[str, list[tuple[Any, ...]]]]) -> bytes:
+    buffer = io.BytesIO()
+    _RowPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(batches)
+    return buffer.getvalue()
 
 
 def _rebuilt(answer: tuple[str, str, int | None, str | None]) -> Exception:

@@ -154,3 +154,37 @@ async def test_closing_ends_the_process_while_a_forked_copy_holds_its_pipe(tmp_p
     finally:
         os.kill(fork, signal.SIGKILL)
         os.waitpid(fork, 0)
+
+
+async def test_values_are_stored_as_sqlite3_binds_them_here(tmp_path: Path) -> None:
+    """Subclasses of float, int and str (numpy floats, str and int enums) are what sqlite3 binds
+    on this side; a value it cannot bind fails the transaction and leaves the process usable."""
+    import enum
+
+    import numpy as np
+
+    from bot.core.events import Side
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    rows = [(np.float64(0.1),), (Side.BUY,), (Level.HIGH,), (True,), (2**62,), (None,), (b"\x00b",),
+            ("é",), (1e308 * 10,)]
+    expected = tmp_path / "direct.sqlite"
+    with sqlite3.connect(expected) as conn:
+        conn.execute("CREATE TABLE t (v)")
+        conn.executemany("INSERT INTO t VALUES (?)", rows)
+        want = conn.execute("SELECT v, typeof(v) FROM t ORDER BY rowid").fetchall()
+    path = database(tmp_path)
+    writer = Writer(path)
+    try:
+        await asyncio.wrap_future(writer.write([(INSERT, rows)]))
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT v, typeof(v) FROM t ORDER BY rowid").fetchall() == want
+        for bad in (object(), np.int64(1), 2**70):
+            with pytest.raises((sqlite3.ProgrammingError, OverflowError)):
+                await asyncio.wrap_future(writer.write([(INSERT, [(1,), (bad,)])]))
+        await asyncio.wrap_future(writer.write([(INSERT, [(7,)])]))
+        assert values(path)[-1] == 7 and len(values(path)) == len(rows) + 1
+    finally:
+        await writer.close()
