@@ -1,15 +1,16 @@
-"""SQLite persistence (aiosqlite, WAL). With ``bot.store.read``, ``rows`` and ``schema``, the only code that
-speaks SQL (with the writer's process, ``bot.store.writer_child``). Schema versioned by ``PRAGMA user_version``, upgraded by the ordered ``MIGRATIONS``
-(:mod:`bot.store.schema`). Everything is scoped by a ``portfolio`` key: a backtest writes under a fresh
-one, a daemon under its configured, stable one so that a restart resumes where it stopped.
+"""SQLite persistence (aiosqlite, WAL). With ``bot.store.read``, ``rows`` and ``schema`` (and the
+writer's process, ``bot.store.writer_child``), the only code that speaks SQL. Schema versioned by
+``PRAGMA user_version``, upgraded by the ordered ``MIGRATIONS`` (:mod:`bot.store.schema`). Everything
+is scoped by a ``portfolio`` key: a backtest writes under a fresh one, a daemon under its configured,
+stable one so that a restart resumes where it stopped.
 
 Facts are queued with ``record`` (their rows: :mod:`bot.store.rows`) and written together by ``flush``
-in one transaction by the writer (``bot.store.writer``: a process of its own, a few rows on the
-caller's thread; hot paths stay fast);
-``flush_behind`` starts that write without waiting for it (a backtest's replay goes on beside it,
-and while one such write is under way its rows wait for the next; every later call into the store
-waits for them first, so reads see every row and a failed write is raised there); ``record_now`` queues and flushes at once, for money paths that must be durable
-before the next step (an order intent is on disk before the request leaves).
+in one transaction by the writer (``bot.store.writer``: in a process of its own, a few rows on the
+caller's thread; hot paths stay fast). ``flush_behind`` starts that write without waiting for it (a
+backtest's replay goes on beside it; while one such write is under way, the rows wait for the next);
+every later call into the store waits for them first, so reads see every row and a failed write is
+raised there. ``record_now`` queues and flushes at once, for money paths that must be durable before
+the next step (an order intent is on disk before the request leaves).
 """
 
 from __future__ import annotations
