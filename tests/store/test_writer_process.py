@@ -17,22 +17,7 @@ from bot.core.events import EquitySnapshot
 from bot.store.schema import StoreError
 from bot.store.store import Store
 from bot.store.writer import Writer
-
-INSERT = "INSERT INTO t VALUES (?)"
-
-
-def database(tmp_path: Path) -> str:
-    path = str(tmp_path / "w.sqlite")
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("CREATE TABLE t (v INTEGER)")
-    return path
-
-
-def values(path: str) -> list[int]:
-    with sqlite3.connect(path) as conn:
-        return [r[0] for r in conn.execute("SELECT v FROM t ORDER BY rowid")]
-
+from tests.store.test_writer import INSERT, database, values
 
 def child_pid(writer: Writer) -> int:
     process = writer._process
