@@ -77,7 +77,8 @@ class Writer:
             raise
         finally:
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._commit(conn, batches)
+        commit(conn, batches)
+        self._committed()
         return True
 
     def _ended(self, _: Future[None]) -> None:
@@ -99,18 +100,16 @@ class Writer:
         return self._conn
 
     def _transaction(self, batches: Sequence[Batch]) -> None:
-        if self._process is None:
+        if self._process is not None:
+            self._process.transaction(batches)
+        else:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
-            self._commit(conn, batches)
-            return
-        self._process.transaction(batches)
-        if self.checkpointer is not None:
-            self.checkpointer.committed()
+            commit(conn, batches)
+        self._committed()
 
-    def _commit(self, conn: sqlite3.Connection, batches: Sequence[Batch]) -> None:
-        """The rest of a transaction begun on ``conn``, then a checkpoint once writes pause."""
-        commit(conn, batches)
+    def _committed(self) -> None:
+        """A transaction was committed: the log is checkpointed once writes pause."""
         if self.checkpointer is not None:
             self.checkpointer.committed()
 
